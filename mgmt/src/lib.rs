@@ -1,0 +1,7 @@
+//! # mgmt — configuration and the operator's console
+//!
+//! Loads, validates and applies a unit's configuration (RON), and boots a unit
+//! (`tandemd`). Later: the control socket and the serial-console commands
+//! operators know (`hainfo`, `hamode`, `hasync`, `haactive`, `hapassive`,
+//! `hareset`, `hadiff`, `hasynctest`, `enha`) and config sync between members.
+#![forbid(unsafe_code)]

@@ -1,0 +1,1 @@
+//! Lab harness: network namespaces, veth pairs, real Linux peers.
