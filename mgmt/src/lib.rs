@@ -5,3 +5,7 @@
 //! operators know (`hainfo`, `hamode`, `hasync`, `haactive`, `hapassive`,
 //! `hareset`, `hadiff`, `hasynctest`, `enha`) and config sync between members.
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod counters_file;
+pub mod unit;

@@ -1,1 +1,42 @@
 //! Lab harness: network namespaces, veth pairs, real Linux peers.
+//!
+//! A [`Lab`] puts one unit between a Linux client and a Linux server, each in
+//! a namespace of its own, wired with veth pairs (picture and addresses in
+//! [`plan`]). The unit is `tandemd` on DPDK `net_af_packet`, or — to check
+//! the harness itself — the Linux kernel. Everything is RAII: processes,
+//! namespaces and files are gone when the lab is dropped, also on panic.
+//!
+//! ```no_run
+//! use tandem_tests::{plan, Lab};
+//! let lab = Lab::routed().unwrap();
+//! let out = lab.client().exec(["ping", "-c", "3", "-W", "2", plan::SERVER_IP]).unwrap();
+//! assert!(out.success(), "{out}");
+//! println!("{}", lab.counters().unwrap().nonzero());
+//! ```
+//!
+//! Every external command runs under a time limit; nothing is killed by
+//! name, only the pids the harness started. Needs root, iproute2, ethtool,
+//! and for the services `python3`, `curl`, `iperf3`.
+
+#![forbid(unsafe_code)]
+
+pub mod blob;
+pub mod command;
+pub mod counters;
+pub mod error;
+pub mod lab;
+pub mod netns;
+pub mod plan;
+pub mod process;
+pub mod services;
+pub mod tandemd;
+pub mod veth;
+pub mod wait;
+
+pub use command::Output;
+pub use counters::Counters;
+pub use error::{Error, Result};
+pub use lab::{Lab, LabBuilder, RouterKind};
+pub use netns::Netns;
+pub use process::Proc;
+pub use tandemd::Tandemd;

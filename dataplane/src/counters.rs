@@ -1,0 +1,177 @@
+//! Per-worker counters, by name.
+//!
+//! Every packet a worker handles ends up in exactly one outcome: transmitted,
+//! consumed by the unit itself (an ARP or echo reply is a transmission of its
+//! own), or dropped for a named [`DropReason`]. One macro list generates the
+//! reasons and their display names, so the two can never drift (FD.io VPP's
+//! X-macro habit).
+//!
+//! Counters have a single writer (the worker that owns them) and any number of
+//! readers (the control thread). The writer therefore does a relaxed load and
+//! store instead of a locked read-modify-write: no bus lock on the fast path,
+//! and a reader never sees a torn value.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A counter written by exactly one thread and read by any.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`; call only from the owning worker.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Adds one; call only from the owning worker.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// The current value, from any thread.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal: $doc:literal,)*) => {
+        /// Why a worker dropped a packet. Each has its own counter.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// How many reasons there are.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The stable counter name (snake case).
+            pub fn name(self) -> &'static str {
+                match self { $(DropReason::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    EthTruncated => "eth_truncated": "Frame shorter than an Ethernet header.",
+    NotForUs => "not_for_us": "Destination MAC is neither ours, our virtual MAC, nor broadcast.",
+    VlanUnconfigured => "vlan_unconfigured": "802.1Q-tagged frame on a port with no VLAN configured.",
+    UnknownEthertype => "unknown_ethertype": "Ethertype the unit does not handle.",
+    Ipv6Unsupported => "ipv6_unsupported": "IPv6 is parsed but not yet routed (needs neighbour discovery).",
+    ArpMalformed => "arp_malformed": "ARP that is not Ethernet/IPv4 or is truncated.",
+    ArpNotForUs => "arp_not_for_us": "ARP request for an address the unit does not own.",
+    ArpBadSender => "arp_bad_sender": "ARP whose sender is not on the interface's subnet, or is multicast/broadcast.",
+    Ipv4Truncated => "ipv4_truncated": "Shorter than an IPv4 header.",
+    Ipv4BadVersion => "ipv4_bad_version": "IP version field is not 4 in an IPv4 ethertype.",
+    Ipv4BadLength => "ipv4_bad_length": "IPv4 header or total length lies about the buffer.",
+    Ipv4BadChecksum => "ipv4_bad_checksum": "IPv4 header checksum does not verify.",
+    Ipv4Options => "ipv4_options": "IPv4 with options (pf's default: blocked unless allowed).",
+    Ipv4BadSource => "ipv4_bad_source": "Martian source: zero, loopback, multicast, broadcast or class E.",
+    Ipv4BadDestination => "ipv4_bad_destination": "Destination is zero, loopback, class E, or a broadcast the unit does not forward.",
+    Ipv4Multicast => "ipv4_multicast": "Multicast: the unit does not route multicast.",
+    TtlExpired => "ttl_expired": "TTL would reach 0 (ICMP time exceeded sent when allowed).",
+    NoRoute => "no_route": "No route to the destination (ICMP unreachable sent when allowed).",
+    FragmentationNeeded => "fragmentation_needed": "Larger than the egress MTU with DF set (ICMP frag-needed sent).",
+    LocalMalformed => "local_malformed": "Truncated or bad-checksum ICMP addressed to the unit.",
+    LocalNoService => "local_no_service": "Addressed to the unit, but nothing on the data ports serves it.",
+    ArpQueueFull => "arp_queue_full": "Waiting for ARP, but the queue for that next hop (or all of them) is full.",
+    ArpUnresolved => "arp_unresolved": "The next hop never answered ARP.",
+    NeighborTableFull => "neighbor_table_full": "No room for a new neighbour entry.",
+    NoMbuf => "no_mbuf": "No buffer to build a reply or an ARP request.",
+    TxFull => "tx_full": "The port's transmit queue did not take the packet.",
+}
+
+macro_rules! worker_counters {
+    ($($field:ident: $doc:literal,)*) => {
+        /// The counters of one worker core.
+        #[derive(Debug, Default)]
+        pub struct WorkerCounters {
+            $(#[doc = $doc] pub $field: Counter,)*
+            drops: [Counter; DropReason::COUNT],
+        }
+
+        impl WorkerCounters {
+            /// Every counter as `(name, value)`, drops named `drop.<reason>`.
+            pub fn snapshot(&self) -> Vec<(String, u64)> {
+                let mut out = vec![$((stringify!($field).to_string(), self.$field.get()),)*];
+                for r in DropReason::ALL {
+                    out.push((format!("drop.{}", r.name()), self.dropped(*r)));
+                }
+                out
+            }
+        }
+    };
+}
+
+worker_counters! {
+    rx_packets: "Packets read from the worker's rx queues.",
+    rx_bytes: "Bytes read from the worker's rx queues.",
+    tx_packets: "Packets handed to a tx queue and accepted.",
+    tx_bytes: "Bytes handed to a tx queue and accepted.",
+    forwarded: "IPv4 packets routed to a next hop.",
+    arp_replies_sent: "ARP replies for the unit's addresses and virtual IPs.",
+    arp_received: "ARP replies and gratuitous ARP taken in.",
+    arp_requests_sent: "ARP requests to resolve next hops.",
+    arp_learned: "Neighbour entries created or refreshed from ARP.",
+    echo_replies_sent: "ICMP echo replies to the unit's addresses.",
+    icmp_errors_sent: "ICMP time-exceeded / unreachable sent.",
+    icmp_errors_rate_limited: "ICMP errors not sent because of the rate limit.",
+    idle_sleeps: "Times the worker slept because it found nothing to do.",
+}
+
+impl WorkerCounters {
+    /// Counts one drop.
+    #[inline]
+    pub fn record_drop(&self, reason: DropReason) {
+        self.drops[reason as usize].inc();
+    }
+
+    /// Packets dropped for `reason` so far.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].get()
+    }
+
+    /// Packets dropped for any reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.drops.iter().map(Counter::get).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_snake_case() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert!(names.iter().all(|n| n
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate drop reason name");
+    }
+
+    #[test]
+    fn drops_are_counted_by_reason() {
+        let c = WorkerCounters::default();
+        c.record_drop(DropReason::TtlExpired);
+        c.record_drop(DropReason::TtlExpired);
+        c.record_drop(DropReason::NoRoute);
+        assert_eq!(c.dropped(DropReason::TtlExpired), 2);
+        assert_eq!(c.dropped(DropReason::NoRoute), 1);
+        assert_eq!(c.dropped_total(), 3);
+        let snap = c.snapshot();
+        assert!(snap.contains(&("drop.ttl_expired".to_string(), 2)));
+        assert!(snap.contains(&("rx_packets".to_string(), 0)));
+    }
+}

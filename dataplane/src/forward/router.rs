@@ -1,0 +1,636 @@
+//! The per-worker IPv4 router: what happens to one received frame.
+//!
+//! `Router::handle` takes ownership of a frame and ends it in exactly one way:
+//! pushed to `out` for transmission (forwarded, or rewritten in place into an
+//! ARP or echo reply), held while its next hop resolves, consumed (an ARP
+//! reply), or dropped with a [`DropReason`] counted. It may also push frames
+//! it built (ICMP errors, ARP requests) from the [`BufPool`].
+//!
+//! The code is generic over the buffer so the same logic runs on a `Vec<u8>`
+//! in the unit tests and on a DPDK mbuf in the worker. Time comes in as
+//! nanoseconds of a monotonic clock.
+
+use super::neighbor::{Held, Limits, Lookup, NeighborCache, Released};
+use super::route::{IfIndex, RouteTable};
+use super::token_bucket::TokenBucket;
+use super::{InterfaceConfig, Ipv4Prefix, RouterConfig};
+use crate::counters::{DropReason, WorkerCounters};
+use crate::wire::{
+    self, checksum, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
+    Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet,
+};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// A packet buffer the router can read and rewrite in place.
+pub trait PacketBuf {
+    /// The frame, from the Ethernet header on.
+    fn data(&self) -> &[u8];
+    /// The frame, writable.
+    fn data_mut(&mut self) -> &mut [u8];
+}
+
+/// Where the router gets buffers for the frames it builds itself.
+pub trait BufPool {
+    /// The buffer type, the same as received frames.
+    type Buf: PacketBuf;
+    /// A zeroed buffer of exactly `len` bytes, or `None` when the pool is dry.
+    fn alloc(&mut self, len: usize) -> Option<Self::Buf>;
+}
+
+impl PacketBuf for Vec<u8> {
+    fn data(&self) -> &[u8] {
+        self
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+/// TTL of packets the unit originates (Linux's default).
+const DEFAULT_TTL: u8 = 64;
+/// RFC 1812 4.3.2.3: an ICMP error carries as much of the original datagram
+/// as fits in 576 bytes.
+const ICMP_ERROR_MAX_IP_LEN: usize = 576;
+const ETH_HDR: usize = 14;
+const IPV4_HDR: usize = 20;
+const ICMP_HDR: usize = 8;
+const ARP_LEN: usize = 28;
+/// ICMP errors per second per worker, and the burst allowed.
+const ICMP_ERROR_RATE: u64 = 1000;
+const ICMP_ERROR_BURST: u64 = 100;
+
+/// ICMP codes the router sends (RFC 792, RFC 1812).
+mod code {
+    pub const NET_UNREACHABLE: u8 = 0;
+    pub const HOST_UNREACHABLE: u8 = 1;
+    pub const FRAG_NEEDED: u8 = 4;
+    pub const TTL_EXCEEDED: u8 = 0;
+}
+
+/// A data interface as the worker sees it.
+#[derive(Debug, Clone)]
+pub struct Interface {
+    /// The port's own MAC.
+    pub mac: EthernetAddress,
+    /// Own address and subnet.
+    pub address: Ipv4Prefix,
+    /// Cluster virtual IP, if any.
+    pub virtual_ip: Option<Ipv4Addr>,
+    /// Cluster virtual MAC, if any.
+    pub virtual_mac: Option<EthernetAddress>,
+    /// Largest IP datagram the port sends.
+    pub mtu: u16,
+}
+
+impl Interface {
+    /// From the configuration and the port's facts.
+    pub fn new(cfg: &InterfaceConfig, mac: EthernetAddress, mtu: u16) -> Self {
+        Self {
+            mac,
+            address: cfg.address,
+            virtual_ip: cfg.virtual_ip,
+            virtual_mac: cfg.virtual_mac,
+            mtu,
+        }
+    }
+
+    fn accepts_mac(&self, dst: EthernetAddress) -> bool {
+        dst == self.mac || Some(dst) == self.virtual_mac || dst.is_broadcast()
+    }
+
+    /// The MAC to answer `ip` with: the virtual MAC for the virtual IP.
+    fn mac_for(&self, ip: Ipv4Addr) -> EthernetAddress {
+        match (self.virtual_ip, self.virtual_mac) {
+            (Some(vip), Some(vmac)) if vip == ip => vmac,
+            _ => self.mac,
+        }
+    }
+
+    /// The source MAC of forwarded frames: the virtual MAC when configured.
+    fn forward_mac(&self) -> EthernetAddress {
+        self.virtual_mac.unwrap_or(self.mac)
+    }
+
+    fn owns(&self, ip: Ipv4Addr) -> bool {
+        ip == self.address.addr() || Some(ip) == self.virtual_ip
+    }
+}
+
+/// A forwarded frame waiting for its next hop's MAC, with what is needed to
+/// send ICMP host unreachable back if the next hop never answers.
+pub struct HeldFrame<B> {
+    frame: B,
+    ingress: IfIndex,
+    from_mac: EthernetAddress,
+}
+
+/// A neighbour learnt by one worker, to be told to the others.
+pub type Learned = (Ipv4Addr, IfIndex, EthernetAddress);
+
+/// The routing state and logic of one worker.
+pub struct Router<B> {
+    ifaces: Vec<Interface>,
+    routes: RouteTable,
+    neighbors: NeighborCache<HeldFrame<B>>,
+    icmp_errors: TokenBucket,
+    counters: Arc<WorkerCounters>,
+    ip_id: u16,
+    released: Vec<Released<HeldFrame<B>>>,
+    learned: Vec<Learned>,
+}
+
+impl<B: PacketBuf> Router<B> {
+    /// A router for `ifaces` (index = port index) with the routes of `cfg`.
+    /// Fails with the index of a static route whose gateway is on no subnet.
+    pub fn new(
+        cfg: &RouterConfig,
+        ifaces: Vec<Interface>,
+        counters: Arc<WorkerCounters>,
+    ) -> Result<Self, usize> {
+        Ok(Self {
+            ifaces,
+            routes: cfg.route_table()?,
+            neighbors: NeighborCache::new(Limits::default()),
+            icmp_errors: TokenBucket::new(ICMP_ERROR_RATE, ICMP_ERROR_BURST),
+            counters,
+            ip_id: 0,
+            released: Vec::with_capacity(64),
+            learned: Vec::with_capacity(16),
+        })
+    }
+
+    /// The counters this router writes.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    /// Neighbours learnt since the last call (for the other workers).
+    pub fn take_learned(&mut self, into: &mut Vec<Learned>) {
+        into.append(&mut self.learned);
+    }
+
+    /// A neighbour learnt by another worker.
+    pub fn learn_shared<P: BufPool<Buf = B>>(
+        &mut self,
+        (ip, iface, mac): Learned,
+        now: u64,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        self.neighbors
+            .learn(ip, iface, mac, true, now, &mut self.released);
+        self.flush_released(out);
+    }
+
+    /// Handles one frame received on interface `iface`.
+    pub fn handle<P: BufPool<Buf = B>>(
+        &mut self,
+        iface: IfIndex,
+        pkt: B,
+        now: u64,
+        pool: &mut P,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        let Some(ifc) = self.ifaces.get(iface) else {
+            return;
+        };
+        let frame = match EthernetFrame::new_checked(pkt.data()) {
+            Ok(f) => f,
+            Err(_) => return self.drop(DropReason::EthTruncated),
+        };
+        if !ifc.accepts_mac(frame.dst_addr()) {
+            return self.drop(DropReason::NotForUs);
+        }
+        if frame.tag_count() > 0 {
+            return self.drop(DropReason::VlanUnconfigured);
+        }
+        let l2 = frame.header_len();
+        let src_mac = frame.src_addr();
+        match frame.ethertype() {
+            EtherType::Arp => self.arp(iface, pkt, l2, now, out),
+            EtherType::Ipv4 => self.ipv4(iface, pkt, l2, src_mac, now, pool, out),
+            EtherType::Ipv6 => self.drop(DropReason::Ipv6Unsupported),
+            _ => self.drop(DropReason::UnknownEthertype),
+        }
+    }
+
+    /// Runs the neighbour timers: ARP retries, and drops (with ICMP host
+    /// unreachable back to the sender) for next hops that never answered.
+    pub fn poll<P: BufPool<Buf = B>>(
+        &mut self,
+        now: u64,
+        pool: &mut P,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        let mut requests = Vec::new();
+        let mut failed = Vec::new();
+        self.neighbors.poll(now, &mut requests, &mut failed);
+        for (iface, ip) in requests {
+            self.send_arp_request(iface, ip, pool, out);
+        }
+        for held in failed {
+            self.drop(DropReason::ArpUnresolved);
+            let (ty, code) = (Icmpv4Message::DstUnreachable, code::HOST_UNREACHABLE);
+            let frame = held.frame.data();
+            self.icmp_error(
+                held.ingress,
+                held.from_mac,
+                frame,
+                ETH_HDR,
+                ty,
+                code,
+                0,
+                now,
+                pool,
+                out,
+            );
+        }
+    }
+
+    fn drop(&self, reason: DropReason) {
+        self.counters.record_drop(reason);
+    }
+
+    // ---------------------------------------------------------------- ARP
+
+    fn arp(
+        &mut self,
+        iface: IfIndex,
+        mut pkt: B,
+        l2: usize,
+        now: u64,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        let Some(repr) = pkt
+            .data()
+            .get(l2..)
+            .and_then(|p| ArpPacket::new_checked(p).ok())
+            .and_then(|p| ArpRepr::parse(&p).ok())
+        else {
+            return self.drop(DropReason::ArpMalformed);
+        };
+        let ifc = &self.ifaces[iface];
+        let sender_ok = ifc.address.contains(repr.source_protocol_addr)
+            && repr.source_protocol_addr != ifc.address.network()
+            && repr.source_protocol_addr != ifc.address.broadcast()
+            && !ifc.owns(repr.source_protocol_addr)
+            && repr.source_hardware_addr.is_unicast()
+            && repr.source_hardware_addr != EthernetAddress::UNSPECIFIED;
+        if !sender_ok {
+            return self.drop(DropReason::ArpBadSender);
+        }
+        let target = repr.target_protocol_addr;
+        let for_us = ifc.owns(target);
+        let reply_mac = ifc.mac_for(target);
+        if self.neighbors.learn(
+            repr.source_protocol_addr,
+            iface,
+            repr.source_hardware_addr,
+            for_us,
+            now,
+            &mut self.released,
+        ) {
+            self.counters.arp_learned.inc();
+            self.learned
+                .push((repr.source_protocol_addr, iface, repr.source_hardware_addr));
+            self.flush_released(out);
+        }
+        match repr.operation {
+            ArpOperation::Request if for_us => {
+                let reply = ArpRepr {
+                    operation: ArpOperation::Reply,
+                    source_hardware_addr: reply_mac,
+                    source_protocol_addr: target,
+                    target_hardware_addr: repr.source_hardware_addr,
+                    target_protocol_addr: repr.source_protocol_addr,
+                };
+                let data = pkt.data_mut();
+                let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+                eth.set_dst_addr(repr.source_hardware_addr);
+                eth.set_src_addr(reply_mac);
+                reply.emit(&mut ArpPacket::new_unchecked(&mut data[l2..]));
+                self.counters.arp_replies_sent.inc();
+                out.push((iface, pkt));
+            }
+            ArpOperation::Request => self.drop(DropReason::ArpNotForUs),
+            _ => self.counters.arp_received.inc(),
+        }
+    }
+
+    fn send_arp_request<P: BufPool<Buf = B>>(
+        &mut self,
+        iface: IfIndex,
+        target: Ipv4Addr,
+        pool: &mut P,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        let ifc = &self.ifaces[iface];
+        let Some(mut buf) = pool.alloc(ETH_HDR + ARP_LEN) else {
+            return self.drop(DropReason::NoMbuf);
+        };
+        let data = buf.data_mut();
+        let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+        eth.set_dst_addr(EthernetAddress::BROADCAST);
+        eth.set_src_addr(ifc.mac);
+        eth.set_ethertype(EtherType::Arp);
+        ArpRepr {
+            operation: ArpOperation::Request,
+            source_hardware_addr: ifc.mac,
+            source_protocol_addr: ifc.address.addr(),
+            target_hardware_addr: EthernetAddress::UNSPECIFIED,
+            target_protocol_addr: target,
+        }
+        .emit(&mut ArpPacket::new_unchecked(&mut data[ETH_HDR..]));
+        self.counters.arp_requests_sent.inc();
+        out.push((iface, buf));
+    }
+
+    /// Frames whose next hop just resolved: finish their Ethernet header.
+    fn flush_released(&mut self, out: &mut Vec<(IfIndex, B)>) {
+        for Released { iface, mac, packet } in self.released.drain(..) {
+            let mut frame = packet.frame;
+            EthernetFrame::new_unchecked(frame.data_mut()).set_dst_addr(mac);
+            self.counters.forwarded.inc();
+            out.push((iface, frame));
+        }
+    }
+
+    // ---------------------------------------------------------------- IPv4
+
+    #[allow(clippy::too_many_arguments)]
+    fn ipv4<P: BufPool<Buf = B>>(
+        &mut self,
+        iface: IfIndex,
+        mut pkt: B,
+        l2: usize,
+        src_mac: EthernetAddress,
+        now: u64,
+        pool: &mut P,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        let Some(l3) = pkt.data().get(l2..) else {
+            return self.drop(DropReason::Ipv4Truncated);
+        };
+        let ip = match Ipv4Packet::new_checked(l3) {
+            Ok(ip) => ip,
+            Err(wire::Error::BadVersion) => return self.drop(DropReason::Ipv4BadVersion),
+            Err(wire::Error::Truncated) => return self.drop(DropReason::Ipv4Truncated),
+            Err(_) => return self.drop(DropReason::Ipv4BadLength),
+        };
+        if !ip.verify_checksum() {
+            return self.drop(DropReason::Ipv4BadChecksum);
+        }
+        if ip.header_len() != IPV4_HDR {
+            return self.drop(DropReason::Ipv4Options);
+        }
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let ttl = ip.ttl();
+        let total_len = usize::from(ip.total_len());
+        let dont_frag = ip.dont_frag();
+        if is_martian_source(src) {
+            return self.drop(DropReason::Ipv4BadSource);
+        }
+        if self.ifaces.iter().any(|i| i.owns(dst)) {
+            return self.local(iface, pkt, l2, now, out);
+        }
+        if dst.is_multicast() {
+            return self.drop(DropReason::Ipv4Multicast);
+        }
+        let ifc = &self.ifaces[iface];
+        if dst.is_broadcast()
+            || dst.is_unspecified()
+            || dst.is_loopback()
+            || dst.octets()[0] >= 240
+            || dst == ifc.address.broadcast()
+        {
+            return self.drop(DropReason::Ipv4BadDestination);
+        }
+        let Some(route) = self.routes.lookup(dst) else {
+            self.drop(DropReason::NoRoute);
+            let code = code::NET_UNREACHABLE;
+            return self.icmp_error(
+                iface,
+                src_mac,
+                pkt.data(),
+                l2,
+                Icmpv4Message::DstUnreachable,
+                code,
+                0,
+                now,
+                pool,
+                out,
+            );
+        };
+        let egress = &self.ifaces[route.iface];
+        if route.gateway.is_none()
+            && (dst == egress.address.broadcast() || dst == egress.address.network())
+        {
+            return self.drop(DropReason::Ipv4BadDestination);
+        }
+        if ttl <= 1 {
+            self.drop(DropReason::TtlExpired);
+            let (ty, code) = (Icmpv4Message::TimeExceeded, code::TTL_EXCEEDED);
+            return self.icmp_error(iface, src_mac, pkt.data(), l2, ty, code, 0, now, pool, out);
+        }
+        if total_len > usize::from(egress.mtu) {
+            self.drop(DropReason::FragmentationNeeded);
+            if dont_frag {
+                let mtu = u32::from(egress.mtu);
+                let (ty, code) = (Icmpv4Message::DstUnreachable, code::FRAG_NEEDED);
+                self.icmp_error(
+                    iface,
+                    src_mac,
+                    pkt.data(),
+                    l2,
+                    ty,
+                    code,
+                    mtu,
+                    now,
+                    pool,
+                    out,
+                );
+            }
+            return;
+        }
+        let forward_mac = egress.forward_mac();
+        let next_hop = route.next_hop(dst);
+
+        // Rewrite: TTL (incremental checksum, RFC 1624) and source MAC.
+        let data = pkt.data_mut();
+        Ipv4Packet::new_unchecked(&mut data[l2..]).decrement_ttl_and_update_checksum();
+        let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+        eth.set_src_addr(forward_mac);
+
+        match self.neighbors.lookup(next_hop, now) {
+            Lookup::Resolved { mac, refresh } => {
+                eth.set_dst_addr(mac);
+                self.counters.forwarded.inc();
+                out.push((route.iface, pkt));
+                if refresh {
+                    self.send_arp_request(route.iface, next_hop, pool, out);
+                }
+            }
+            Lookup::Unresolved => {
+                let held = HeldFrame {
+                    frame: pkt,
+                    ingress: iface,
+                    from_mac: src_mac,
+                };
+                match self.neighbors.hold(next_hop, route.iface, held, now) {
+                    Held::Queued { request: true } => {
+                        self.send_arp_request(route.iface, next_hop, pool, out)
+                    }
+                    Held::Queued { request: false } => {}
+                    Held::QueueFull(_) => self.drop(DropReason::ArpQueueFull),
+                    Held::TableFull(_) => self.drop(DropReason::NeighborTableFull),
+                }
+            }
+        }
+    }
+
+    /// A datagram addressed to one of the unit's own addresses.
+    fn local(
+        &mut self,
+        iface: IfIndex,
+        mut pkt: B,
+        l2: usize,
+        now: u64,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        let _ = now;
+        let data = pkt.data_mut();
+        let Ok(mut ip) = Ipv4Packet::new_checked(&mut data[l2..]) else {
+            return self.drop(DropReason::LocalMalformed);
+        };
+        if ip.next_header() != IpProtocol::Icmp || ip.is_fragment() {
+            return self.drop(DropReason::LocalNoService);
+        }
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        {
+            let Ok(mut icmp) = Icmpv4Packet::new_checked(ip.payload_mut()) else {
+                return self.drop(DropReason::LocalMalformed);
+            };
+            if !icmp.verify_checksum() {
+                return self.drop(DropReason::LocalMalformed);
+            }
+            if icmp.msg_type() != Icmpv4Message::EchoRequest {
+                return self.drop(DropReason::LocalNoService);
+            }
+            icmp.set_msg_type(Icmpv4Message::EchoReply);
+            icmp.fill_checksum();
+        }
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_ttl(DEFAULT_TTL);
+        ip.fill_checksum();
+        let reply_mac = self.ifaces[iface].mac_for(dst);
+        let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+        let back_to = eth.src_addr();
+        eth.set_dst_addr(back_to);
+        eth.set_src_addr(reply_mac);
+        self.counters.echo_replies_sent.inc();
+        out.push((iface, pkt));
+    }
+
+    // ---------------------------------------------------------------- ICMP errors
+
+    /// Sends an ICMP error about the frame `orig` (IP header at `l2`) back
+    /// to `to_mac` on `iface`, unless RFC 1812 4.3.2.7 forbids it or the rate
+    /// limit says no.
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_error<P: BufPool<Buf = B>>(
+        &mut self,
+        iface: IfIndex,
+        to_mac: EthernetAddress,
+        orig: &[u8],
+        l2: usize,
+        ty: Icmpv4Message,
+        code: u8,
+        rest: u32,
+        now: u64,
+        pool: &mut P,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        let Some(ip) = orig.get(l2..).and_then(|d| Ipv4Packet::new_checked(d).ok()) else {
+            return;
+        };
+        let about_error = ip.next_header() == IpProtocol::Icmp
+            && !ip.is_fragment()
+            && ip.payload().first().is_some_and(|t| Icmpv4Message::from(*t).is_error());
+        let orig_dst_mac = EthernetFrame::new_checked(orig).map(|f| f.dst_addr());
+        if about_error
+            || ip.frag_offset() != 0
+            || ip.dst_addr().is_multicast()
+            || ip.dst_addr().is_broadcast()
+            || orig_dst_mac.map_or(true, |m| m.is_multicast())
+            || !to_mac.is_unicast()
+        {
+            return;
+        }
+        if !self.icmp_errors.take(now) {
+            self.counters.icmp_errors_rate_limited.inc();
+            return;
+        }
+        let quoted_len =
+            usize::from(ip.total_len()).min(ICMP_ERROR_MAX_IP_LEN - IPV4_HDR - ICMP_HDR);
+        let quoted = &orig[l2..l2 + quoted_len];
+        let ip_len = IPV4_HDR + ICMP_HDR + quoted_len;
+        let Some(mut buf) = pool.alloc(ETH_HDR + ip_len) else {
+            return self.drop(DropReason::NoMbuf);
+        };
+        let ifc = &self.ifaces[iface];
+        let (from, to) = (ifc.address.addr(), ip.src_addr());
+        let src_mac = ifc.mac;
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let data = buf.data_mut();
+        let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+        eth.set_dst_addr(to_mac);
+        eth.set_src_addr(src_mac);
+        eth.set_ethertype(EtherType::Ipv4);
+        let ip_bytes = &mut data[ETH_HDR..];
+        write_ipv4_header(ip_bytes, ip_len, self.ip_id, IpProtocol::Icmp, from, to);
+        let icmp_bytes = &mut ip_bytes[IPV4_HDR..];
+        icmp_bytes[0] = ty.into();
+        icmp_bytes[1] = code;
+        icmp_bytes[2..4].copy_from_slice(&[0, 0]);
+        icmp_bytes[4..8].copy_from_slice(&rest.to_be_bytes());
+        icmp_bytes[ICMP_HDR..].copy_from_slice(quoted);
+        let sum = !checksum::data(icmp_bytes);
+        icmp_bytes[2..4].copy_from_slice(&sum.to_be_bytes());
+        self.counters.icmp_errors_sent.inc();
+        out.push((iface, buf));
+    }
+}
+
+/// Writes a 20-byte IPv4 header with a valid checksum.
+fn write_ipv4_header(
+    buf: &mut [u8],
+    total_len: usize,
+    id: u16,
+    proto: IpProtocol,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) {
+    let total = u16::try_from(total_len).unwrap_or(u16::MAX);
+    buf[0] = 0x45;
+    buf[1] = 0;
+    buf[2..4].copy_from_slice(&total.to_be_bytes());
+    buf[4..6].copy_from_slice(&id.to_be_bytes());
+    buf[6..8].copy_from_slice(&[0, 0]);
+    buf[8] = DEFAULT_TTL;
+    buf[9] = proto.into();
+    buf[10..12].copy_from_slice(&[0, 0]);
+    buf[12..16].copy_from_slice(&src.octets());
+    buf[16..20].copy_from_slice(&dst.octets());
+    let sum = !checksum::data(&buf[..IPV4_HDR]);
+    buf[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// RFC 1812 5.3.7: sources a router must not forward from.
+fn is_martian_source(src: Ipv4Addr) -> bool {
+    src.is_unspecified()
+        || src.is_loopback()
+        || src.is_multicast()
+        || src.is_broadcast()
+        || src.octets()[0] >= 240
+}

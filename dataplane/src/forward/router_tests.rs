@@ -1,0 +1,474 @@
+//! The router, driven frame by frame with `Vec<u8>` buffers and an explicit clock.
+
+use super::router::{BufPool, Interface, Router};
+use super::{InterfaceConfig, RouterConfig, StaticRoute};
+use crate::counters::{DropReason, WorkerCounters};
+use crate::wire::{
+    checksum, ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame,
+    Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
+};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+const MAC0: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x10]);
+const MAC1: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x11]);
+const VMAC0: EthernetAddress = EthernetAddress([0x02, 0, 0x5e, 0x10, 0, 0x01]);
+const VMAC1: EthernetAddress = EthernetAddress([0x02, 0, 0x5e, 0x10, 0, 0x02]);
+const CLIENT_MAC: EthernetAddress = EthernetAddress([0x02, 0xc1, 0, 0, 0, 0x02]);
+const SERVER_MAC: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 0x02]);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+const UNIT0: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+const VIP0: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 254);
+const REMOTE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+const SECOND: u64 = 1_000_000_000;
+
+struct Pool {
+    left: usize,
+}
+
+impl BufPool for Pool {
+    type Buf = Vec<u8>;
+    fn alloc(&mut self, len: usize) -> Option<Vec<u8>> {
+        self.left = self.left.checked_sub(1)?;
+        Some(vec![0; len])
+    }
+}
+
+struct Lab {
+    router: Router<Vec<u8>>,
+    counters: Arc<WorkerCounters>,
+    pool: Pool,
+    out: Vec<(usize, Vec<u8>)>,
+}
+
+fn config() -> RouterConfig {
+    RouterConfig {
+        interfaces: vec![
+            InterfaceConfig {
+                port: "data0".into(),
+                address: "198.18.1.1/24".parse().unwrap(),
+                virtual_ip: Some(VIP0),
+                virtual_mac: Some(VMAC0),
+            },
+            InterfaceConfig {
+                port: "data1".into(),
+                address: "198.18.2.1/24".parse().unwrap(),
+                virtual_ip: Some(Ipv4Addr::new(198, 18, 2, 254)),
+                virtual_mac: Some(VMAC1),
+            },
+        ],
+        routes: vec![StaticRoute { prefix: "198.19.0.0/16".parse().unwrap(), via: SERVER }],
+    }
+}
+
+fn lab() -> Lab {
+    let cfg = config();
+    let ifaces = vec![Interface::new(&cfg.interfaces[0], MAC0, 1500), Interface::new(&cfg.interfaces[1], MAC1, 1500)];
+    let counters = Arc::new(WorkerCounters::default());
+    let router = Router::new(&cfg, ifaces, Arc::clone(&counters)).unwrap();
+    Lab { router, counters, pool: Pool { left: 64 }, out: Vec::new() }
+}
+
+impl Lab {
+    fn rx(&mut self, iface: usize, frame: Vec<u8>, now: u64) -> Vec<(usize, Vec<u8>)> {
+        self.router.handle(iface, frame, now, &mut self.pool, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+
+    fn poll(&mut self, now: u64) -> Vec<(usize, Vec<u8>)> {
+        self.router.poll(now, &mut self.pool, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+
+    fn dropped(&self, r: DropReason) -> u64 {
+        self.counters.dropped(r)
+    }
+
+    /// Teaches the router the server's MAC (as if it had answered ARP).
+    fn knows_server(&mut self) {
+        let out = self.rx(1, arp(ArpOperation::Request, SERVER_MAC, SERVER, Ipv4Addr::new(198, 18, 2, 1)), 0);
+        assert_eq!(out.len(), 1, "the unit answers the server's ARP request");
+    }
+}
+
+fn eth(dst: EthernetAddress, src: EthernetAddress, ty: EtherType, payload: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0; 14 + payload.len()];
+    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
+    f.set_dst_addr(dst);
+    f.set_src_addr(src);
+    f.set_ethertype(ty);
+    buf[14..].copy_from_slice(payload);
+    buf
+}
+
+fn arp(op: ArpOperation, mac: EthernetAddress, ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut p = vec![0; 28];
+    ArpRepr {
+        operation: op,
+        source_hardware_addr: mac,
+        source_protocol_addr: ip,
+        target_hardware_addr: EthernetAddress::UNSPECIFIED,
+        target_protocol_addr: target,
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut p[..]));
+    let dst = if op == ArpOperation::Request { EthernetAddress::BROADCAST } else { MAC1 };
+    eth(dst, mac, EtherType::Arp, &p)
+}
+
+/// An IPv4 datagram carrying `payload` (no L4 checksum needed: routers do not look).
+fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, proto: IpProtocol, payload: &[u8]) -> Vec<u8> {
+    let repr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: proto,
+        payload_len: payload.len(),
+        hop_limit: ttl,
+        dscp: 0,
+        ecn: 0,
+        ident: 0x1234,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    };
+    let mut buf = vec![0; repr.buffer_len()];
+    repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
+    buf[20..].copy_from_slice(payload);
+    buf
+}
+
+fn echo_request() -> Vec<u8> {
+    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i', b'n', b'g'];
+    let sum = !checksum::data(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    icmp
+}
+
+fn udp_from_client(dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
+    let ip = ipv4(CLIENT, dst, ttl, IpProtocol::Udp, &[0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, 1, 2, 3, 4]);
+    eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip)
+}
+
+/// Parses an emitted frame as Ethernet + IPv4, checking the header checksum.
+fn ip_of(frame: &[u8]) -> (EthernetFrame<&[u8]>, Ipv4Repr) {
+    let f = EthernetFrame::new_checked(frame).unwrap();
+    assert_eq!(f.ethertype(), EtherType::Ipv4);
+    let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+    let repr = Ipv4Repr::parse(&ip, ChecksumMode::Verify).expect("valid IPv4 header checksum");
+    (f, repr)
+}
+
+/// The ICMP message of an emitted frame, checksum verified.
+fn icmp_of(frame: &[u8]) -> (Icmpv4Message, u8, Vec<u8>) {
+    let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum(), "ICMP checksum");
+    (icmp.msg_type(), icmp.msg_code(), icmp.data().to_vec())
+}
+
+// ------------------------------------------------------------------ ARP
+
+#[test]
+fn answers_arp_for_own_address_with_port_mac() {
+    let mut lab = lab();
+    let out = lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, CLIENT, UNIT0), 0);
+    assert_eq!(out.len(), 1);
+    let (iface, frame) = &out[0];
+    assert_eq!(*iface, 0);
+    let f = EthernetFrame::new_checked(&frame[..]).unwrap();
+    assert_eq!((f.dst_addr(), f.src_addr()), (CLIENT_MAC, MAC0));
+    let reply = ArpRepr::parse(&ArpPacket::new_checked(&frame[14..]).unwrap()).unwrap();
+    assert_eq!(reply.operation, ArpOperation::Reply);
+    assert_eq!((reply.source_hardware_addr, reply.source_protocol_addr), (MAC0, UNIT0));
+    assert_eq!((reply.target_hardware_addr, reply.target_protocol_addr), (CLIENT_MAC, CLIENT));
+    assert_eq!(lab.counters.arp_replies_sent.get(), 1);
+}
+
+#[test]
+fn answers_arp_for_virtual_ip_with_virtual_mac() {
+    let mut lab = lab();
+    let out = lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, CLIENT, VIP0), 0);
+    let frame = &out[0].1;
+    assert_eq!(EthernetFrame::new_checked(&frame[..]).unwrap().src_addr(), VMAC0);
+    let reply = ArpRepr::parse(&ArpPacket::new_checked(&frame[14..]).unwrap()).unwrap();
+    assert_eq!((reply.source_hardware_addr, reply.source_protocol_addr), (VMAC0, VIP0));
+}
+
+#[test]
+fn ignores_arp_for_others_and_from_foreign_subnets() {
+    let mut lab = lab();
+    assert!(lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, CLIENT, Ipv4Addr::new(198, 18, 1, 77)), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::ArpNotForUs), 1);
+    // sender on data1's subnet, heard on data0: refused, not learnt
+    assert!(lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, SERVER, UNIT0), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::ArpBadSender), 1);
+    // sender claims the unit's own address
+    assert!(lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, UNIT0, VIP0), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::ArpBadSender), 2);
+}
+
+#[test]
+fn malformed_arp_is_counted() {
+    let mut lab = lab();
+    let mut frame = arp(ArpOperation::Request, CLIENT_MAC, CLIENT, UNIT0);
+    frame[14 + 4] = 8; // hardware length 8
+    assert!(lab.rx(0, frame, 0).is_empty());
+    let short = arp(ArpOperation::Request, CLIENT_MAC, CLIENT, UNIT0)[..14 + 20].to_vec();
+    assert!(lab.rx(0, short, 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::ArpMalformed), 2);
+}
+
+// ------------------------------------------------------------------ local delivery
+
+#[test]
+fn answers_echo_to_own_address_and_virtual_ip() {
+    for (dst, dst_mac, want_src_mac) in [(UNIT0, MAC0, MAC0), (VIP0, VMAC0, VMAC0)] {
+        let mut lab = lab();
+        let frame = eth(dst_mac, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, dst, 64, IpProtocol::Icmp, &echo_request()));
+        let out = lab.rx(0, frame, 0);
+        assert_eq!(out.len(), 1, "one echo reply to {dst}");
+        let (f, ip) = ip_of(&out[0].1);
+        assert_eq!((f.dst_addr(), f.src_addr()), (CLIENT_MAC, want_src_mac));
+        assert_eq!((ip.src_addr, ip.dst_addr), (dst, CLIENT));
+        let (ty, code, data) = icmp_of(&out[0].1);
+        assert_eq!((ty, code), (Icmpv4Message::EchoReply, 0));
+        assert_eq!(&data[..], b"ping");
+        assert_eq!(lab.counters.echo_replies_sent.get(), 1);
+    }
+}
+
+#[test]
+fn local_traffic_other_than_echo_is_dropped() {
+    let mut lab = lab();
+    let frame = eth(MAC0, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, UNIT0, 64, IpProtocol::Tcp, &[0; 20]));
+    assert!(lab.rx(0, frame, 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::LocalNoService), 1);
+    let mut bad = echo_request();
+    bad[2] ^= 0xff;
+    let frame = eth(MAC0, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, UNIT0, 64, IpProtocol::Icmp, &bad));
+    assert!(lab.rx(0, frame, 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::LocalMalformed), 1);
+}
+
+// ------------------------------------------------------------------ forwarding
+
+#[test]
+fn forwards_after_resolving_the_next_hop() {
+    let mut lab = lab();
+    let out = lab.rx(0, udp_from_client(SERVER, 64), 0);
+    assert_eq!(out.len(), 1, "only an ARP request goes out, the packet waits");
+    let (iface, req) = &out[0];
+    assert_eq!(*iface, 1);
+    let r = ArpRepr::parse(&ArpPacket::new_checked(&req[14..]).unwrap()).unwrap();
+    assert_eq!((r.operation, r.source_protocol_addr, r.target_protocol_addr), (ArpOperation::Request, Ipv4Addr::new(198, 18, 2, 1), SERVER));
+
+    let out = lab.rx(1, arp(ArpOperation::Reply, SERVER_MAC, SERVER, Ipv4Addr::new(198, 18, 2, 1)), 1000);
+    assert_eq!(out.len(), 1, "the held packet is released");
+    let (iface, frame) = &out[0];
+    assert_eq!(*iface, 1);
+    let (f, ip) = ip_of(frame);
+    assert_eq!((f.dst_addr(), f.src_addr()), (SERVER_MAC, VMAC1));
+    assert_eq!((ip.src_addr, ip.dst_addr, ip.hop_limit), (CLIENT, SERVER, 63));
+    assert_eq!(&frame[14 + 20..], &[0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, 1, 2, 3, 4], "payload untouched");
+
+    // now resolved: straight through
+    let out = lab.rx(0, udp_from_client(SERVER, 10), 2000);
+    assert_eq!(out.len(), 1);
+    assert_eq!(ip_of(&out[0].1).1.hop_limit, 9);
+    assert_eq!(lab.counters.forwarded.get(), 2);
+}
+
+#[test]
+fn static_route_goes_through_its_gateway() {
+    let mut lab = lab();
+    lab.knows_server();
+    let out = lab.rx(0, udp_from_client(REMOTE, 64), 0);
+    assert_eq!(out.len(), 1);
+    let (f, ip) = ip_of(&out[0].1);
+    assert_eq!((out[0].0, f.dst_addr(), ip.dst_addr), (1, SERVER_MAC, REMOTE));
+}
+
+#[test]
+fn ttl_expiry_sends_time_exceeded_from_the_ingress_address() {
+    for ttl in [0, 1] {
+        let mut lab = lab();
+        lab.knows_server();
+        let orig = udp_from_client(SERVER, ttl);
+        let out = lab.rx(0, orig.clone(), 0);
+        assert_eq!(out.len(), 1);
+        let (iface, frame) = &out[0];
+        assert_eq!(*iface, 0);
+        let (f, ip) = ip_of(frame);
+        assert_eq!((f.dst_addr(), ip.src_addr, ip.dst_addr), (CLIENT_MAC, UNIT0, CLIENT));
+        let (ty, code, data) = icmp_of(frame);
+        assert_eq!((ty, code), (Icmpv4Message::TimeExceeded, 0));
+        assert_eq!(&data[..], &orig[14..], "quotes the whole original datagram");
+        assert_eq!(lab.dropped(DropReason::TtlExpired), 1);
+    }
+}
+
+#[test]
+fn no_route_sends_net_unreachable() {
+    let mut lab = lab();
+    let out = lab.rx(0, udp_from_client(Ipv4Addr::new(198, 18, 200, 1), 64), 0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(icmp_of(&out[0].1).0, Icmpv4Message::DstUnreachable);
+    assert_eq!(icmp_of(&out[0].1).1, 0);
+    assert_eq!(lab.dropped(DropReason::NoRoute), 1);
+}
+
+#[test]
+fn too_big_with_df_sends_fragmentation_needed_with_the_mtu() {
+    let mut lab = lab();
+    lab.knows_server();
+    let ip = ipv4(CLIENT, SERVER, 64, IpProtocol::Udp, &[0; 1600]);
+    let out = lab.rx(0, eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip), 0);
+    assert_eq!(out.len(), 1);
+    let frame = &out[0].1;
+    let icmp = Icmpv4Packet::new_checked(&frame[34..]).unwrap();
+    assert_eq!((icmp.msg_type(), icmp.msg_code(), icmp.next_hop_mtu()), (Icmpv4Message::DstUnreachable, 4, 1500));
+    assert_eq!(frame.len(), 14 + 576, "quote limited to 576 bytes of IP");
+    assert_eq!(lab.dropped(DropReason::FragmentationNeeded), 1);
+}
+
+#[test]
+fn never_answers_an_icmp_error_with_an_error() {
+    let mut lab = lab();
+    let mut err = vec![11, 0, 0, 0, 0, 0, 0, 0];
+    err.extend_from_slice(&[0x45; 28]);
+    let frame = eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, SERVER, 1, IpProtocol::Icmp, &err));
+    assert!(lab.rx(0, frame, 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::TtlExpired), 1);
+    assert_eq!(lab.counters.icmp_errors_sent.get(), 0);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let mut lab = lab();
+    lab.pool.left = 1000;
+    for _ in 0..150 {
+        lab.rx(0, udp_from_client(SERVER, 1), 0);
+    }
+    assert_eq!(lab.counters.icmp_errors_sent.get(), 100, "the burst");
+    assert_eq!(lab.counters.icmp_errors_rate_limited.get(), 50);
+    lab.rx(0, udp_from_client(SERVER, 1), SECOND / 100);
+    assert_eq!(lab.counters.icmp_errors_sent.get(), 101, "10 ms refilled 10 tokens; one was used");
+}
+
+#[test]
+fn unresolved_next_hop_retries_then_sends_host_unreachable() {
+    let mut lab = lab();
+    let orig = udp_from_client(SERVER, 64);
+    assert_eq!(lab.rx(0, orig, 0).len(), 1);
+    let mut requests = 0;
+    let mut unreachable = Vec::new();
+    for s in 1..=4 {
+        for (iface, frame) in lab.poll(s * SECOND) {
+            match EthernetFrame::new_checked(&frame[..]).unwrap().ethertype() {
+                EtherType::Arp => requests += 1,
+                _ => unreachable.push((iface, frame)),
+            }
+        }
+    }
+    assert_eq!(requests, 2, "two retries after the first request");
+    assert_eq!(unreachable.len(), 1);
+    let (iface, frame) = &unreachable[0];
+    assert_eq!(*iface, 0);
+    assert_eq!(ip_of(frame).1.dst_addr, CLIENT);
+    assert_eq!(icmp_of(frame).0, Icmpv4Message::DstUnreachable);
+    assert_eq!(icmp_of(frame).1, 1);
+    assert_eq!(lab.dropped(DropReason::ArpUnresolved), 1);
+}
+
+#[test]
+fn no_buffer_for_an_arp_request_is_counted() {
+    let mut lab = lab();
+    lab.pool.left = 0;
+    assert!(lab.rx(0, udp_from_client(SERVER, 64), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::NoMbuf), 1);
+}
+
+// ------------------------------------------------------------------ bad input
+
+#[test]
+fn malformed_and_unroutable_frames_are_dropped_by_reason() {
+    let good = udp_from_client(SERVER, 64);
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut v = good.clone();
+        f(&mut v);
+        v
+    };
+    let cases: Vec<(Vec<u8>, DropReason)> = vec![
+        (good[..10].to_vec(), DropReason::EthTruncated),
+        (with(&|v| v[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9])), DropReason::NotForUs),
+        (with(&|v| v[12..14].copy_from_slice(&[0x88, 0xb5])), DropReason::UnknownEthertype),
+        (with(&|v| v[12..14].copy_from_slice(&[0x86, 0xdd])), DropReason::Ipv6Unsupported),
+        (good[..14 + 19].to_vec(), DropReason::Ipv4Truncated),
+        (with(&|v| v[14] = 0x65), DropReason::Ipv4BadVersion),
+        (with(&|v| v[16..18].copy_from_slice(&[0x02, 0x00])), DropReason::Ipv4BadLength),
+        (with(&|v| v[14] = 0x44), DropReason::Ipv4BadLength),
+        (with(&|v| v[24] ^= 0x01), DropReason::Ipv4BadChecksum),
+        (with(&|v| { v[26..30].copy_from_slice(&[127, 0, 0, 1]); fix_ip_checksum(v) }), DropReason::Ipv4BadSource),
+        (with(&|v| { v[26..30].copy_from_slice(&[224, 0, 0, 1]); fix_ip_checksum(v) }), DropReason::Ipv4BadSource),
+        (with(&|v| { v[30..34].copy_from_slice(&[239, 1, 1, 1]); fix_ip_checksum(v) }), DropReason::Ipv4Multicast),
+        (with(&|v| { v[30..34].copy_from_slice(&[198, 18, 1, 255]); fix_ip_checksum(v) }), DropReason::Ipv4BadDestination),
+        (with(&|v| { v[30..34].copy_from_slice(&[198, 18, 2, 255]); fix_ip_checksum(v) }), DropReason::Ipv4BadDestination),
+        (with(&|v| { v[30..34].copy_from_slice(&[255, 255, 255, 255]); fix_ip_checksum(v) }), DropReason::Ipv4BadDestination),
+    ];
+    for (i, (frame, reason)) in cases.into_iter().enumerate() {
+        let mut lab = lab();
+        let out = lab.rx(0, frame, 0);
+        assert!(out.is_empty(), "case {i}: nothing sent");
+        assert_eq!(lab.dropped(reason), 1, "case {i}: counted as {}", reason.name());
+        assert_eq!(lab.counters.dropped_total(), 1, "case {i}: counted once");
+    }
+}
+
+#[test]
+fn ip_options_and_vlan_tags_are_refused() {
+    let mut lab = lab();
+    // IHL 6 with one NOP-padded option word
+    let mut ip = ipv4(CLIENT, SERVER, 64, IpProtocol::Udp, &[0; 8]);
+    ip.splice(20..20, [1, 1, 1, 0]);
+    ip[0] = 0x46;
+    ip[2..4].copy_from_slice(&32u16.to_be_bytes());
+    let mut p = Ipv4Packet::new_unchecked(&mut ip[..]);
+    p.fill_checksum();
+    assert!(lab.rx(0, eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::Ipv4Options), 1);
+
+    let mut tagged = eth(VMAC0, CLIENT_MAC, EtherType::Vlan, &[0, 10, 0x08, 0x00]);
+    tagged.extend_from_slice(&ipv4(CLIENT, SERVER, 64, IpProtocol::Udp, &[0; 8]));
+    assert!(lab.rx(0, tagged, 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::VlanUnconfigured), 1);
+}
+
+#[test]
+fn no_input_panics() {
+    // Every prefix of every kind of frame, and every single-byte corruption of
+    // a forwarded one: the router must count, never panic.
+    let frames = [
+        udp_from_client(SERVER, 64),
+        arp(ArpOperation::Request, CLIENT_MAC, CLIENT, UNIT0),
+        eth(MAC0, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, UNIT0, 64, IpProtocol::Icmp, &echo_request())),
+    ];
+    let mut lab = lab();
+    lab.pool.left = usize::MAX;
+    for f in &frames {
+        for len in 0..=f.len() {
+            lab.rx(0, f[..len].to_vec(), 0);
+        }
+        for i in 0..f.len() {
+            for b in [0x00, 0xff, 0x45, 0x01] {
+                let mut g = f.clone();
+                g[i] = b;
+                lab.rx(0, g.clone(), 0);
+                lab.rx(1, g, 0);
+            }
+        }
+    }
+}
+
+fn fix_ip_checksum(frame: &mut [u8]) {
+    Ipv4Packet::new_unchecked(&mut frame[14..]).fill_checksum();
+}

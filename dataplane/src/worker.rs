@@ -1,0 +1,232 @@
+//! The worker loop: one per worker lcore, polling its queue on every data port.
+//!
+//! Worker `w` owns rx and tx queue `w` of every data port outright (the
+//! profile gives every data port one queue pair per worker), its router and
+//! neighbour cache, and its counters. Per iteration it reads a burst from each
+//! port, hands every frame to the router, and transmits what came out in
+//! per-port bursts; what a tx queue does not take after a few tries is freed
+//! and counted (`tx_full`). Neighbours one worker learns reach the others
+//! through small lock-free queues, so each cache stays single-owner.
+//!
+//! Idle policy: busy-poll by default; `Adaptive` sleeps after a run of empty
+//! polls, doubling the sleep up to a bound, and returns to polling at once
+//! when a packet arrives — two lab units on a two-core machine would starve
+//! each other otherwise.
+
+use crate::counters::{DropReason, WorkerCounters};
+use crate::forward::router::Learned;
+use crate::forward::{BufPool, IfIndex, PacketBuf, Router};
+use crossbeam::queue::ArrayQueue;
+use dpdk_sys::{lcore, Burst, Mbuf, Mempool, RxQueue, TxQueue};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl PacketBuf for Mbuf {
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+}
+
+/// Frames the router builds come from the same pool as received ones.
+pub struct PoolAlloc(pub Mempool);
+
+impl BufPool for PoolAlloc {
+    type Buf = Mbuf;
+    fn alloc(&mut self, len: usize) -> Option<Mbuf> {
+        let mut m = self.0.alloc()?;
+        m.append(len)?.fill(0);
+        Some(m)
+    }
+}
+
+/// What a worker does when a poll finds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Poll again at once.
+    BusyPoll,
+    /// Sleep after [`SPIN_BEFORE_SLEEP`] empty polls, doubling up to this many µs.
+    Adaptive {
+        /// Longest sleep in microseconds.
+        max_sleep_us: u32,
+    },
+}
+
+/// Empty polls before an adaptive worker starts to sleep.
+pub const SPIN_BEFORE_SLEEP: u32 = 256;
+/// How often the neighbour timers run.
+const POLL_INTERVAL_NS: u64 = 10_000_000;
+/// Attempts to hand a burst to a full tx queue before dropping the rest.
+const TX_ATTEMPTS: usize = 4;
+
+/// One data port as a worker sees it: its own queue pair.
+pub struct WorkerPort {
+    /// Queue `w` of the port, for receiving.
+    pub rx: RxQueue,
+    /// Queue `w` of the port, for sending.
+    pub tx: TxQueue,
+}
+
+/// Neighbour sharing between workers: an inbox per worker.
+#[derive(Clone)]
+pub struct NeighborMesh {
+    inboxes: Arc<Vec<ArrayQueue<Learned>>>,
+}
+
+impl NeighborMesh {
+    /// A mesh for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self { inboxes: Arc::new((0..workers).map(|_| ArrayQueue::new(256)).collect()) }
+    }
+
+    fn tell_others(&self, me: usize, learned: &[Learned]) {
+        for (w, inbox) in self.inboxes.iter().enumerate() {
+            if w != me {
+                for l in learned {
+                    // A full inbox loses a hint, not a packet: that worker
+                    // resolves the neighbour with its own ARP request.
+                    let _ = inbox.push(*l);
+                }
+            }
+        }
+    }
+}
+
+/// Everything one worker lcore owns.
+pub struct Worker {
+    index: usize,
+    ports: Vec<WorkerPort>,
+    router: Router<Mbuf>,
+    pool: PoolAlloc,
+    idle: IdlePolicy,
+    stop: Arc<AtomicBool>,
+    mesh: NeighborMesh,
+}
+
+impl Worker {
+    /// A worker; `ports[i]` is interface `i` of the router.
+    pub fn new(
+        index: usize,
+        ports: Vec<WorkerPort>,
+        router: Router<Mbuf>,
+        pool: Mempool,
+        idle: IdlePolicy,
+        stop: Arc<AtomicBool>,
+        mesh: NeighborMesh,
+    ) -> Self {
+        Self { index, ports, router, pool: PoolAlloc(pool), idle, stop, mesh }
+    }
+
+    /// Polls until `stop` is set. Returns 0 (the lcore's exit status).
+    pub fn run(mut self) -> i32 {
+        let clock = Clock::new();
+        let counters = Arc::clone(self.router.counters());
+        let mut rx = Burst::new();
+        let mut out: Vec<(IfIndex, Mbuf)> = Vec::with_capacity(4 * dpdk_sys::BURST_MAX);
+        let mut tx: Vec<Burst> = self.ports.iter().map(|_| Burst::new()).collect();
+        let mut learned = Vec::new();
+        let mut empty_polls = 0u32;
+        let mut sleep_us = 1u32;
+        let mut next_timer = 0u64;
+
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = clock.now_ns();
+            let mut got = 0;
+            for i in 0..self.ports.len() {
+                let n = self.ports[i].rx.rx_burst(&mut rx);
+                got += n;
+                for m in rx.drain() {
+                    counters.rx_packets.inc();
+                    counters.rx_bytes.add(m.len() as u64);
+                    self.router.handle(i, m, now, &mut self.pool, &mut out);
+                }
+                transmit(&mut self.ports, &mut out, &mut tx, &counters);
+            }
+            while let Some(l) = self.mesh.inboxes[self.index].pop() {
+                self.router.learn_shared::<PoolAlloc>(l, now, &mut out);
+            }
+            self.router.take_learned(&mut learned);
+            if !learned.is_empty() {
+                self.mesh.tell_others(self.index, &learned);
+                learned.clear();
+            }
+            if now >= next_timer {
+                self.router.poll(now, &mut self.pool, &mut out);
+                next_timer = now + POLL_INTERVAL_NS;
+            }
+            transmit(&mut self.ports, &mut out, &mut tx, &counters);
+
+            if got > 0 {
+                empty_polls = 0;
+                sleep_us = 1;
+                continue;
+            }
+            if let IdlePolicy::Adaptive { max_sleep_us } = self.idle {
+                empty_polls = empty_polls.saturating_add(1);
+                if empty_polls >= SPIN_BEFORE_SLEEP {
+                    counters.idle_sleeps.inc();
+                    std::thread::sleep(Duration::from_micros(u64::from(sleep_us)));
+                    sleep_us = (sleep_us * 2).min(max_sleep_us.max(1));
+                }
+            }
+        }
+        0
+    }
+}
+
+/// Moves `out` into per-port bursts and sends them.
+fn transmit(ports: &mut [WorkerPort], out: &mut Vec<(IfIndex, Mbuf)>, tx: &mut [Burst], counters: &WorkerCounters) {
+    for (iface, m) in out.drain(..) {
+        let Some(burst) = tx.get_mut(iface) else { continue };
+        if let Err(m) = burst.push(m) {
+            send(&mut ports[iface].tx, burst, counters);
+            if burst.push(m).is_err() {
+                counters.record_drop(DropReason::TxFull);
+            }
+        }
+    }
+    for (port, burst) in ports.iter_mut().zip(tx.iter_mut()) {
+        if !burst.is_empty() {
+            send(&mut port.tx, burst, counters);
+        }
+    }
+}
+
+/// Sends a burst, retrying a full queue a few times; frees and counts the rest.
+fn send(txq: &mut TxQueue, burst: &mut Burst, counters: &WorkerCounters) {
+    for _ in 0..TX_ATTEMPTS {
+        let bytes: usize = burst.iter().map(Mbuf::len).sum();
+        let sent = txq.tx_burst(burst);
+        let left: usize = burst.iter().map(Mbuf::len).sum();
+        counters.tx_packets.add(sent as u64);
+        counters.tx_bytes.add((bytes - left) as u64);
+        if burst.is_empty() {
+            return;
+        }
+        lcore::pause();
+    }
+    for _ in 0..burst.len() {
+        counters.record_drop(DropReason::TxFull);
+    }
+    burst.clear();
+}
+
+/// Nanoseconds of the TSC since the worker started.
+struct Clock {
+    start: u64,
+    hz: u128,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self { start: lcore::tsc(), hz: u128::from(lcore::tsc_hz().max(1)) }
+    }
+
+    fn now_ns(&self) -> u64 {
+        let ticks = u128::from(lcore::tsc().wrapping_sub(self.start));
+        u64::try_from(ticks * 1_000_000_000 / self.hz).unwrap_or(u64::MAX)
+    }
+}

@@ -1,0 +1,161 @@
+//! Booting one unit: EAL, the packet pool, the data ports, one worker per
+//! worker lcore; and taking it down again in the right order.
+//!
+//! Order matters for DPDK: workers stop polling before their ports stop,
+//! ports close before the pool goes, and the EAL is cleaned up last.
+
+use crate::config::UnitConfig;
+use dataplane::counters::WorkerCounters;
+use dataplane::forward::router::Interface;
+use dataplane::forward::Router;
+use dataplane::wire::EthernetAddress;
+use dataplane::worker::{IdlePolicy, NeighborMesh, Worker, WorkerPort};
+use dpdk_sys::{lcore, DpdkError, Eal, LaunchHandle, LcoreId, Mempool, Port, PortConfig, PortId, RssConfig, SocketId};
+use hw_profiles::{Idle, Profile};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Why a unit did not boot.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// DPDK refused a step.
+    #[error("{step}: {source}")]
+    Dpdk {
+        /// What was being done.
+        step: String,
+        /// DPDK's error.
+        source: DpdkError,
+    },
+    /// The profile and the running system disagree.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+fn dpdk(step: impl Into<String>) -> impl FnOnce(DpdkError) -> BootError {
+    let step = step.into();
+    move |source| BootError::Dpdk { step, source }
+}
+
+/// A running unit.
+pub struct Unit {
+    workers: Vec<LaunchHandle>,
+    counters: Vec<Arc<WorkerCounters>>,
+    ports: Vec<(String, Port)>,
+    pool: Mempool,
+    eal: Option<Eal>,
+}
+
+impl Unit {
+    /// Boots the unit described by `profile` and `config`; workers poll until
+    /// `stop` is set.
+    pub fn boot(profile: &Profile, config: &UnitConfig, file_prefix: &str, stop: Arc<AtomicBool>) -> Result<Self, BootError> {
+        let eal = Eal::init(&profile.eal_args(file_prefix)).map_err(dpdk("EAL init"))?;
+        let pool = Mempool::new(
+            "tandem_mbufs",
+            profile.memory.mbufs,
+            profile.memory.mbuf_cache,
+            Mempool::DEFAULT_DATA_ROOM,
+            SocketId::ANY,
+        )
+        .map_err(dpdk("packet pool"))?;
+
+        let workers = profile.cores.workers.len();
+        let mut ports = Vec::new();
+        let mut ifaces = Vec::new();
+        for ifc in &config.router.interfaces {
+            let spec = profile
+                .port(&ifc.port)
+                .ok_or_else(|| BootError::Mismatch(format!("no port {} in the profile", ifc.port)))?;
+            let id = PortId::by_name(spec.device.dpdk_name()).map_err(dpdk(format!("port {}", ifc.port)))?;
+            let info = id.info().map_err(dpdk(format!("port {} info", ifc.port)))?;
+            let rss = (spec.rx_queues > 1 && info.flow_type_rss_offloads != 0).then(RssConfig::symmetric);
+            let cfg = PortConfig {
+                rx_queues: spec.rx_queues,
+                tx_queues: spec.tx_queues,
+                rx_desc: spec.rx_desc,
+                tx_desc: spec.tx_desc,
+                mtu: None,
+                promiscuous: true,
+                rss,
+            };
+            let port = Port::configure(id, &cfg, &pool).map_err(dpdk(format!("configure port {}", ifc.port)))?;
+            port.start().map_err(dpdk(format!("start port {}", ifc.port)))?;
+            let mac = EthernetAddress(port.mac_addr().map_err(dpdk(format!("port {} MAC", ifc.port)))?);
+            ifaces.push(Interface::new(ifc, mac, spec.mtu));
+            ports.push((ifc.port.clone(), port));
+        }
+
+        let idle = match profile.idle {
+            Idle::BusyPoll => IdlePolicy::BusyPoll,
+            Idle::Adaptive { max_sleep_us } => IdlePolicy::Adaptive { max_sleep_us },
+        };
+        let mesh = NeighborMesh::new(workers);
+        let mut handles = Vec::new();
+        let mut counters = Vec::new();
+        for (w, &core) in profile.cores.workers.iter().enumerate() {
+            let queue = u16::try_from(w).map_err(|_| BootError::Mismatch("too many workers".into()))?;
+            let mut wports = Vec::new();
+            for (name, port) in &ports {
+                let missing = || BootError::Mismatch(format!("port {name} has no queue {queue} for worker {w}"));
+                wports.push(WorkerPort {
+                    rx: port.rx_queue(queue).ok_or_else(missing)?,
+                    tx: port.tx_queue(queue).ok_or_else(missing)?,
+                });
+            }
+            let c = Arc::new(WorkerCounters::default());
+            let router = Router::new(&config.router, ifaces.clone(), Arc::clone(&c))
+                .map_err(|r| BootError::Mismatch(format!("route {r}: gateway on no subnet")))?;
+            let worker = Worker::new(w, wports, router, pool.clone(), idle, Arc::clone(&stop), mesh.clone());
+            let handle = lcore::launch(LcoreId(core), move || worker.run()).map_err(dpdk(format!("launch worker on lcore {core}")))?;
+            handles.push(handle);
+            counters.push(c);
+        }
+        Ok(Self { workers: handles, counters, ports, pool, eal: Some(eal) })
+    }
+
+    /// Every counter as `name value`, workers first, then the ports' own.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        let mut all = Vec::new();
+        for (w, c) in self.counters.iter().enumerate() {
+            all.extend(c.snapshot().into_iter().map(|(n, v)| (format!("worker{w}.{n}"), v)));
+        }
+        for (name, port) in &self.ports {
+            if let Ok(s) = port.stats() {
+                for (n, v) in [
+                    ("ipackets", s.ipackets),
+                    ("opackets", s.opackets),
+                    ("imissed", s.imissed),
+                    ("ierrors", s.ierrors),
+                    ("oerrors", s.oerrors),
+                    ("rx_nombuf", s.rx_nombuf),
+                ] {
+                    all.push((format!("port.{name}.{n}"), v));
+                }
+            }
+        }
+        all
+    }
+
+    /// Waits for the workers (after `stop` was set), stops and closes the
+    /// ports, and cleans up the EAL. Returns the final counters.
+    pub fn shutdown(mut self) -> Result<Vec<(String, u64)>, BootError> {
+        for h in self.workers.drain(..) {
+            let status = h.wait();
+            if status != 0 {
+                return Err(BootError::Mismatch(format!("a worker exited with status {status}")));
+            }
+        }
+        for (name, port) in &self.ports {
+            port.stop().map_err(dpdk(format!("stop port {name}")))?;
+        }
+        let counters = self.counters();
+        for (name, port) in self.ports.drain(..) {
+            port.close().map_err(dpdk(format!("close port {name}")))?;
+        }
+        if let Some(eal) = self.eal.take() {
+            drop(self.pool);
+            eal.cleanup().map_err(dpdk("EAL cleanup"))?;
+        }
+        Ok(counters)
+    }
+}

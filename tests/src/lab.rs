@@ -1,0 +1,397 @@
+//! [`Lab`]: one unit between a Linux client and a Linux server, each in its
+//! own network namespace (the picture is in [`crate::plan`]).
+//!
+//! Everything a lab creates is removed when it is dropped, also when a test
+//! panics: first `tandemd` (SIGTERM, then SIGKILL), then the namespaces
+//! (which takes their veth pairs with them), then the temporary directory
+//! holding the unit config, the counters file and the logs. Names are unique
+//! per lab, so labs run side by side in parallel test threads.
+//!
+//! Two routers can sit in the unit namespace:
+//! - [`RouterKind::Tandemd`]: the real unit. Linux in the unit namespace has
+//!   no addresses and no forwarding; `tandemd` owns `data0`/`data1` through
+//!   DPDK `net_af_packet`.
+//! - [`RouterKind::Kernel`]: Linux routes instead (addresses and virtual IPs
+//!   on `data0`/`data1`, `ip_forward=1`, the same static route). It validates
+//!   the harness and the test scripts without the firmware.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::counters::Counters;
+use crate::error::{Error, Result};
+use crate::netns::Netns;
+use crate::plan::{self, HA_PORT};
+use crate::tandemd::{self, Launch, Tandemd};
+use crate::veth;
+use crate::wait::poll_until_detail;
+
+/// Environment variable that picks the router of [`RouterKind::from_env`].
+pub const ROUTER_ENV: &str = "TANDEM_LAB_ROUTER";
+
+/// Who routes between the client and the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterKind {
+    /// `tandemd` on DPDK: the system under test.
+    Tandemd,
+    /// The Linux kernel: for checking the harness itself.
+    Kernel,
+}
+
+impl RouterKind {
+    /// `Kernel` when `$TANDEM_LAB_ROUTER` is `kernel`, else `Tandemd`. Lets
+    /// the routing tests be run against Linux to check their scripting.
+    pub fn from_env() -> RouterKind {
+        match std::env::var(ROUTER_ENV).as_deref() {
+            Ok("kernel") => RouterKind::Kernel,
+            _ => RouterKind::Tandemd,
+        }
+    }
+}
+
+impl fmt::Display for RouterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RouterKind::Tandemd => "tandemd",
+            RouterKind::Kernel => "the Linux kernel",
+        })
+    }
+}
+
+/// Builds a [`Lab`].
+#[derive(Debug, Clone)]
+pub struct LabBuilder {
+    router: RouterKind,
+    tandemd: Option<PathBuf>,
+    profile: Option<PathBuf>,
+    ready_timeout: Duration,
+    narrate: bool,
+}
+
+impl Default for LabBuilder {
+    fn default() -> Self {
+        LabBuilder {
+            router: RouterKind::Tandemd,
+            tandemd: None,
+            profile: None,
+            ready_timeout: tandemd::READY_TIMEOUT,
+            narrate: false,
+        }
+    }
+}
+
+impl LabBuilder {
+    /// Who routes (default: `tandemd`).
+    pub fn router(mut self, router: RouterKind) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// The `tandemd` binary (default: [`tandemd::locate`]).
+    pub fn tandemd(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tandemd = Some(path.into());
+        self
+    }
+
+    /// The hardware profile (default: [`tandemd::lab_profile`]).
+    pub fn profile(mut self, path: impl Into<PathBuf>) -> Self {
+        self.profile = Some(path.into());
+        self
+    }
+
+    /// How long `tandemd` gets to print `ready` (default 60 s).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Print each step on stdout, for people watching (the demo).
+    pub fn narrate(mut self, on: bool) -> Self {
+        self.narrate = on;
+        self
+    }
+
+    fn say(&self, text: impl fmt::Display) {
+        if self.narrate {
+            println!("{text}");
+        }
+    }
+
+    /// Creates the namespaces, wires them, and starts the router.
+    pub fn build(self) -> Result<Lab> {
+        // Fail before creating anything when the daemon cannot be started.
+        let binaries = match self.router {
+            RouterKind::Tandemd => Some((
+                match &self.tandemd {
+                    Some(p) if p.is_file() => p.clone(),
+                    Some(p) => {
+                        return Err(Error::TandemdMissing {
+                            path: p.clone(),
+                            why: "as given".to_string(),
+                        })
+                    }
+                    None => tandemd::locate()?,
+                },
+                match &self.profile {
+                    Some(p) => p.clone(),
+                    None => tandemd::lab_profile()?,
+                },
+            )),
+            RouterKind::Kernel => None,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("tandem-lab-")
+            .tempdir()
+            .map_err(|source| Error::Io {
+                context: "creating the lab directory",
+                path: std::env::temp_dir(),
+                source,
+            })?;
+
+        // Locals are dropped in reverse order if a step fails: nothing leaks.
+        let client = Netns::new("cli")?;
+        let server = Netns::new("srv")?;
+        let unit = Netns::new("unit")?;
+        self.say(format_args!(
+            "namespaces: client {}, server {}, unit {}",
+            client.name(),
+            server.name(),
+            unit.name()
+        ));
+        for ns in [&client, &server, &unit] {
+            // IPv6 off before the interfaces exist, so they inherit it: no
+            // router solicitations, MLD or DAD on the lab's wires.
+            ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+            ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+        }
+
+        veth::pair(&unit, "data0", &client, "eth0")?;
+        veth::pair(&unit, "data1", &server, "eth0")?;
+        // The HA link goes nowhere in a one-unit lab: its peer stays down.
+        unit.ip(&[
+            "link", "add", HA_PORT, "type", "veth", "peer", "name", "ha0peer",
+        ])?;
+        veth::disable_offloads(&unit, HA_PORT)?;
+        veth::disable_offloads(&unit, "ha0peer")?;
+        unit.ip(&["link", "set", HA_PORT, "up"])?;
+        self.say(format_args!(
+            "wires: client eth0 <-> unit data0, unit data1 <-> server eth0, unit {HA_PORT} (HA link, unconnected); offloads off on every end"
+        ));
+
+        let cidr = |ip: &str| format!("{ip}/{}", plan::PREFIX_LEN);
+        client.ip(&["addr", "add", &cidr(plan::CLIENT_IP), "dev", "eth0"])?;
+        client.ip(&["route", "add", "default", "via", plan::VIP0])?;
+        server.ip(&["addr", "add", &cidr(plan::SERVER_IP), "dev", "eth0"])?;
+        server.ip(&["route", "add", "default", "via", plan::VIP1])?;
+        server.ip(&[
+            "addr",
+            "add",
+            &format!("{}/32", plan::STATIC_TARGET),
+            "dev",
+            "lo",
+        ])?;
+        self.say(format_args!(
+            "client {} (gateway {}), server {} (gateway {}, also {} on lo)",
+            plan::CLIENT_IP,
+            plan::VIP0,
+            plan::SERVER_IP,
+            plan::VIP1,
+            plan::STATIC_TARGET
+        ));
+
+        let config = dir.path().join("unit.ron");
+        std::fs::write(&config, plan::unit_config()).map_err(|source| Error::Io {
+            context: "writing the unit config",
+            path: config.clone(),
+            source,
+        })?;
+
+        let daemon = match binaries {
+            None => {
+                for (port, ip, vip) in [
+                    ("data0", plan::UNIT_DATA0_IP, plan::VIP0),
+                    ("data1", plan::UNIT_DATA1_IP, plan::VIP1),
+                ] {
+                    unit.ip(&["addr", "add", &cidr(ip), "dev", port])?;
+                    unit.ip(&["addr", "add", &cidr(vip), "dev", port])?;
+                }
+                unit.ip(&["route", "add", plan::STATIC_PREFIX, "via", plan::STATIC_VIA])?;
+                unit.sysctl("net.ipv4.ip_forward", "1")?;
+                self.say("router: the Linux kernel (addresses on data0/data1, ip_forward=1)");
+                None
+            }
+            Some((binary, profile)) => {
+                let launch = Launch {
+                    binary,
+                    profile,
+                    config: config.clone(),
+                    file_prefix: unit.name().to_string(),
+                    counters: dir.path().join("counters"),
+                    logs: dir.path().join("tandemd"),
+                };
+                self.say(format_args!(
+                    "booting the unit in {}: {} --profile {} --config {} --file-prefix {} --counters-file {}",
+                    unit.name(),
+                    launch.binary.display(),
+                    launch.profile.display(),
+                    launch.config.display(),
+                    launch.file_prefix,
+                    launch.counters.display(),
+                ));
+                let daemon = Tandemd::start(&unit, &launch, self.ready_timeout)?;
+                self.say(format_args!("unit ready (tandemd pid {})", daemon.pid()));
+                Some(daemon)
+            }
+        };
+
+        Ok(Lab {
+            tandemd: daemon,
+            unit,
+            client,
+            server,
+            router: self.router,
+            config,
+            dir,
+        })
+    }
+}
+
+/// Where DPDK (run as root) keeps a process's runtime files, by file prefix.
+const DPDK_RUNTIME_DIR: &str = "/var/run/dpdk";
+
+/// A running lab. See the module docs.
+pub struct Lab {
+    // Field order is drop order: the daemon, then the namespaces, then the
+    // directory its files live in.
+    tandemd: Option<Tandemd>,
+    unit: Netns,
+    client: Netns,
+    server: Netns,
+    router: RouterKind,
+    config: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// A builder, for choices beyond [`Lab::routed`] and
+    /// [`Lab::kernel_routed`].
+    pub fn builder() -> LabBuilder {
+        LabBuilder::default()
+    }
+
+    /// The system under test: `tandemd` routes between client and server.
+    pub fn routed() -> Result<Lab> {
+        Lab::builder().build()
+    }
+
+    /// Linux routes between client and server (no `tandemd` needed).
+    pub fn kernel_routed() -> Result<Lab> {
+        Lab::builder().router(RouterKind::Kernel).build()
+    }
+
+    /// The router picked by `$TANDEM_LAB_ROUTER` (see
+    /// [`RouterKind::from_env`]); `tandemd` unless it says `kernel`.
+    pub fn from_env() -> Result<Lab> {
+        Lab::builder().router(RouterKind::from_env()).build()
+    }
+
+    /// The client's namespace (`eth0`, [`plan::CLIENT_IP`]).
+    pub fn client(&self) -> &Netns {
+        &self.client
+    }
+
+    /// The server's namespace (`eth0`, [`plan::SERVER_IP`]).
+    pub fn server(&self) -> &Netns {
+        &self.server
+    }
+
+    /// The unit's namespace (`data0`, `data1`, `ha0`).
+    pub fn unit(&self) -> &Netns {
+        &self.unit
+    }
+
+    /// The names of all its namespaces.
+    pub fn namespaces(&self) -> Vec<String> {
+        [&self.client, &self.server, &self.unit]
+            .iter()
+            .map(|ns| ns.name().to_string())
+            .collect()
+    }
+
+    /// Who routes.
+    pub fn router(&self) -> RouterKind {
+        self.router
+    }
+
+    /// Whether `tandemd` routes (so counters and stopping are available).
+    pub fn is_tandemd(&self) -> bool {
+        self.router == RouterKind::Tandemd
+    }
+
+    /// A temporary directory for this lab's files, removed with it.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The unit configuration file it was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The running daemon.
+    pub fn tandemd(&self) -> Result<&Tandemd> {
+        self.tandemd.as_ref().ok_or(Error::NotTandemd("tandemd"))
+    }
+
+    /// `tandemd`'s output so far (for assertion messages); empty for a
+    /// kernel-routed lab.
+    pub fn unit_logs(&self) -> String {
+        self.tandemd.as_ref().map(Tandemd::logs).unwrap_or_default()
+    }
+
+    /// The unit's counters as last written.
+    pub fn counters(&self) -> Result<Counters> {
+        self.tandemd()?.counters()
+    }
+
+    /// Polls the counters file until `pred` holds (up to `timeout`) and
+    /// returns that snapshot. A file not written yet counts as "not yet".
+    pub fn wait_counters(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&Counters) -> bool,
+    ) -> Result<Counters> {
+        let daemon = self.tandemd()?;
+        poll_until_detail(what, timeout, || {
+            Ok(match daemon.counters() {
+                Ok(c) if pred(&c) => Ok(c),
+                Ok(c) => Err(format!("{}\n(zero counters not shown)", c.nonzero())),
+                Err(e @ Error::Io { .. }) => Err(e.to_string()),
+                Err(e) => return Err(e),
+            })
+        })
+    }
+
+    /// Stops `tandemd` with SIGTERM and returns its exit status (SIGKILL and
+    /// an error if it does not exit in time). The namespaces stay up.
+    pub fn stop_unit(&mut self) -> Result<ExitStatus> {
+        self.tandemd
+            .as_mut()
+            .ok_or(Error::NotTandemd("stopping the unit"))?
+            .stop()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // The daemon first (the fields below then drop in order: namespaces,
+        // then the directory). DPDK leaves a runtime directory named after
+        // the file prefix, which is the unit namespace's unique name.
+        if self.tandemd.take().is_some() {
+            let _ = std::fs::remove_dir_all(Path::new(DPDK_RUNTIME_DIR).join(self.unit.name()));
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Finding, starting and stopping `tandemd`, the daemon that boots one unit.
+//!
+//! The contract the harness relies on:
+//! - `tandemd --profile P --config C --file-prefix X --counters-file F`, run
+//!   inside the unit's namespace, in the foreground;
+//! - a stdout line containing `ready` once its ports are started;
+//! - the counters file `F` rewritten (write + rename) about once a second
+//!   and at exit, see [`crate::counters`];
+//! - SIGTERM/SIGINT stop the ports, and it exits 0.
+//!
+//! `tandemd` belongs to another package (`mgmt`), so cargo does not provide
+//! `CARGO_BIN_EXE_tandemd` here. It is found next to the running executable,
+//! in the same profile directory (`target/<profile>/tandemd` for
+//! `target/<profile>/deps/<test>` and for `target/<profile>/lab-demo`), or
+//! wherever the `TANDEMD` environment variable points.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::counters::Counters;
+use crate::error::{Error, Result};
+use crate::netns::Netns;
+use crate::process::Proc;
+use crate::wait::poll_until_detail;
+
+/// Environment variable naming the `tandemd` binary to use.
+pub const TANDEMD_ENV: &str = "TANDEMD";
+/// Environment variable naming the hardware profile labs boot with.
+pub const PROFILE_ENV: &str = "TANDEM_LAB_PROFILE";
+/// How long `tandemd` gets to print `ready`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `tandemd` gets to exit after SIGTERM.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// The `tandemd` binary: `$TANDEMD`, else the sibling of this executable.
+pub fn locate() -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        context: "finding the running executable",
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    locate_from(std::env::var_os(TANDEMD_ENV), &exe)
+}
+
+/// [`locate`] with its inputs explicit: the value of `$TANDEMD` and the path
+/// of the running executable.
+pub fn locate_from(env: Option<OsString>, exe: &Path) -> Result<PathBuf> {
+    let (path, why) = match env.filter(|v| !v.is_empty()) {
+        Some(path) => (PathBuf::from(path), format!("from ${TANDEMD_ENV}")),
+        None => {
+            let mut dir = exe.parent().unwrap_or(Path::new("."));
+            if dir.file_name().is_some_and(|n| n == "deps") {
+                dir = dir.parent().unwrap_or(dir);
+            }
+            (
+                dir.join("tandemd"),
+                format!("beside {} in its cargo profile directory", exe.display()),
+            )
+        }
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::TandemdMissing { path, why })
+    }
+}
+
+/// The hardware profile labs boot with: `$TANDEM_LAB_PROFILE`, else
+/// `hw-profiles/profiles/lab.ron` in this workspace.
+pub fn lab_profile() -> Result<PathBuf> {
+    let path = match std::env::var_os(PROFILE_ENV).filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../hw-profiles/profiles/lab.ron"),
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::ProfileMissing(path))
+    }
+}
+
+/// What a `tandemd` run needs.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The binary.
+    pub binary: PathBuf,
+    /// The hardware profile (RON).
+    pub profile: PathBuf,
+    /// The unit configuration (RON).
+    pub config: PathBuf,
+    /// DPDK's `--file-prefix`, unique per running unit.
+    pub file_prefix: String,
+    /// Where it writes its counters.
+    pub counters: PathBuf,
+    /// Its stdout / stderr go to `logs.out` / `logs.err`.
+    pub logs: PathBuf,
+}
+
+/// A running `tandemd`, stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Tandemd {
+    proc: Proc,
+    counters: PathBuf,
+}
+
+impl Tandemd {
+    /// Starts it inside `ns` and waits (up to `ready_timeout`) for `ready`.
+    /// If it exits or stays silent, the error shows its output.
+    pub fn start(ns: &Netns, launch: &Launch, ready_timeout: Duration) -> Result<Tandemd> {
+        let args: [&std::ffi::OsStr; 9] = [
+            launch.binary.as_os_str(),
+            "--profile".as_ref(),
+            launch.profile.as_os_str(),
+            "--config".as_ref(),
+            launch.config.as_os_str(),
+            "--file-prefix".as_ref(),
+            launch.file_prefix.as_ref(),
+            "--counters-file".as_ref(),
+            launch.counters.as_os_str(),
+        ];
+        let proc = ns.spawn(args, Some(&launch.logs))?;
+        let mut unit = Tandemd {
+            proc,
+            counters: launch.counters.clone(),
+        };
+        unit.wait_ready(ready_timeout)?;
+        Ok(unit)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let waited = poll_until_detail("tandemd to print `ready`", timeout, || {
+            if self.proc.stdout().lines().any(|l| l.contains("ready")) {
+                return Ok(Ok(()));
+            }
+            match self.proc.try_status() {
+                Some(status) => Err(Error::TandemdExited {
+                    status,
+                    logs: self.proc.logs(),
+                }),
+                None => Ok(Err(String::new())),
+            }
+        });
+        match waited {
+            Err(Error::WaitTimeout { timeout, .. }) => {
+                self.proc.kill();
+                Err(Error::TandemdNotReady {
+                    timeout,
+                    logs: self.proc.logs(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// The command line it was started with.
+    pub fn command_line(&self) -> &str {
+        self.proc.label()
+    }
+
+    /// Its stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        self.proc.logs()
+    }
+
+    /// The counters file's path.
+    pub fn counters_path(&self) -> &Path {
+        &self.counters
+    }
+
+    /// The counters as last written.
+    pub fn counters(&self) -> Result<Counters> {
+        Counters::read(&self.counters)
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.try_status().is_none()
+    }
+
+    /// Sends SIGTERM and waits (up to [`STOP_GRACE`]) for it to exit;
+    /// returns its exit status. Stopping it again returns the same status.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.proc.terminate(STOP_GRACE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn found_beside_a_test_executable_and_beside_a_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("debug");
+        std::fs::create_dir_all(profile.join("deps")).unwrap();
+        std::fs::write(profile.join("tandemd"), b"").unwrap();
+        let expected = profile.join("tandemd");
+        let from_test = locate_from(None, &profile.join("deps/routing-0123abcd")).unwrap();
+        assert_eq!(from_test, expected);
+        let from_bin = locate_from(None, &profile.join("lab-demo")).unwrap();
+        assert_eq!(from_bin, expected);
+    }
+
+    #[test]
+    fn env_override_wins_and_missing_binary_says_how_to_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let custom = dir.path().join("my-tandemd");
+        std::fs::write(&custom, b"").unwrap();
+        let got = locate_from(Some(custom.clone().into()), Path::new("/nowhere/deps/x")).unwrap();
+        assert_eq!(got, custom);
+
+        let err = locate_from(None, &dir.path().join("release/deps/t")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("cargo build --bins"), "{text}");
+        assert!(text.contains("release/tandemd"), "{text}");
+    }
+}
