@@ -79,7 +79,9 @@ pub struct NeighborMesh {
 impl NeighborMesh {
     /// A mesh for `workers` workers.
     pub fn new(workers: usize) -> Self {
-        Self { inboxes: Arc::new((0..workers).map(|_| ArrayQueue::new(256)).collect()) }
+        Self {
+            inboxes: Arc::new((0..workers).map(|_| ArrayQueue::new(256)).collect()),
+        }
     }
 
     fn tell_others(&self, me: usize, learned: &[Learned]) {
@@ -117,7 +119,15 @@ impl Worker {
         stop: Arc<AtomicBool>,
         mesh: NeighborMesh,
     ) -> Self {
-        Self { index, ports, router, pool: PoolAlloc(pool), idle, stop, mesh }
+        Self {
+            index,
+            ports,
+            router,
+            pool: PoolAlloc(pool),
+            idle,
+            stop,
+            mesh,
+        }
     }
 
     /// Polls until `stop` is set. Returns 0 (the lcore's exit status).
@@ -178,9 +188,16 @@ impl Worker {
 }
 
 /// Moves `out` into per-port bursts and sends them.
-fn transmit(ports: &mut [WorkerPort], out: &mut Vec<(IfIndex, Mbuf)>, tx: &mut [Burst], counters: &WorkerCounters) {
+fn transmit(
+    ports: &mut [WorkerPort],
+    out: &mut Vec<(IfIndex, Mbuf)>,
+    tx: &mut [Burst],
+    counters: &WorkerCounters,
+) {
     for (iface, m) in out.drain(..) {
-        let Some(burst) = tx.get_mut(iface) else { continue };
+        let Some(burst) = tx.get_mut(iface) else {
+            continue;
+        };
         if let Err(m) = burst.push(m) {
             send(&mut ports[iface].tx, burst, counters);
             if burst.push(m).is_err() {
@@ -222,7 +239,10 @@ struct Clock {
 
 impl Clock {
     fn new() -> Self {
-        Self { start: lcore::tsc(), hz: u128::from(lcore::tsc_hz().max(1)) }
+        Self {
+            start: lcore::tsc(),
+            hz: u128::from(lcore::tsc_hz().max(1)),
+        }
     }
 
     fn now_ns(&self) -> u64 {

@@ -20,6 +20,7 @@
 
 use dataplane::forward::{InterfaceConfig, Ipv4Prefix, RouterConfig, StaticRoute};
 use dataplane::wire::EthernetAddress;
+use hw_profiles::diagnostic::{self, Diagnostic};
 use hw_profiles::{Profile, Role};
 use serde::Deserialize;
 use std::net::Ipv4Addr;
@@ -36,20 +37,22 @@ pub enum ConfigError {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// The file is not a valid configuration.
-    #[error("{file}:{line}:{column}: {field}: {reason}")]
+    /// `file:line:column: field: reason` — not a valid configuration.
+    #[error("{file}:{}:{}: {}{}", .at.line, .at.column, field_prefix(&.at.field), .at.reason)]
     Invalid {
         /// The file.
         file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// Path of the field (`routes[0].via`), or `syntax`.
-        field: String,
-        /// Why.
-        reason: String,
+        /// Where and why.
+        at: Diagnostic,
     },
+}
+
+fn field_prefix(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,7 +92,10 @@ impl UnitConfig {
     /// Reads and validates `path` against `profile`.
     pub fn load(path: &Path, profile: &Profile) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
+        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
         Self::parse(&source, &file, profile)
     }
 
@@ -97,14 +103,11 @@ impl UnitConfig {
     pub fn parse(source: &str, file: &str, profile: &Profile) -> Result<Self, ConfigError> {
         let raw: File = ron::from_str(source).map_err(|e| ConfigError::Invalid {
             file: file.into(),
-            line: e.position.line,
-            column: e.position.col,
-            field: "syntax".into(),
-            reason: e.code.to_string(),
+            at: diagnostic::from_ron_error(source, &e),
         })?;
-        validate(&raw, profile).map_err(|(field, reason)| {
-            let (line, column) = hw_profiles::locate::locate_nearest(source, &field);
-            ConfigError::Invalid { file: file.into(), line, column, field, reason }
+        validate(&raw, profile).map_err(|(field, reason)| ConfigError::Invalid {
+            file: file.into(),
+            at: diagnostic::at_path(source, &field, reason),
         })
     }
 }
@@ -132,25 +135,48 @@ fn validate(raw: &File, profile: &Profile) -> Result<UnitConfig, Invalid> {
         if interfaces.iter().any(|o| o.port == f.port) {
             return invalid(at("port"), format!("port `{}` is configured twice", f.port));
         }
-        let address: Ipv4Prefix = f.address.parse().map_err(|e| (at("address"), format!("{e}")))?;
+        let address: Ipv4Prefix = f
+            .address
+            .parse()
+            .map_err(|e| (at("address"), format!("{e}")))?;
         if !(1..=30).contains(&address.len()) {
             return invalid(at("address"), "prefix length must be 1..=30");
         }
-        if !is_unicast_host(address.addr()) || address.addr() == address.network() || address.addr() == address.broadcast() {
-            return invalid(at("address"), format!("{} is not a host address of its subnet", address.addr()));
+        if !is_unicast_host(address.addr())
+            || address.addr() == address.network()
+            || address.addr() == address.broadcast()
+        {
+            return invalid(
+                at("address"),
+                format!("{} is not a host address of its subnet", address.addr()),
+            );
         }
-        if let Some(o) = interfaces.iter().find(|o| o.address.contains(address.network()) || address.contains(o.address.network())) {
-            return invalid(at("address"), format!("subnet overlaps {} of port `{}`", o.address, o.port));
+        if let Some(o) = interfaces.iter().find(|o| {
+            o.address.contains(address.network()) || address.contains(o.address.network())
+        }) {
+            return invalid(
+                at("address"),
+                format!("subnet overlaps {} of port `{}`", o.address, o.port),
+            );
         }
         let virtual_ip = match &f.virtual_ip {
             None => None,
             Some(s) => {
-                let vip: Ipv4Addr = s.parse().map_err(|_| (at("virtual_ip"), format!("`{s}` is not an IPv4 address")))?;
-                if !address.contains(vip) || vip == address.network() || vip == address.broadcast() {
-                    return invalid(at("virtual_ip"), format!("{vip} is not a host address of {}", address));
+                let vip: Ipv4Addr = s
+                    .parse()
+                    .map_err(|_| (at("virtual_ip"), format!("`{s}` is not an IPv4 address")))?;
+                if !address.contains(vip) || vip == address.network() || vip == address.broadcast()
+                {
+                    return invalid(
+                        at("virtual_ip"),
+                        format!("{vip} is not a host address of {}", address),
+                    );
                 }
                 if vip == address.addr() {
-                    return invalid(at("virtual_ip"), "the virtual IP must differ from the interface address");
+                    return invalid(
+                        at("virtual_ip"),
+                        "the virtual IP must differ from the interface address",
+                    );
                 }
                 Some(vip)
             }
@@ -158,7 +184,9 @@ fn validate(raw: &File, profile: &Profile) -> Result<UnitConfig, Invalid> {
         let virtual_mac = match &f.virtual_mac {
             None => None,
             Some(s) => {
-                let mac: EthernetAddress = s.parse().map_err(|_| (at("virtual_mac"), format!("`{s}` is not a MAC address")))?;
+                let mac: EthernetAddress = s
+                    .parse()
+                    .map_err(|_| (at("virtual_mac"), format!("`{s}` is not a MAC address")))?;
                 if !mac.is_unicast() || mac == EthernetAddress::UNSPECIFIED {
                     return invalid(at("virtual_mac"), format!("{mac} is not a unicast MAC"));
                 }
@@ -166,33 +194,149 @@ fn validate(raw: &File, profile: &Profile) -> Result<UnitConfig, Invalid> {
             }
         };
         if virtual_ip.is_some() != virtual_mac.is_some() {
-            let missing = if virtual_ip.is_some() { "virtual_mac" } else { "virtual_ip" };
+            let missing = if virtual_ip.is_some() {
+                "virtual_mac"
+            } else {
+                "virtual_ip"
+            };
             return invalid(at(missing), "virtual_ip and virtual_mac go together");
         }
-        interfaces.push(InterfaceConfig { port: f.port.clone(), address, virtual_ip, virtual_mac });
+        interfaces.push(InterfaceConfig {
+            port: f.port.clone(),
+            address,
+            virtual_ip,
+            virtual_mac,
+        });
     }
     let mut routes: Vec<StaticRoute> = Vec::new();
     for (i, r) in raw.routes.iter().enumerate() {
         let at = |name: &str| format!("routes[{i}].{name}");
-        let prefix: Ipv4Prefix = r.prefix.parse().map_err(|e| (at("prefix"), format!("{e}")))?;
+        let prefix: Ipv4Prefix = r
+            .prefix
+            .parse()
+            .map_err(|e| (at("prefix"), format!("{e}")))?;
         if prefix.addr() != prefix.network() {
-            return invalid(at("prefix"), format!("host bits set; did you mean {}/{}?", prefix.network(), prefix.len()));
+            return invalid(
+                at("prefix"),
+                format!(
+                    "host bits set; did you mean {}/{}?",
+                    prefix.network(),
+                    prefix.len()
+                ),
+            );
         }
-        if routes.iter().any(|o| o.prefix == prefix) || interfaces.iter().any(|o| o.address.network() == prefix.network() && o.address.len() == prefix.len()) {
+        if routes.iter().any(|o| o.prefix == prefix)
+            || interfaces
+                .iter()
+                .any(|o| o.address.network() == prefix.network() && o.address.len() == prefix.len())
+        {
             return invalid(at("prefix"), format!("{prefix} is already routed"));
         }
-        let via: Ipv4Addr = r.via.parse().map_err(|_| (at("via"), format!("`{}` is not an IPv4 address", r.via)))?;
+        let via: Ipv4Addr = r
+            .via
+            .parse()
+            .map_err(|_| (at("via"), format!("`{}` is not an IPv4 address", r.via)))?;
         if !interfaces.iter().any(|o| o.address.contains(via)) {
-            return invalid(at("via"), format!("gateway {via} is on no connected subnet"));
+            return invalid(
+                at("via"),
+                format!("gateway {via} is on no connected subnet"),
+            );
         }
-        if interfaces.iter().any(|o| o.address.addr() == via || o.virtual_ip == Some(via)) {
-            return invalid(at("via"), format!("gateway {via} is the unit's own address"));
+        if interfaces
+            .iter()
+            .any(|o| o.address.addr() == via || o.virtual_ip == Some(via))
+        {
+            return invalid(
+                at("via"),
+                format!("gateway {via} is the unit's own address"),
+            );
         }
         routes.push(StaticRoute { prefix, via });
     }
-    Ok(UnitConfig { router: RouterConfig { interfaces, routes } })
+    Ok(UnitConfig {
+        router: RouterConfig { interfaces, routes },
+    })
 }
 
 fn is_unicast_host(ip: Ipv4Addr) -> bool {
-    !(ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast() || ip.octets()[0] >= 240)
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.octets()[0] >= 240)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROFILE: &str = include_str!("../../hw-profiles/profiles/lab.ron");
+
+    const GOOD: &str = r#"(
+    interfaces: [
+        (port: "data0", address: "198.18.1.1/24",
+         virtual_ip: Some("198.18.1.254"), virtual_mac: Some("02:00:5e:10:00:01")),
+        (port: "data1", address: "198.18.2.1/24"),
+    ],
+    routes: [
+        (prefix: "198.19.0.0/16", via: "198.18.2.2"),
+    ],
+)
+"#;
+
+    fn profile() -> Profile {
+        Profile::from_str_named(PROFILE, "lab.ron").unwrap()
+    }
+
+    fn refused(text: &str) -> String {
+        UnitConfig::parse(text, "unit.ron", &profile())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn good_config_loads() {
+        let c = UnitConfig::parse(GOOD, "unit.ron", &profile()).unwrap();
+        assert_eq!(c.router.interfaces.len(), 2);
+        assert_eq!(
+            c.router.interfaces[0].virtual_ip,
+            Some(Ipv4Addr::new(198, 18, 1, 254))
+        );
+        assert_eq!(c.router.routes[0].via, Ipv4Addr::new(198, 18, 2, 2));
+        assert!(c.router.route_table().is_ok());
+    }
+
+    /// One change at a time, each with its exact message.
+    #[test]
+    fn bad_configs_are_refused_with_file_line_field_and_reason() {
+        let cases = [
+            (GOOD.replace("routes: [", "rotes: ["), "unit.ron:7:5: rotes: unknown field `rotes`, expected `interfaces` or `routes`"),
+            (GOOD.replace("\"data1\"", "\"data7\""), "unit.ron:5:16: interfaces[1].port: the profile has no port `data7`"),
+            (GOOD.replace("\"data1\"", "\"ha0\""), "unit.ron:5:16: interfaces[1].port: port `ha0` is not a data port"),
+            (GOOD.replace("\"data1\"", "\"data0\""), "unit.ron:5:16: interfaces[1].port: port `data0` is configured twice"),
+            (GOOD.replace("198.18.2.1/24", "198.18.2.1"), "unit.ron:5:34: interfaces[1].address: expected ADDRESS/LENGTH, e.g. 198.18.1.0/24"),
+            (GOOD.replace("198.18.2.1/24", "198.18.2.0/24"), "unit.ron:5:34: interfaces[1].address: 198.18.2.0 is not a host address of its subnet"),
+            (GOOD.replace("198.18.2.1/24", "198.18.1.9/16"), "unit.ron:5:34: interfaces[1].address: subnet overlaps 198.18.1.1/24 of port `data0`"),
+            (GOOD.replace("198.18.1.254", "198.18.9.254"), "unit.ron:4:22: interfaces[0].virtual_ip: 198.18.9.254 is not a host address of 198.18.1.1/24"),
+            (GOOD.replace("02:00:5e:10:00:01", "01:00:5e:10:00:01"), "unit.ron:4:57: interfaces[0].virtual_mac: 01:00:5e:10:00:01 is not a unicast MAC"),
+            (GOOD.replace(", virtual_mac: Some(\"02:00:5e:10:00:01\")", ""), "unit.ron:3:9: interfaces[0].virtual_mac: virtual_ip and virtual_mac go together"),
+            (GOOD.replace("198.19.0.0/16", "198.19.0.1/16"), "unit.ron:8:18: routes[0].prefix: host bits set; did you mean 198.19.0.0/16?"),
+            (GOOD.replace("198.19.0.0/16", "198.18.2.0/24"), "unit.ron:8:18: routes[0].prefix: 198.18.2.0/24 is already routed"),
+            (GOOD.replace("via: \"198.18.2.2\"", "via: \"198.18.3.2\""), "unit.ron:8:40: routes[0].via: gateway 198.18.3.2 is on no connected subnet"),
+            (GOOD.replace("via: \"198.18.2.2\"", "via: \"198.18.2.1\""), "unit.ron:8:40: routes[0].via: gateway 198.18.2.1 is the unit's own address"),
+            ("(interfaces: [])".to_string(), "unit.ron:1:14: interfaces: at least one data interface is needed"),
+        ];
+        let got: Vec<String> = cases.iter().map(|(text, _)| refused(text)).collect();
+        let want: Vec<&str> = cases.iter().map(|(_, w)| *w).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn truncated_files_are_refused_never_panic() {
+        for end in 0..GOOD.len() {
+            if GOOD.is_char_boundary(end) {
+                let _ = UnitConfig::parse(&GOOD[..end], "unit.ron", &profile());
+            }
+        }
+    }
 }

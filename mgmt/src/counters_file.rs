@@ -18,7 +18,12 @@ pub fn write(path: &Path, counters: &[(String, u64)]) -> std::io::Result<()> {
 
 /// The counters as aligned text, zero counters left out.
 pub fn render_nonzero(counters: &[(String, u64)]) -> String {
-    let width = counters.iter().filter(|(_, v)| *v != 0).map(|(n, _)| n.len()).max().unwrap_or(0);
+    let width = counters
+        .iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0);
     counters
         .iter()
         .filter(|(_, v)| *v != 0)

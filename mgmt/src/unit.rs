@@ -10,9 +10,13 @@ use dataplane::forward::router::Interface;
 use dataplane::forward::Router;
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::{IdlePolicy, NeighborMesh, Worker, WorkerPort};
-use dpdk_sys::{lcore, DpdkError, Eal, LaunchHandle, LcoreId, Mempool, Port, PortConfig, PortId, RssConfig, SocketId};
+use dpdk_sys::{
+    lcore, DpdkError, Eal, LaunchHandle, LcoreId, Mempool, Port, PortConfig, PortId, RssConfig,
+    SocketId,
+};
 use hw_profiles::{Idle, Profile};
 use std::sync::atomic::AtomicBool;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Why a unit did not boot.
@@ -43,12 +47,18 @@ pub struct Unit {
     ports: Vec<(String, Port)>,
     pool: Mempool,
     eal: Option<Eal>,
+    file_prefix: String,
 }
 
 impl Unit {
     /// Boots the unit described by `profile` and `config`; workers poll until
     /// `stop` is set.
-    pub fn boot(profile: &Profile, config: &UnitConfig, file_prefix: &str, stop: Arc<AtomicBool>) -> Result<Self, BootError> {
+    pub fn boot(
+        profile: &Profile,
+        config: &UnitConfig,
+        file_prefix: &str,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, BootError> {
         let eal = Eal::init(&profile.eal_args(file_prefix)).map_err(dpdk("EAL init"))?;
         let pool = Mempool::new(
             "tandem_mbufs",
@@ -63,12 +73,14 @@ impl Unit {
         let mut ports = Vec::new();
         let mut ifaces = Vec::new();
         for ifc in &config.router.interfaces {
-            let spec = profile
-                .port(&ifc.port)
-                .ok_or_else(|| BootError::Mismatch(format!("no port {} in the profile", ifc.port)))?;
-            let id = PortId::by_name(spec.device.dpdk_name()).map_err(dpdk(format!("port {}", ifc.port)))?;
+            let spec = profile.port(&ifc.port).ok_or_else(|| {
+                BootError::Mismatch(format!("no port {} in the profile", ifc.port))
+            })?;
+            let id = PortId::by_name(spec.device.dpdk_name())
+                .map_err(dpdk(format!("port {}", ifc.port)))?;
             let info = id.info().map_err(dpdk(format!("port {} info", ifc.port)))?;
-            let rss = (spec.rx_queues > 1 && info.flow_type_rss_offloads != 0).then(RssConfig::symmetric);
+            let rss =
+                (spec.rx_queues > 1 && info.flow_type_rss_offloads != 0).then(RssConfig::symmetric);
             let cfg = PortConfig {
                 rx_queues: spec.rx_queues,
                 tx_queues: spec.tx_queues,
@@ -78,9 +90,14 @@ impl Unit {
                 promiscuous: true,
                 rss,
             };
-            let port = Port::configure(id, &cfg, &pool).map_err(dpdk(format!("configure port {}", ifc.port)))?;
-            port.start().map_err(dpdk(format!("start port {}", ifc.port)))?;
-            let mac = EthernetAddress(port.mac_addr().map_err(dpdk(format!("port {} MAC", ifc.port)))?);
+            let port = Port::configure(id, &cfg, &pool)
+                .map_err(dpdk(format!("configure port {}", ifc.port)))?;
+            port.start()
+                .map_err(dpdk(format!("start port {}", ifc.port)))?;
+            let mac = EthernetAddress(
+                port.mac_addr()
+                    .map_err(dpdk(format!("port {} MAC", ifc.port)))?,
+            );
             ifaces.push(Interface::new(ifc, mac, spec.mtu));
             ports.push((ifc.port.clone(), port));
         }
@@ -93,10 +110,13 @@ impl Unit {
         let mut handles = Vec::new();
         let mut counters = Vec::new();
         for (w, &core) in profile.cores.workers.iter().enumerate() {
-            let queue = u16::try_from(w).map_err(|_| BootError::Mismatch("too many workers".into()))?;
+            let queue =
+                u16::try_from(w).map_err(|_| BootError::Mismatch("too many workers".into()))?;
             let mut wports = Vec::new();
             for (name, port) in &ports {
-                let missing = || BootError::Mismatch(format!("port {name} has no queue {queue} for worker {w}"));
+                let missing = || {
+                    BootError::Mismatch(format!("port {name} has no queue {queue} for worker {w}"))
+                };
                 wports.push(WorkerPort {
                     rx: port.rx_queue(queue).ok_or_else(missing)?,
                     tx: port.tx_queue(queue).ok_or_else(missing)?,
@@ -105,19 +125,39 @@ impl Unit {
             let c = Arc::new(WorkerCounters::default());
             let router = Router::new(&config.router, ifaces.clone(), Arc::clone(&c))
                 .map_err(|r| BootError::Mismatch(format!("route {r}: gateway on no subnet")))?;
-            let worker = Worker::new(w, wports, router, pool.clone(), idle, Arc::clone(&stop), mesh.clone());
-            let handle = lcore::launch(LcoreId(core), move || worker.run()).map_err(dpdk(format!("launch worker on lcore {core}")))?;
+            let worker = Worker::new(
+                w,
+                wports,
+                router,
+                pool.clone(),
+                idle,
+                Arc::clone(&stop),
+                mesh.clone(),
+            );
+            let handle = lcore::launch(LcoreId(core), move || worker.run())
+                .map_err(dpdk(format!("launch worker on lcore {core}")))?;
             handles.push(handle);
             counters.push(c);
         }
-        Ok(Self { workers: handles, counters, ports, pool, eal: Some(eal) })
+        Ok(Self {
+            workers: handles,
+            counters,
+            ports,
+            pool,
+            eal: Some(eal),
+            file_prefix: file_prefix.to_string(),
+        })
     }
 
     /// Every counter as `name value`, workers first, then the ports' own.
     pub fn counters(&self) -> Vec<(String, u64)> {
         let mut all = Vec::new();
         for (w, c) in self.counters.iter().enumerate() {
-            all.extend(c.snapshot().into_iter().map(|(n, v)| (format!("worker{w}.{n}"), v)));
+            all.extend(
+                c.snapshot()
+                    .into_iter()
+                    .map(|(n, v)| (format!("worker{w}.{n}"), v)),
+            );
         }
         for (name, port) in &self.ports {
             if let Ok(s) = port.stats() {
@@ -142,7 +182,9 @@ impl Unit {
         for h in self.workers.drain(..) {
             let status = h.wait();
             if status != 0 {
-                return Err(BootError::Mismatch(format!("a worker exited with status {status}")));
+                return Err(BootError::Mismatch(format!(
+                    "a worker exited with status {status}"
+                )));
             }
         }
         for (name, port) in &self.ports {
@@ -156,6 +198,8 @@ impl Unit {
             drop(self.pool);
             eal.cleanup().map_err(dpdk("EAL cleanup"))?;
         }
+        // EAL leaves its runtime directory behind even with --no-shconf.
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.file_prefix));
         Ok(counters)
     }
 }

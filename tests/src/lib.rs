@@ -9,14 +9,23 @@
 //! ```no_run
 //! use tandem_tests::{plan, Lab};
 //! let lab = Lab::routed().unwrap();
-//! let out = lab.client().exec(["ping", "-c", "3", "-W", "2", plan::SERVER_IP]).unwrap();
+//! let out = lab.client().exec(["ping", "-n", "-c", "3", "-W", "2", plan::SERVER_IP]).unwrap();
 //! assert!(out.success(), "{out}");
 //! println!("{}", lab.counters().unwrap().nonzero());
 //! ```
 //!
 //! Every external command runs under a time limit; nothing is killed by
 //! name, only the pids the harness started. Needs root, iproute2, ethtool,
-//! and for the services `python3`, `curl`, `iperf3`.
+//! procps (`kill`, `sysctl`), and for the services `python3`, `curl`,
+//! `iperf3`, `ping`.
+//!
+//! Environment:
+//! - `TANDEMD`: the daemon binary (default: `tandemd` in the running
+//!   executable's cargo profile directory, see [`tandemd::locate`]);
+//! - `TANDEM_LAB_PROFILE`: the hardware profile (default
+//!   `hw-profiles/profiles/lab.ron`);
+//! - `TANDEM_LAB_ROUTER=kernel`: [`Lab::from_env`] lets Linux route, to
+//!   check test scripts without the firmware.
 
 #![forbid(unsafe_code)]
 

@@ -5,14 +5,14 @@
 //! in parallel test processes — without ever touching the root namespace.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use crate::command::{run, Output};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::process::Proc;
 use crate::wait::poll_until_detail;
 
@@ -61,8 +61,27 @@ impl Netns {
             }
         }
         let ns = Netns { name };
+        ns.isolate_resolver()?;
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// Gives the namespace a resolver configuration of its own: `ip netns
+    /// exec` bind-mounts `/etc/netns/<name>/resolv.conf` over
+    /// `/etc/resolv.conf`. Lab processes that look names up (Python's
+    /// `http.server` resolves its own address at start) then ask `lo` in
+    /// their namespace and fail at once, instead of sending DNS queries
+    /// towards the host's resolver through the unit.
+    fn isolate_resolver(&self) -> Result<()> {
+        let dir = etc_dir(&self.name);
+        let path = dir.join("resolv.conf");
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, RESOLV_CONF))
+            .map_err(|source| Error::Io {
+                context: "writing the namespace's resolv.conf",
+                path,
+                source,
+            })
     }
 
     /// Its name, as `ip netns list` shows it.
@@ -162,7 +181,19 @@ impl Drop for Netns {
             Ok(out) => eprintln!("warning: could not delete namespace {}:\n{out}", self.name),
             Err(e) => eprintln!("warning: could not delete namespace {}: {e}", self.name),
         }
+        let _ = std::fs::remove_dir_all(etc_dir(&self.name));
     }
+}
+
+/// Where `ip netns exec` looks for files to bind-mount over `/etc`.
+const ETC_NETNS: &str = "/etc/netns";
+
+/// A resolver that asks the namespace's own `lo` (where nothing listens).
+const RESOLV_CONF: &str =
+    "# tandem lab namespace: no DNS\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+
+fn etc_dir(name: &str) -> PathBuf {
+    Path::new(ETC_NETNS).join(name)
 }
 
 fn ip(args: &[&str]) -> Result<Output> {
@@ -180,22 +211,25 @@ pub fn list() -> Result<Vec<String>> {
         .collect())
 }
 
-/// Deletes namespaces of this harness whose creating process is gone (a
-/// test run killed with SIGKILL leaves them behind). Namespaces of live
-/// processes are never touched. Runs once per process, before the first
-/// namespace is created.
+/// Deletes namespaces of this harness (and their `/etc/netns` files) whose
+/// creating process is gone (a test run killed with SIGKILL leaves them
+/// behind). Namespaces of live processes are never touched. Runs once per
+/// process, before the first namespace is created.
 pub fn remove_stale() {
-    let Ok(names) = list() else { return };
-    for name in names {
-        let Some(pid) = name
-            .strip_prefix(NAME_PREFIX)
+    let orphaned = |name: &str| {
+        name.strip_prefix(NAME_PREFIX)
             .and_then(|rest| rest.split('-').next())
             .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    };
+    for name in list().unwrap_or_default() {
+        if orphaned(&name) {
             let _ = ip(&["netns", "del", &name]);
+        }
+    }
+    for entry in std::fs::read_dir(ETC_NETNS).into_iter().flatten().flatten() {
+        if entry.file_name().to_str().is_some_and(orphaned) {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

@@ -92,7 +92,7 @@ fn tcp_crosses_a_dpdk_af_packet_wire_intact() {
 
     let out = lab
         .client()
-        .exec(["ping", "-c", "3", "-W", "2", plan::SERVER_IP])
+        .exec(["ping", "-n", "-c", "3", "-W", "2", plan::SERVER_IP])
         .unwrap();
     assert!(out.success(), "{out}\n{}", lab.unit_logs());
 

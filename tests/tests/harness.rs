@@ -13,7 +13,7 @@ fn kernel_lab() -> Lab {
 }
 
 fn ping(ns: &Netns, target: &str) -> tandem_tests::Output {
-    ns.exec(["ping", "-c", "3", "-i", "0.2", "-W", "2", target])
+    ns.exec(["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", target])
         .expect("running ping")
 }
 
@@ -72,7 +72,7 @@ fn http_transfer_crosses_intact() {
 }
 
 #[test]
-fn every_veth_end_has_offloads_off_and_every_namespace_ipv6_off() {
+fn every_veth_end_has_offloads_off_and_every_namespace_is_quiet() {
     // The wiring shared by both routers: offloads off on every veth end,
     // lo up, IPv6 off, data ports up.
     let lab = kernel_lab();
@@ -106,6 +106,9 @@ fn every_veth_end_has_offloads_off_and_every_namespace_ipv6_off() {
         assert_eq!(out.stdout.trim(), "1", "{}", ns.name());
         let out = ns.ip(&["-o", "link", "show", "lo"]).unwrap();
         assert!(out.stdout.contains("UP"), "{out}");
+        // No DNS query ever heads for the host's resolver through the unit.
+        let out = ns.exec_ok(["cat", "/etc/resolv.conf"]).unwrap();
+        assert!(out.stdout.contains("nameserver 127.0.0.1"), "{out}");
     }
 }
 
@@ -119,6 +122,10 @@ fn namespaces_are_gone_after_drop() {
     }
     drop(lab);
     assert_gone(&names);
+    for n in &names {
+        let etc = std::path::Path::new("/etc/netns").join(n);
+        assert!(!etc.exists(), "{} left behind", etc.display());
+    }
 }
 
 #[test]

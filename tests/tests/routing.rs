@@ -26,13 +26,18 @@ fn lab() -> Lab {
 
 fn ping(lab: &Lab, args: &[&str]) -> Output {
     lab.client()
-        .exec(["ping"].iter().chain(args))
+        .exec(["ping", "-n"].iter().chain(args))
         .expect("running ping")
 }
 
-/// `out` and, for a tandemd lab, the daemon's logs, for failure messages.
+/// `out` and, for a tandemd lab, the daemon's logs and non-zero counters,
+/// for failure messages.
 fn context(lab: &Lab, out: &Output) -> String {
-    format!("{out}\n{}", lab.unit_logs())
+    let counters = match lab.counters() {
+        Ok(c) => format!("--- unit counters (non-zero) ---\n{}", c.nonzero()),
+        Err(_) => String::new(),
+    };
+    format!("{out}\n{}\n{counters}", lab.unit_logs())
 }
 
 fn counters_now(lab: &Lab) -> Counters {

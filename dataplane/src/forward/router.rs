@@ -270,29 +270,29 @@ impl<B: PacketBuf> Router<B> {
             return self.drop(DropReason::ArpMalformed);
         };
         let ifc = &self.ifaces[iface];
-        let sender_ok = ifc.address.contains(repr.source_protocol_addr)
-            && repr.source_protocol_addr != ifc.address.network()
-            && repr.source_protocol_addr != ifc.address.broadcast()
-            && !ifc.owns(repr.source_protocol_addr)
-            && repr.source_hardware_addr.is_unicast()
-            && repr.source_hardware_addr != EthernetAddress::UNSPECIFIED;
-        if !sender_ok {
-            return self.drop(DropReason::ArpBadSender);
-        }
+        let (sender, sender_mac) = (repr.source_protocol_addr, repr.source_hardware_addr);
         let target = repr.target_protocol_addr;
         let for_us = ifc.owns(target);
         let reply_mac = ifc.mac_for(target);
-        if self.neighbors.learn(
-            repr.source_protocol_addr,
-            iface,
-            repr.source_hardware_addr,
-            for_us,
-            now,
-            &mut self.released,
-        ) {
+        if !sender_mac.is_unicast() || sender_mac == EthernetAddress::UNSPECIFIED || ifc.owns(sender) {
+            return self.drop(DropReason::ArpBadSender);
+        }
+        // Learn only neighbours on the interface's own subnet. Answer a request
+        // for our address from any sender that routes back through this
+        // interface (a host ARPing from an address on its loopback, as Linux
+        // does by default), and RFC 5227 probes (sender 0.0.0.0), like Linux.
+        let on_subnet = ifc.address.contains(sender)
+            && sender != ifc.address.network()
+            && sender != ifc.address.broadcast();
+        let answerable = on_subnet
+            || sender.is_unspecified()
+            || (is_unicast_host(sender) && self.routes.lookup(sender).is_some_and(|r| r.iface == iface));
+        if !answerable {
+            return self.drop(DropReason::ArpBadSender);
+        }
+        if on_subnet && self.neighbors.learn(sender, iface, sender_mac, for_us, now, &mut self.released) {
             self.counters.arp_learned.inc();
-            self.learned
-                .push((repr.source_protocol_addr, iface, repr.source_hardware_addr));
+            self.learned.push((sender, iface, sender_mac));
             self.flush_released(out);
         }
         match repr.operation {
@@ -556,7 +556,10 @@ impl<B: PacketBuf> Router<B> {
         };
         let about_error = ip.next_header() == IpProtocol::Icmp
             && !ip.is_fragment()
-            && ip.payload().first().is_some_and(|t| Icmpv4Message::from(*t).is_error());
+            && ip
+                .payload()
+                .first()
+                .is_some_and(|t| Icmpv4Message::from(*t).is_error());
         let orig_dst_mac = EthernetFrame::new_checked(orig).map(|f| f.dst_addr());
         if about_error
             || ip.frag_offset() != 0
@@ -628,9 +631,14 @@ fn write_ipv4_header(
 
 /// RFC 1812 5.3.7: sources a router must not forward from.
 fn is_martian_source(src: Ipv4Addr) -> bool {
-    src.is_unspecified()
-        || src.is_loopback()
-        || src.is_multicast()
-        || src.is_broadcast()
-        || src.octets()[0] >= 240
+    !is_unicast_host(src)
+}
+
+/// Neither zero, loopback, multicast, broadcast nor class E.
+fn is_unicast_host(ip: Ipv4Addr) -> bool {
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.octets()[0] >= 240)
 }

@@ -4,8 +4,8 @@ use super::router::{BufPool, Interface, Router};
 use super::{InterfaceConfig, RouterConfig, StaticRoute};
 use crate::counters::{DropReason, WorkerCounters};
 use crate::wire::{
-    checksum, ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame,
-    Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
+    checksum, ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress,
+    EthernetFrame, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -58,21 +58,33 @@ fn config() -> RouterConfig {
                 virtual_mac: Some(VMAC1),
             },
         ],
-        routes: vec![StaticRoute { prefix: "198.19.0.0/16".parse().unwrap(), via: SERVER }],
+        routes: vec![StaticRoute {
+            prefix: "198.19.0.0/16".parse().unwrap(),
+            via: SERVER,
+        }],
     }
 }
 
 fn lab() -> Lab {
     let cfg = config();
-    let ifaces = vec![Interface::new(&cfg.interfaces[0], MAC0, 1500), Interface::new(&cfg.interfaces[1], MAC1, 1500)];
+    let ifaces = vec![
+        Interface::new(&cfg.interfaces[0], MAC0, 1500),
+        Interface::new(&cfg.interfaces[1], MAC1, 1500),
+    ];
     let counters = Arc::new(WorkerCounters::default());
     let router = Router::new(&cfg, ifaces, Arc::clone(&counters)).unwrap();
-    Lab { router, counters, pool: Pool { left: 64 }, out: Vec::new() }
+    Lab {
+        router,
+        counters,
+        pool: Pool { left: 64 },
+        out: Vec::new(),
+    }
 }
 
 impl Lab {
     fn rx(&mut self, iface: usize, frame: Vec<u8>, now: u64) -> Vec<(usize, Vec<u8>)> {
-        self.router.handle(iface, frame, now, &mut self.pool, &mut self.out);
+        self.router
+            .handle(iface, frame, now, &mut self.pool, &mut self.out);
         std::mem::take(&mut self.out)
     }
 
@@ -87,7 +99,16 @@ impl Lab {
 
     /// Teaches the router the server's MAC (as if it had answered ARP).
     fn knows_server(&mut self) {
-        let out = self.rx(1, arp(ArpOperation::Request, SERVER_MAC, SERVER, Ipv4Addr::new(198, 18, 2, 1)), 0);
+        let out = self.rx(
+            1,
+            arp(
+                ArpOperation::Request,
+                SERVER_MAC,
+                SERVER,
+                Ipv4Addr::new(198, 18, 2, 1),
+            ),
+            0,
+        );
         assert_eq!(out.len(), 1, "the unit answers the server's ARP request");
     }
 }
@@ -112,7 +133,11 @@ fn arp(op: ArpOperation, mac: EthernetAddress, ip: Ipv4Addr, target: Ipv4Addr) -
         target_protocol_addr: target,
     }
     .emit(&mut ArpPacket::new_unchecked(&mut p[..]));
-    let dst = if op == ArpOperation::Request { EthernetAddress::BROADCAST } else { MAC1 };
+    let dst = if op == ArpOperation::Request {
+        EthernetAddress::BROADCAST
+    } else {
+        MAC1
+    };
     eth(dst, mac, EtherType::Arp, &p)
 }
 
@@ -145,7 +170,13 @@ fn echo_request() -> Vec<u8> {
 }
 
 fn udp_from_client(dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
-    let ip = ipv4(CLIENT, dst, ttl, IpProtocol::Udp, &[0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, 1, 2, 3, 4]);
+    let ip = ipv4(
+        CLIENT,
+        dst,
+        ttl,
+        IpProtocol::Udp,
+        &[0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, 1, 2, 3, 4],
+    );
     eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip)
 }
 
@@ -179,8 +210,14 @@ fn answers_arp_for_own_address_with_port_mac() {
     assert_eq!((f.dst_addr(), f.src_addr()), (CLIENT_MAC, MAC0));
     let reply = ArpRepr::parse(&ArpPacket::new_checked(&frame[14..]).unwrap()).unwrap();
     assert_eq!(reply.operation, ArpOperation::Reply);
-    assert_eq!((reply.source_hardware_addr, reply.source_protocol_addr), (MAC0, UNIT0));
-    assert_eq!((reply.target_hardware_addr, reply.target_protocol_addr), (CLIENT_MAC, CLIENT));
+    assert_eq!(
+        (reply.source_hardware_addr, reply.source_protocol_addr),
+        (MAC0, UNIT0)
+    );
+    assert_eq!(
+        (reply.target_hardware_addr, reply.target_protocol_addr),
+        (CLIENT_MAC, CLIENT)
+    );
     assert_eq!(lab.counters.arp_replies_sent.get(), 1);
 }
 
@@ -189,22 +226,71 @@ fn answers_arp_for_virtual_ip_with_virtual_mac() {
     let mut lab = lab();
     let out = lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, CLIENT, VIP0), 0);
     let frame = &out[0].1;
-    assert_eq!(EthernetFrame::new_checked(&frame[..]).unwrap().src_addr(), VMAC0);
+    assert_eq!(
+        EthernetFrame::new_checked(&frame[..]).unwrap().src_addr(),
+        VMAC0
+    );
     let reply = ArpRepr::parse(&ArpPacket::new_checked(&frame[14..]).unwrap()).unwrap();
-    assert_eq!((reply.source_hardware_addr, reply.source_protocol_addr), (VMAC0, VIP0));
+    assert_eq!(
+        (reply.source_hardware_addr, reply.source_protocol_addr),
+        (VMAC0, VIP0)
+    );
 }
 
 #[test]
 fn ignores_arp_for_others_and_from_foreign_subnets() {
     let mut lab = lab();
-    assert!(lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, CLIENT, Ipv4Addr::new(198, 18, 1, 77)), 0).is_empty());
+    assert!(lab
+        .rx(
+            0,
+            arp(
+                ArpOperation::Request,
+                CLIENT_MAC,
+                CLIENT,
+                Ipv4Addr::new(198, 18, 1, 77)
+            ),
+            0
+        )
+        .is_empty());
     assert_eq!(lab.dropped(DropReason::ArpNotForUs), 1);
     // sender on data1's subnet, heard on data0: refused, not learnt
-    assert!(lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, SERVER, UNIT0), 0).is_empty());
+    assert!(lab
+        .rx(0, arp(ArpOperation::Request, CLIENT_MAC, SERVER, UNIT0), 0)
+        .is_empty());
     assert_eq!(lab.dropped(DropReason::ArpBadSender), 1);
-    // sender claims the unit's own address
-    assert!(lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, UNIT0, VIP0), 0).is_empty());
+    // a multicast sender MAC
+    let mcast = EthernetAddress([0x01, 0, 0x5e, 0, 0, 1]);
+    assert!(lab.rx(0, arp(ArpOperation::Request, mcast, CLIENT, UNIT0), 0).is_empty());
     assert_eq!(lab.dropped(DropReason::ArpBadSender), 2);
+    // sender claims the unit's own address
+    assert!(lab
+        .rx(0, arp(ArpOperation::Request, CLIENT_MAC, UNIT0, VIP0), 0)
+        .is_empty());
+    assert_eq!(lab.dropped(DropReason::ArpBadSender), 3);
+}
+
+#[test]
+fn answers_off_subnet_sender_that_routes_back_through_the_port_without_learning_it() {
+    // The server ARPs for its gateway from the address on its loopback
+    // (Linux's default arp_announce=0); 198.19.0.0/16 is routed via data1.
+    let mut lab = lab();
+    let gw1 = Ipv4Addr::new(198, 18, 2, 254);
+    let out = lab.rx(1, arp(ArpOperation::Request, SERVER_MAC, REMOTE, gw1), 0);
+    assert_eq!(out.len(), 1, "answered");
+    let reply = ArpRepr::parse(&ArpPacket::new_checked(&out[0].1[14..]).unwrap()).unwrap();
+    assert_eq!((reply.target_hardware_addr, reply.target_protocol_addr), (SERVER_MAC, REMOTE));
+    assert_eq!(lab.counters.arp_learned.get(), 0, "not a neighbour: not learnt");
+    // the same sender heard on data0 does not route back there
+    assert!(lab.rx(0, arp(ArpOperation::Request, SERVER_MAC, REMOTE, UNIT0), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::ArpBadSender), 1);
+}
+
+#[test]
+fn answers_rfc5227_probes_for_own_address() {
+    let mut lab = lab();
+    let out = lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, Ipv4Addr::UNSPECIFIED, UNIT0), 0);
+    assert_eq!(out.len(), 1, "the unit defends its address");
+    assert_eq!(lab.counters.arp_learned.get(), 0);
 }
 
 #[test]
@@ -224,7 +310,12 @@ fn malformed_arp_is_counted() {
 fn answers_echo_to_own_address_and_virtual_ip() {
     for (dst, dst_mac, want_src_mac) in [(UNIT0, MAC0, MAC0), (VIP0, VMAC0, VMAC0)] {
         let mut lab = lab();
-        let frame = eth(dst_mac, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, dst, 64, IpProtocol::Icmp, &echo_request()));
+        let frame = eth(
+            dst_mac,
+            CLIENT_MAC,
+            EtherType::Ipv4,
+            &ipv4(CLIENT, dst, 64, IpProtocol::Icmp, &echo_request()),
+        );
         let out = lab.rx(0, frame, 0);
         assert_eq!(out.len(), 1, "one echo reply to {dst}");
         let (f, ip) = ip_of(&out[0].1);
@@ -240,12 +331,22 @@ fn answers_echo_to_own_address_and_virtual_ip() {
 #[test]
 fn local_traffic_other_than_echo_is_dropped() {
     let mut lab = lab();
-    let frame = eth(MAC0, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, UNIT0, 64, IpProtocol::Tcp, &[0; 20]));
+    let frame = eth(
+        MAC0,
+        CLIENT_MAC,
+        EtherType::Ipv4,
+        &ipv4(CLIENT, UNIT0, 64, IpProtocol::Tcp, &[0; 20]),
+    );
     assert!(lab.rx(0, frame, 0).is_empty());
     assert_eq!(lab.dropped(DropReason::LocalNoService), 1);
     let mut bad = echo_request();
     bad[2] ^= 0xff;
-    let frame = eth(MAC0, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, UNIT0, 64, IpProtocol::Icmp, &bad));
+    let frame = eth(
+        MAC0,
+        CLIENT_MAC,
+        EtherType::Ipv4,
+        &ipv4(CLIENT, UNIT0, 64, IpProtocol::Icmp, &bad),
+    );
     assert!(lab.rx(0, frame, 0).is_empty());
     assert_eq!(lab.dropped(DropReason::LocalMalformed), 1);
 }
@@ -256,20 +357,43 @@ fn local_traffic_other_than_echo_is_dropped() {
 fn forwards_after_resolving_the_next_hop() {
     let mut lab = lab();
     let out = lab.rx(0, udp_from_client(SERVER, 64), 0);
-    assert_eq!(out.len(), 1, "only an ARP request goes out, the packet waits");
+    assert_eq!(
+        out.len(),
+        1,
+        "only an ARP request goes out, the packet waits"
+    );
     let (iface, req) = &out[0];
     assert_eq!(*iface, 1);
     let r = ArpRepr::parse(&ArpPacket::new_checked(&req[14..]).unwrap()).unwrap();
-    assert_eq!((r.operation, r.source_protocol_addr, r.target_protocol_addr), (ArpOperation::Request, Ipv4Addr::new(198, 18, 2, 1), SERVER));
+    assert_eq!(
+        (r.operation, r.source_protocol_addr, r.target_protocol_addr),
+        (ArpOperation::Request, Ipv4Addr::new(198, 18, 2, 1), SERVER)
+    );
 
-    let out = lab.rx(1, arp(ArpOperation::Reply, SERVER_MAC, SERVER, Ipv4Addr::new(198, 18, 2, 1)), 1000);
+    let out = lab.rx(
+        1,
+        arp(
+            ArpOperation::Reply,
+            SERVER_MAC,
+            SERVER,
+            Ipv4Addr::new(198, 18, 2, 1),
+        ),
+        1000,
+    );
     assert_eq!(out.len(), 1, "the held packet is released");
     let (iface, frame) = &out[0];
     assert_eq!(*iface, 1);
     let (f, ip) = ip_of(frame);
     assert_eq!((f.dst_addr(), f.src_addr()), (SERVER_MAC, VMAC1));
-    assert_eq!((ip.src_addr, ip.dst_addr, ip.hop_limit), (CLIENT, SERVER, 63));
-    assert_eq!(&frame[14 + 20..], &[0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, 1, 2, 3, 4], "payload untouched");
+    assert_eq!(
+        (ip.src_addr, ip.dst_addr, ip.hop_limit),
+        (CLIENT, SERVER, 63)
+    );
+    assert_eq!(
+        &frame[14 + 20..],
+        &[0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, 1, 2, 3, 4],
+        "payload untouched"
+    );
 
     // now resolved: straight through
     let out = lab.rx(0, udp_from_client(SERVER, 10), 2000);
@@ -285,7 +409,10 @@ fn static_route_goes_through_its_gateway() {
     let out = lab.rx(0, udp_from_client(REMOTE, 64), 0);
     assert_eq!(out.len(), 1);
     let (f, ip) = ip_of(&out[0].1);
-    assert_eq!((out[0].0, f.dst_addr(), ip.dst_addr), (1, SERVER_MAC, REMOTE));
+    assert_eq!(
+        (out[0].0, f.dst_addr(), ip.dst_addr),
+        (1, SERVER_MAC, REMOTE)
+    );
 }
 
 #[test]
@@ -299,7 +426,10 @@ fn ttl_expiry_sends_time_exceeded_from_the_ingress_address() {
         let (iface, frame) = &out[0];
         assert_eq!(*iface, 0);
         let (f, ip) = ip_of(frame);
-        assert_eq!((f.dst_addr(), ip.src_addr, ip.dst_addr), (CLIENT_MAC, UNIT0, CLIENT));
+        assert_eq!(
+            (f.dst_addr(), ip.src_addr, ip.dst_addr),
+            (CLIENT_MAC, UNIT0, CLIENT)
+        );
         let (ty, code, data) = icmp_of(frame);
         assert_eq!((ty, code), (Icmpv4Message::TimeExceeded, 0));
         assert_eq!(&data[..], &orig[14..], "quotes the whole original datagram");
@@ -326,7 +456,10 @@ fn too_big_with_df_sends_fragmentation_needed_with_the_mtu() {
     assert_eq!(out.len(), 1);
     let frame = &out[0].1;
     let icmp = Icmpv4Packet::new_checked(&frame[34..]).unwrap();
-    assert_eq!((icmp.msg_type(), icmp.msg_code(), icmp.next_hop_mtu()), (Icmpv4Message::DstUnreachable, 4, 1500));
+    assert_eq!(
+        (icmp.msg_type(), icmp.msg_code(), icmp.next_hop_mtu()),
+        (Icmpv4Message::DstUnreachable, 4, 1500)
+    );
     assert_eq!(frame.len(), 14 + 576, "quote limited to 576 bytes of IP");
     assert_eq!(lab.dropped(DropReason::FragmentationNeeded), 1);
 }
@@ -336,7 +469,12 @@ fn never_answers_an_icmp_error_with_an_error() {
     let mut lab = lab();
     let mut err = vec![11, 0, 0, 0, 0, 0, 0, 0];
     err.extend_from_slice(&[0x45; 28]);
-    let frame = eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, SERVER, 1, IpProtocol::Icmp, &err));
+    let frame = eth(
+        VMAC0,
+        CLIENT_MAC,
+        EtherType::Ipv4,
+        &ipv4(CLIENT, SERVER, 1, IpProtocol::Icmp, &err),
+    );
     assert!(lab.rx(0, frame, 0).is_empty());
     assert_eq!(lab.dropped(DropReason::TtlExpired), 1);
     assert_eq!(lab.counters.icmp_errors_sent.get(), 0);
@@ -352,7 +490,11 @@ fn icmp_errors_are_rate_limited() {
     assert_eq!(lab.counters.icmp_errors_sent.get(), 100, "the burst");
     assert_eq!(lab.counters.icmp_errors_rate_limited.get(), 50);
     lab.rx(0, udp_from_client(SERVER, 1), SECOND / 100);
-    assert_eq!(lab.counters.icmp_errors_sent.get(), 101, "10 ms refilled 10 tokens; one was used");
+    assert_eq!(
+        lab.counters.icmp_errors_sent.get(),
+        101,
+        "10 ms refilled 10 tokens; one was used"
+    );
 }
 
 #[test]
@@ -400,26 +542,79 @@ fn malformed_and_unroutable_frames_are_dropped_by_reason() {
     };
     let cases: Vec<(Vec<u8>, DropReason)> = vec![
         (good[..10].to_vec(), DropReason::EthTruncated),
-        (with(&|v| v[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9])), DropReason::NotForUs),
-        (with(&|v| v[12..14].copy_from_slice(&[0x88, 0xb5])), DropReason::UnknownEthertype),
-        (with(&|v| v[12..14].copy_from_slice(&[0x86, 0xdd])), DropReason::Ipv6Unsupported),
+        (
+            with(&|v| v[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9])),
+            DropReason::NotForUs,
+        ),
+        (
+            with(&|v| v[12..14].copy_from_slice(&[0x88, 0xb5])),
+            DropReason::UnknownEthertype,
+        ),
+        (
+            with(&|v| v[12..14].copy_from_slice(&[0x86, 0xdd])),
+            DropReason::Ipv6Unsupported,
+        ),
         (good[..14 + 19].to_vec(), DropReason::Ipv4Truncated),
         (with(&|v| v[14] = 0x65), DropReason::Ipv4BadVersion),
-        (with(&|v| v[16..18].copy_from_slice(&[0x02, 0x00])), DropReason::Ipv4BadLength),
+        (
+            with(&|v| v[16..18].copy_from_slice(&[0x02, 0x00])),
+            DropReason::Ipv4BadLength,
+        ),
         (with(&|v| v[14] = 0x44), DropReason::Ipv4BadLength),
         (with(&|v| v[24] ^= 0x01), DropReason::Ipv4BadChecksum),
-        (with(&|v| { v[26..30].copy_from_slice(&[127, 0, 0, 1]); fix_ip_checksum(v) }), DropReason::Ipv4BadSource),
-        (with(&|v| { v[26..30].copy_from_slice(&[224, 0, 0, 1]); fix_ip_checksum(v) }), DropReason::Ipv4BadSource),
-        (with(&|v| { v[30..34].copy_from_slice(&[239, 1, 1, 1]); fix_ip_checksum(v) }), DropReason::Ipv4Multicast),
-        (with(&|v| { v[30..34].copy_from_slice(&[198, 18, 1, 255]); fix_ip_checksum(v) }), DropReason::Ipv4BadDestination),
-        (with(&|v| { v[30..34].copy_from_slice(&[198, 18, 2, 255]); fix_ip_checksum(v) }), DropReason::Ipv4BadDestination),
-        (with(&|v| { v[30..34].copy_from_slice(&[255, 255, 255, 255]); fix_ip_checksum(v) }), DropReason::Ipv4BadDestination),
+        (
+            with(&|v| {
+                v[26..30].copy_from_slice(&[127, 0, 0, 1]);
+                fix_ip_checksum(v)
+            }),
+            DropReason::Ipv4BadSource,
+        ),
+        (
+            with(&|v| {
+                v[26..30].copy_from_slice(&[224, 0, 0, 1]);
+                fix_ip_checksum(v)
+            }),
+            DropReason::Ipv4BadSource,
+        ),
+        (
+            with(&|v| {
+                v[30..34].copy_from_slice(&[239, 1, 1, 1]);
+                fix_ip_checksum(v)
+            }),
+            DropReason::Ipv4Multicast,
+        ),
+        (
+            with(&|v| {
+                v[30..34].copy_from_slice(&[198, 18, 1, 255]);
+                fix_ip_checksum(v)
+            }),
+            DropReason::Ipv4BadDestination,
+        ),
+        (
+            with(&|v| {
+                v[30..34].copy_from_slice(&[198, 18, 2, 255]);
+                fix_ip_checksum(v)
+            }),
+            DropReason::Ipv4BadDestination,
+        ),
+        (
+            with(&|v| {
+                v[30..34].copy_from_slice(&[255, 255, 255, 255]);
+                fix_ip_checksum(v)
+            }),
+            DropReason::Ipv4BadDestination,
+        ),
     ];
     for (i, (frame, reason)) in cases.into_iter().enumerate() {
         let mut lab = lab();
         let out = lab.rx(0, frame, 0);
         assert!(out.is_empty(), "case {i}: nothing sent");
-        assert_eq!(lab.dropped(reason), 1, "case {i}: counted as {}", reason.name());
+        assert_eq!(
+            lab.dropped(reason),
+            1,
+            "case {i}: counted as {}",
+            reason.name()
+        );
         assert_eq!(lab.counters.dropped_total(), 1, "case {i}: counted once");
     }
 }
@@ -434,7 +629,9 @@ fn ip_options_and_vlan_tags_are_refused() {
     ip[2..4].copy_from_slice(&32u16.to_be_bytes());
     let mut p = Ipv4Packet::new_unchecked(&mut ip[..]);
     p.fill_checksum();
-    assert!(lab.rx(0, eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip), 0).is_empty());
+    assert!(lab
+        .rx(0, eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip), 0)
+        .is_empty());
     assert_eq!(lab.dropped(DropReason::Ipv4Options), 1);
 
     let mut tagged = eth(VMAC0, CLIENT_MAC, EtherType::Vlan, &[0, 10, 0x08, 0x00]);
@@ -450,7 +647,12 @@ fn no_input_panics() {
     let frames = [
         udp_from_client(SERVER, 64),
         arp(ArpOperation::Request, CLIENT_MAC, CLIENT, UNIT0),
-        eth(MAC0, CLIENT_MAC, EtherType::Ipv4, &ipv4(CLIENT, UNIT0, 64, IpProtocol::Icmp, &echo_request())),
+        eth(
+            MAC0,
+            CLIENT_MAC,
+            EtherType::Ipv4,
+            &ipv4(CLIENT, UNIT0, 64, IpProtocol::Icmp, &echo_request()),
+        ),
     ];
     let mut lab = lab();
     lab.pool.left = usize::MAX;

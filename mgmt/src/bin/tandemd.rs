@@ -43,7 +43,11 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     if args.check {
-        println!("{}: ok; {}: ok", args.profile.display(), args.config.display());
+        println!(
+            "{}: ok; {}: ok",
+            args.profile.display(),
+            args.config.display()
+        );
         return ExitCode::SUCCESS;
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -52,7 +56,9 @@ fn main() -> ExitCode {
             return fail(&e);
         }
     }
-    let prefix = args.file_prefix.unwrap_or_else(|| format!("tandem-{}", std::process::id()));
+    let prefix = args
+        .file_prefix
+        .unwrap_or_else(|| format!("tandem-{}", std::process::id()));
     let unit = match Unit::boot(&profile, &config, &prefix, Arc::clone(&stop)) {
         Ok(u) => u,
         Err(e) => return fail(&e),
@@ -84,7 +90,10 @@ fn main() -> ExitCode {
                     eprintln!("tandemd: counters file {}: {e}", path.display());
                 }
             }
-            print!("tandemd stopped; counters:\n{}", counters_file::render_nonzero(&counters));
+            print!(
+                "tandemd stopped; counters:\n{}",
+                counters_file::render_nonzero(&counters)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),

@@ -75,7 +75,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let out = lab
         .client()
-        .exec(["ping", "-c", "3", "-W", "2", plan::SERVER_IP])?;
+        .exec(["ping", "-n", "-c", "3", "-W", "2", plan::SERVER_IP])?;
     print!("{}", out.stdout);
     out.ok()?;
 
@@ -138,9 +138,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         4,
         "TTL-expired ping (ping -t 1): the unit answers 'Time to live exceeded'",
     );
-    let out = lab
-        .client()
-        .exec(["ping", "-c", "1", "-t", "1", "-W", "2", plan::SERVER_IP])?;
+    let out = lab.client().exec([
+        "ping",
+        "-n",
+        "-c",
+        "1",
+        "-t",
+        "1",
+        "-W",
+        "2",
+        plan::SERVER_IP,
+    ])?;
     print!("{}", out.stdout);
 
     step(5, "the unit's counters (non-zero)");
