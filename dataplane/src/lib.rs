@@ -8,7 +8,9 @@
 //! * [`worker`]: the polling loop on a DPDK lcore.
 #![forbid(unsafe_code)]
 
+pub mod conntrack;
 pub mod counters;
+pub mod filter;
 pub mod forward;
 pub mod wire;
 pub mod worker;

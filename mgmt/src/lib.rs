@@ -8,4 +8,5 @@
 
 pub mod config;
 pub mod counters_file;
+pub mod rules;
 pub mod unit;

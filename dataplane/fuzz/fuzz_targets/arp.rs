@@ -9,7 +9,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(packet) = ArpPacket::new_checked(data) else {
         return;
     };
-    black_box((packet.hardware_type(), packet.protocol_type(), packet.operation()));
+    black_box((
+        packet.hardware_type(),
+        packet.protocol_type(),
+        packet.operation(),
+    ));
     black_box((packet.hardware_len(), packet.protocol_len()));
     black_box((packet.source_hardware_addr(), packet.source_protocol_addr()));
     black_box((packet.target_hardware_addr(), packet.target_protocol_addr()));

@@ -10,10 +10,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     black_box((frame.dst_addr(), frame.src_addr(), frame.ethertype()));
-    black_box((frame.vlan(), frame.outer_vlan(), frame.vlan_id(), frame.tag_count()));
+    black_box((
+        frame.vlan(),
+        frame.outer_vlan(),
+        frame.vlan_id(),
+        frame.tag_count(),
+    ));
     black_box((frame.header_len(), frame.payload()));
     let src = frame.src_addr();
-    black_box((src.is_broadcast(), src.is_multicast(), src.is_unicast(), src.to_string()));
+    black_box((
+        src.is_broadcast(),
+        src.is_multicast(),
+        src.is_unicast(),
+        src.to_string(),
+    ));
 
     let Ok(repr) = EthernetRepr::parse(&frame) else {
         return;

@@ -3,9 +3,9 @@
 #![no_main]
 
 use dataplane::wire::{
-    ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetFrame, Icmpv4Packet, Icmpv4Repr, Icmpv6Packet,
-    Icmpv6Repr, IpAddr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, TcpPacket, TcpRepr, UdpPacket,
-    UdpRepr,
+    ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetFrame, Icmpv4Packet, Icmpv4Repr,
+    Icmpv6Packet, Icmpv6Repr, IpAddr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, TcpPacket,
+    TcpRepr, UdpPacket, UdpRepr,
 };
 use libfuzzer_sys::fuzz_target;
 use std::hint::black_box;
@@ -38,7 +38,9 @@ fn transport(protocol: IpProtocol, data: &[u8], src: IpAddr, dst: IpAddr) {
             }
         }
         IpProtocol::Icmpv6 => {
-            if let (Ok(icmp), IpAddr::V6(s), IpAddr::V6(d)) = (Icmpv6Packet::new_checked(data), src, dst) {
+            if let (Ok(icmp), IpAddr::V6(s), IpAddr::V6(d)) =
+                (Icmpv6Packet::new_checked(data), src, dst)
+            {
                 black_box(Icmpv6Repr::parse(&icmp, &s, &d, mode).ok());
             }
         }
@@ -65,7 +67,12 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             if !ip.is_fragment() || ip.frag_offset() == 0 {
-                transport(repr.next_header, ip.payload(), repr.src_addr.into(), repr.dst_addr.into());
+                transport(
+                    repr.next_header,
+                    ip.payload(),
+                    repr.src_addr.into(),
+                    repr.dst_addr.into(),
+                );
             }
         }
         EtherType::Ipv6 => {
@@ -77,7 +84,12 @@ fuzz_target!(|data: &[u8]| {
             };
             if upper.fragment.is_none_or(|f| f.is_first()) {
                 let data = ip.upper_layer_data(&upper);
-                transport(upper.protocol, data, ip.src_addr().into(), ip.dst_addr().into());
+                transport(
+                    upper.protocol,
+                    data,
+                    ip.src_addr().into(),
+                    ip.dst_addr().into(),
+                );
             }
         }
         _ => {}

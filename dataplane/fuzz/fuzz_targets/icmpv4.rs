@@ -9,7 +9,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(packet) = Icmpv4Packet::new_checked(data) else {
         return;
     };
-    black_box((packet.msg_type(), packet.msg_type().is_error(), packet.msg_code()));
+    black_box((
+        packet.msg_type(),
+        packet.msg_type().is_error(),
+        packet.msg_code(),
+    ));
     black_box((packet.checksum(), packet.echo_ident(), packet.echo_seq_no()));
     black_box((packet.next_hop_mtu(), packet.pointer(), packet.header_len()));
     black_box((packet.data(), packet.verify_checksum()));

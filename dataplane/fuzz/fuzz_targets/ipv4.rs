@@ -9,11 +9,29 @@ fuzz_target!(|data: &[u8]| {
     let Ok(packet) = Ipv4Packet::new_checked(data) else {
         return;
     };
-    black_box((packet.version(), packet.header_len(), packet.dscp(), packet.ecn()));
-    black_box((packet.total_len(), packet.ident(), packet.dont_frag(), packet.more_frags()));
-    black_box((packet.reserved_flag(), packet.frag_offset(), packet.is_fragment()));
+    black_box((
+        packet.version(),
+        packet.header_len(),
+        packet.dscp(),
+        packet.ecn(),
+    ));
+    black_box((
+        packet.total_len(),
+        packet.ident(),
+        packet.dont_frag(),
+        packet.more_frags(),
+    ));
+    black_box((
+        packet.reserved_flag(),
+        packet.frag_offset(),
+        packet.is_fragment(),
+    ));
     black_box((packet.ttl(), packet.next_header(), packet.checksum()));
-    black_box((packet.src_addr(), packet.dst_addr(), packet.verify_checksum()));
+    black_box((
+        packet.src_addr(),
+        packet.dst_addr(),
+        packet.verify_checksum(),
+    ));
     black_box((packet.options(), packet.payload()));
 
     // The router's per-packet rewrite: must keep a valid checksum valid.
@@ -23,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
     if writable.decrement_ttl_and_update_checksum().is_some() {
         let incremental = writable.checksum();
         writable.fill_checksum();
-        assert_eq!(incremental, writable.checksum(), "RFC 1624 update != recompute");
+        assert_eq!(
+            incremental,
+            writable.checksum(),
+            "RFC 1624 update != recompute"
+        );
     }
 
     let Ok(repr) = Ipv4Repr::parse(&packet, ChecksumMode::Verify) else {

@@ -9,8 +9,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(packet) = Ipv6Packet::new_checked(data) else {
         return;
     };
-    black_box((packet.version(), packet.traffic_class(), packet.flow_label()));
-    black_box((packet.payload_len(), packet.total_len(), packet.next_header()));
+    black_box((
+        packet.version(),
+        packet.traffic_class(),
+        packet.flow_label(),
+    ));
+    black_box((
+        packet.payload_len(),
+        packet.total_len(),
+        packet.next_header(),
+    ));
     black_box((packet.hop_limit(), packet.src_addr(), packet.dst_addr()));
     black_box((packet.header_len(), packet.payload()));
 

@@ -6,7 +6,10 @@ use libfuzzer_sys::fuzz_target;
 use std::hint::black_box;
 
 const PAIRS: [(IpAddr, IpAddr); 2] = [
-    (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
+    (
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+    ),
     (
         IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
         IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
@@ -17,7 +20,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(packet) = UdpPacket::new_checked(data) else {
         return;
     };
-    black_box((packet.src_port(), packet.dst_port(), packet.len(), packet.is_empty()));
+    black_box((
+        packet.src_port(),
+        packet.dst_port(),
+        packet.len(),
+        packet.is_empty(),
+    ));
     black_box((packet.checksum(), packet.header_len(), packet.payload()));
 
     for (src, dst) in &PAIRS {
@@ -28,7 +36,14 @@ fuzz_target!(|data: &[u8]| {
         let mut buf = vec![0u8; repr.buffer_len()];
         repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), src, dst);
         let again = UdpPacket::new_checked(&buf[..]).expect("emitted UDP checks");
-        assert_ne!(again.checksum(), 0, "a computed zero must be sent as 0xFFFF");
-        assert_eq!(UdpRepr::parse(&again, src, dst, ChecksumMode::Verify), Ok(repr));
+        assert_ne!(
+            again.checksum(),
+            0,
+            "a computed zero must be sent as 0xFFFF"
+        );
+        assert_eq!(
+            UdpRepr::parse(&again, src, dst, ChecksumMode::Verify),
+            Ok(repr)
+        );
     }
 });

@@ -1,0 +1,19 @@
+//! Connection tracking: one shard per worker, owned outright.
+//!
+//! * [`key`]: the direction-independent flow key.
+//! * [`table`]: the fixed-capacity, preallocated connection table of one shard.
+//! * [`wheel`]: the per-worker timer wheel that expires entries incrementally.
+//! * [`rss`]: the symmetric Toeplitz hash that says which worker owns a flow.
+//! * [`tcp`]: TCP state machine and sequence-window tracking (as strict as
+//!   Linux conntrack with `nf_conntrack_tcp_loose=0`).
+
+pub mod key;
+pub mod rss;
+pub mod table;
+pub mod tcp;
+pub mod wheel;
+
+pub use key::{FlowKey, Side};
+
+#[cfg(test)]
+mod tcp_tests;

@@ -1,0 +1,586 @@
+//! TCP tracking, grouped by state. The client opens with ISN 1000, the
+//! server answers with ISN 5000; windows are 64240 unless a test says other.
+
+use super::tcp::{flags::*, Dir, Segment, TcpConn, TcpInvalid, TcpState, TcpTimeouts, TcpVerdict};
+use Dir::{Original as C2S, Reply as S2C};
+
+const C_ISN: u32 = 1000;
+const S_ISN: u32 = 5000;
+const WIN: u16 = 64240;
+
+fn seg(flags: u8, seq: u32, ack: u32, window: u16, len: u32) -> Segment {
+    Segment {
+        seq,
+        ack,
+        window,
+        flags,
+        payload_len: len,
+        ..Segment::default()
+    }
+}
+
+fn syn(seq: u32) -> Segment {
+    Segment {
+        sack_permitted: true,
+        ..seg(SYN, seq, 0, WIN, 0)
+    }
+}
+
+fn syn_ws(seq: u32, ws: u8) -> Segment {
+    Segment {
+        wscale: Some(ws),
+        ..syn(seq)
+    }
+}
+
+fn synack(seq: u32, ack: u32) -> Segment {
+    Segment {
+        sack_permitted: true,
+        ..seg(SYN | ACK, seq, ack, WIN, 0)
+    }
+}
+
+fn synack_ws(seq: u32, ack: u32, ws: u8) -> Segment {
+    Segment {
+        wscale: Some(ws),
+        ..synack(seq, ack)
+    }
+}
+
+fn ack(seq: u32, ack: u32) -> Segment {
+    seg(ACK, seq, ack, WIN, 0)
+}
+
+fn data(seq: u32, ack: u32, len: u32) -> Segment {
+    seg(ACK | PSH, seq, ack, WIN, len)
+}
+
+fn t() -> TcpTimeouts {
+    TcpTimeouts::default()
+}
+
+/// A connection opened by `seg` (which must be a SYN).
+fn open(seg: &Segment) -> Result<TcpConn, TcpInvalid> {
+    TcpConn::new(seg, &t()).map(|(c, _)| c)
+}
+
+fn accepted(v: TcpVerdict) -> bool {
+    matches!(v, TcpVerdict::Accept { .. })
+}
+
+/// A connection through the three-way handshake: ESTABLISHED, client next
+/// sequence 1001, server next 5001.
+fn established() -> TcpConn {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    assert!(accepted(c.track(S2C, &synack(S_ISN, C_ISN + 1), &t())));
+    assert!(accepted(c.track(C2S, &ack(C_ISN + 1, S_ISN + 1), &t())));
+    assert_eq!(c.state(), TcpState::Established);
+    c
+}
+
+/// Same, with window scale 7 on both SYNs and windows of 512 (= 65536 bytes).
+fn established_scaled() -> TcpConn {
+    let mut c = open(&syn_ws(C_ISN, 7)).unwrap();
+    assert!(accepted(c.track(
+        S2C,
+        &synack_ws(S_ISN, C_ISN + 1, 7),
+        &t()
+    )));
+    assert!(accepted(c.track(
+        C2S,
+        &seg(ACK, C_ISN + 1, S_ISN + 1, 512, 0),
+        &t()
+    )));
+    assert!(accepted(c.track(
+        S2C,
+        &seg(ACK, S_ISN + 1, C_ISN + 1, 512, 0),
+        &t()
+    )));
+    c
+}
+
+// ==================================================================== NONE
+
+#[test]
+fn none_only_a_syn_opens_a_connection() {
+    let (c, timeout) = TcpConn::new(&syn(C_ISN), &t()).unwrap();
+    assert_eq!((c.state(), timeout), (TcpState::SynSent, 120));
+    assert_eq!(
+        open(&ack(C_ISN, S_ISN)),
+        Err(TcpInvalid::NoConnection),
+        "bare ACK"
+    );
+    assert_eq!(
+        open(&synack(S_ISN, C_ISN)),
+        Err(TcpInvalid::NoConnection)
+    );
+    assert_eq!(
+        open(&seg(RST | ACK, C_ISN, S_ISN, 0, 0)),
+        Err(TcpInvalid::NoConnection)
+    );
+    assert_eq!(
+        open(&seg(FIN | ACK, C_ISN, S_ISN, WIN, 0)),
+        Err(TcpInvalid::NoConnection)
+    );
+}
+
+#[test]
+fn none_invalid_flag_combinations_are_refused() {
+    for f in [
+        SYN | FIN,
+        0,
+        FIN,
+        SYN | RST,
+        FIN | RST | ACK,
+        SYN | FIN | ACK,
+        PSH,
+        URG,
+    ] {
+        assert_eq!(
+            open(&seg(f, C_ISN, 0, WIN, 0)),
+            Err(TcpInvalid::BadFlags),
+            "flags {f:#x}"
+        );
+    }
+    // PSH, ECE, CWR do not matter
+    assert!(open(&seg(SYN | ECE | CWR, C_ISN, 0, WIN, 0)).is_ok());
+}
+
+// ==================================================================== SYN_SENT
+
+#[test]
+fn syn_sent_after_the_first_syn() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    assert_eq!(
+        c.track(C2S, &syn(C_ISN), &t()),
+        TcpVerdict::Accept { timeout: None }
+    );
+    assert_eq!(c.state(), TcpState::SynSent);
+}
+
+#[test]
+fn syn_sent_retransmitted_syn_passes_without_extending_life() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    c.track(C2S, &syn(C_ISN), &t());
+    assert_eq!(
+        c.track(C2S, &syn(C_ISN), &t()),
+        TcpVerdict::Accept { timeout: None }
+    );
+    // a reinitialised client may use a higher ISN
+    assert_eq!(
+        c.track(C2S, &syn(C_ISN + 7000), &t()),
+        TcpVerdict::Accept { timeout: None }
+    );
+    assert_eq!(c.peers[0].end, C_ISN + 7001);
+    assert!(accepted(c.track(S2C, &synack(S_ISN, C_ISN + 7001), &t())));
+}
+
+#[test]
+fn syn_sent_synack_with_the_right_ack_moves_to_syn_recv() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    assert_eq!(
+        c.track(S2C, &synack(S_ISN, C_ISN + 1), &t()),
+        TcpVerdict::Accept { timeout: Some(60) }
+    );
+    assert_eq!(c.state(), TcpState::SynRecv);
+}
+
+#[test]
+fn syn_sent_synack_acking_unsent_data_is_invalid() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    assert_eq!(
+        c.track(S2C, &synack(S_ISN, C_ISN + 2), &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent)
+    );
+    assert_eq!(c.state(), TcpState::SynSent);
+}
+
+#[test]
+fn syn_sent_rst_refusing_the_connection_closes_the_entry() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    c.track(C2S, &syn(C_ISN), &t());
+    assert_eq!(
+        c.track(S2C, &seg(RST | ACK, 0, C_ISN + 1, 0, 0), &t()),
+        TcpVerdict::Close
+    );
+}
+
+#[test]
+fn syn_sent_reply_ack_is_ignored() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    c.track(C2S, &syn(C_ISN), &t());
+    assert_eq!(
+        c.track(S2C, &ack(S_ISN, C_ISN + 1), &t()),
+        TcpVerdict::Ignore
+    );
+    assert_eq!(c.state(), TcpState::SynSent);
+}
+
+#[test]
+fn syn_sent_originator_ack_is_invalid() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    c.track(C2S, &syn(C_ISN), &t());
+    assert_eq!(
+        c.track(C2S, &ack(C_ISN + 1, S_ISN + 1), &t()),
+        TcpVerdict::Invalid(TcpInvalid::BadTransition)
+    );
+}
+
+#[test]
+fn simultaneous_open_reaches_established() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    c.track(C2S, &syn(C_ISN), &t());
+    assert!(accepted(c.track(S2C, &syn(S_ISN), &t())));
+    assert_eq!(c.state(), TcpState::SynSent2);
+    assert!(accepted(c.track(C2S, &synack(C_ISN, S_ISN + 1), &t())));
+    assert_eq!(c.state(), TcpState::SynRecv);
+    // the responder's own SYN/ACK crosses: passes, changes nothing
+    assert_eq!(c.track(S2C, &synack(S_ISN, C_ISN + 1), &t()), TcpVerdict::Ignore);
+    assert!(accepted(c.track(S2C, &ack(S_ISN + 1, C_ISN + 1), &t())));
+    assert_eq!(c.state(), TcpState::Established);
+}
+
+// ==================================================================== SYN_RECV
+
+#[test]
+fn syn_recv_final_ack_establishes_and_assures() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    c.track(C2S, &syn(C_ISN), &t());
+    c.track(S2C, &synack(S_ISN, C_ISN + 1), &t());
+    assert!(!c.assured());
+    assert_eq!(
+        c.track(C2S, &ack(C_ISN + 1, S_ISN + 1), &t()),
+        TcpVerdict::Accept {
+            timeout: Some(432_000)
+        }
+    );
+    assert_eq!(c.state(), TcpState::Established);
+    assert!(c.assured());
+}
+
+#[test]
+fn syn_recv_synack_retransmit_passes_unchanged() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    c.track(C2S, &syn(C_ISN), &t());
+    c.track(S2C, &synack(S_ISN, C_ISN + 1), &t());
+    assert_eq!(c.track(S2C, &synack(S_ISN, C_ISN + 1), &t()), TcpVerdict::Ignore);
+    assert_eq!(c.state(), TcpState::SynRecv);
+}
+
+// ==================================================================== ESTABLISHED
+
+#[test]
+fn established_data_both_ways_passes_and_tracks_the_windows() {
+    let mut c = established();
+    assert!(accepted(c.track(C2S, &data(1001, 5001, 100), &t())));
+    assert_eq!(c.peers[0].end, 1101);
+    assert!(accepted(c.track(S2C, &data(5001, 1101, 300), &t())));
+    assert!(accepted(c.track(C2S, &ack(1101, 5301), &t())));
+    assert_eq!(c.peers[1].end, 5301);
+}
+
+#[test]
+fn established_unacknowledged_data_shortens_the_timeout() {
+    let mut c = established();
+    assert_eq!(
+        c.track(C2S, &data(1001, 5001, 100), &t()),
+        TcpVerdict::Accept { timeout: Some(300) }
+    );
+    assert_eq!(
+        c.track(S2C, &ack(5001, 1101), &t()),
+        TcpVerdict::Accept {
+            timeout: Some(432_000)
+        }
+    );
+}
+
+#[test]
+fn established_data_beyond_the_receivers_window_is_invalid() {
+    let mut c = established();
+    // the server's window is 64240 from 5001's ack point: client may send up to 1001 + 64240
+    assert!(accepted(c.track(
+        C2S,
+        &data(1001 + 64_000, 5001, 240),
+        &t()
+    )));
+    let far = 1001 + 64_240 + 70_000;
+    assert_eq!(
+        c.track(C2S, &data(far, 5001, 10), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow)
+    );
+}
+
+#[test]
+fn established_ack_for_unsent_data_is_invalid() {
+    let mut c = established();
+    assert_eq!(
+        c.track(C2S, &ack(1001, 5001 + 1), &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent)
+    );
+    assert_eq!(
+        c.track(S2C, &ack(5001, 1001 + 500), &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent)
+    );
+}
+
+#[test]
+fn established_old_retransmission_is_ignored_not_dropped() {
+    let mut c = established();
+    for i in 0..3 {
+        assert!(accepted(c.track(
+            C2S,
+            &data(1001 + i * 60_000, 5001, 60_000),
+            &t()
+        )));
+        assert!(accepted(c.track(
+            S2C,
+            &ack(5001, 1001 + (i + 1) * 60_000),
+            &t()
+        )));
+    }
+    // a segment a full window behind
+    assert_eq!(
+        c.track(C2S, &data(1001, 5001, 100), &t()),
+        TcpVerdict::Ignore
+    );
+}
+
+#[test]
+fn established_sack_beyond_ack_counts_for_the_ack_bound() {
+    let mut c = established();
+    c.track(C2S, &data(1001, 5001, 1000), &t());
+    let mut s = ack(5001, 1001);
+    s.sack_right_edge = Some(1501);
+    assert!(accepted(c.track(S2C, &s, &t())));
+    s.sack_right_edge = Some(2002);
+    assert_eq!(
+        c.track(S2C, &s, &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent),
+        "SACK of unsent data"
+    );
+}
+
+#[test]
+fn established_rst_at_the_expected_sequence_closes() {
+    let mut c = established();
+    assert_eq!(
+        c.track(C2S, &seg(RST | ACK, 1001, 5001, 0, 0), &t()),
+        TcpVerdict::Accept { timeout: Some(10) }
+    );
+    assert_eq!(c.state(), TcpState::Close);
+}
+
+#[test]
+fn established_rst_below_the_peers_highest_ack_is_invalid() {
+    let mut c = established();
+    c.track(C2S, &data(1001, 5001, 500), &t());
+    c.track(S2C, &ack(5001, 1501), &t());
+    assert_eq!(
+        c.track(C2S, &seg(RST | ACK, 1200, 5001, 0, 0), &t()),
+        TcpVerdict::Invalid(TcpInvalid::BadRst)
+    );
+    assert_eq!(c.state(), TcpState::Established);
+}
+
+#[test]
+fn established_rst_in_window_but_not_exact_keeps_state_for_a_challenge_ack() {
+    let mut c = established();
+    assert!(accepted(c.track(
+        C2S,
+        &seg(RST | ACK, 1001 + 500, 5001, 0, 0),
+        &t()
+    )));
+    assert_eq!(c.state(), TcpState::Established);
+}
+
+#[test]
+fn established_rst_far_outside_the_window_is_invalid() {
+    let mut c = established();
+    assert_eq!(
+        c.track(S2C, &seg(RST | ACK, 5001 + 2_000_000, 1001, 0, 0), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow)
+    );
+}
+
+#[test]
+fn established_new_syn_is_ignored() {
+    let mut c = established();
+    assert_eq!(c.track(C2S, &syn(9999), &t()), TcpVerdict::Ignore);
+    assert_eq!(c.state(), TcpState::Established);
+}
+
+#[test]
+fn established_zero_window_probe_passes() {
+    let mut c = established();
+    c.track(C2S, &data(1001, 5001, 100), &t());
+    // the server acks and closes its window
+    assert!(accepted(c.track(S2C, &seg(ACK, 5001, 1101, 0, 0), &t())));
+    // one byte probe at the window edge
+    assert!(accepted(c.track(C2S, &data(1101, 5001, 1), &t())));
+}
+
+// ------------------------------------------------------------------ window scaling
+
+#[test]
+fn scaled_window_admits_what_only_the_scale_allows() {
+    let mut c = established_scaled();
+    // the server's window is 512 << 7 = 65536 bytes past 1001 (more than 16 bits can say)
+    assert!(accepted(c.track(
+        C2S,
+        &data(1001 + 60_000, 5001, 5_000),
+        &t()
+    )));
+    assert!(
+        accepted(c.track(S2C, &seg(ACK, 5001, 1001, 2048, 0), &t())),
+        "window 2048 << 7 = 256 KiB"
+    );
+    assert!(accepted(c.track(
+        C2S,
+        &data(1001 + 200_000, 5001, 1_000),
+        &t()
+    )));
+}
+
+#[test]
+fn scale_is_ignored_unless_both_syns_carry_it() {
+    let mut c = open(&syn_ws(C_ISN, 7)).unwrap();
+    c.track(S2C, &synack(S_ISN, C_ISN + 1), &t()); // no wscale: RFC 7323 says no scaling
+    c.track(C2S, &seg(ACK, C_ISN + 1, S_ISN + 1, 512, 0), &t());
+    c.track(S2C, &seg(ACK, S_ISN + 1, C_ISN + 1, 2048, 0), &t());
+    assert_eq!(c.peers[0].scale, 0);
+    assert_eq!(c.peers[1].scale, 0);
+    // 200 KB ahead is beyond an unscaled window
+    assert_eq!(
+        c.track(C2S, &data(1001 + 200_000, 5001, 1_000), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow)
+    );
+}
+
+#[test]
+fn wscale_above_14_is_clamped() {
+    let c = open(&syn_ws(C_ISN, 20)).unwrap();
+    assert_eq!(c.peers[0].scale, 14);
+}
+
+// ==================================================================== closing
+
+#[test]
+fn orderly_close_client_first_walks_every_state() {
+    let mut c = established();
+    assert_eq!(
+        c.track(C2S, &seg(FIN | ACK, 1001, 5001, WIN, 0), &t()),
+        TcpVerdict::Accept { timeout: Some(120) }
+    );
+    assert_eq!(c.state(), TcpState::FinWait);
+    assert_eq!(
+        c.track(S2C, &ack(5001, 1002), &t()),
+        TcpVerdict::Accept { timeout: Some(60) }
+    );
+    assert_eq!(c.state(), TcpState::CloseWait);
+    assert_eq!(
+        c.track(S2C, &seg(FIN | ACK, 5001, 1002, WIN, 0), &t()),
+        TcpVerdict::Accept { timeout: Some(30) }
+    );
+    assert_eq!(c.state(), TcpState::LastAck);
+    assert_eq!(
+        c.track(C2S, &ack(1002, 5002), &t()),
+        TcpVerdict::Accept { timeout: Some(120) }
+    );
+    assert_eq!(c.state(), TcpState::TimeWait);
+}
+
+#[test]
+fn close_with_both_fins_crossing() {
+    let mut c = established();
+    c.track(C2S, &seg(FIN | ACK, 1001, 5001, WIN, 0), &t());
+    assert!(accepted(c.track(
+        S2C,
+        &seg(FIN | ACK, 5001, 1002, WIN, 0),
+        &t()
+    )));
+    assert_eq!(c.state(), TcpState::LastAck);
+    assert!(accepted(c.track(C2S, &ack(1002, 5002), &t())));
+    assert_eq!(c.state(), TcpState::TimeWait);
+}
+
+#[test]
+fn fin_acking_unsent_data_is_invalid() {
+    let mut c = established();
+    assert_eq!(
+        c.track(C2S, &seg(FIN | ACK, 1001, 5001 + 10, WIN, 0), &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent)
+    );
+    assert_eq!(c.state(), TcpState::Established);
+}
+
+// ==================================================================== TIME_WAIT / CLOSE
+
+fn time_wait() -> TcpConn {
+    let mut c = established();
+    c.track(C2S, &seg(FIN | ACK, 1001, 5001, WIN, 0), &t());
+    c.track(S2C, &seg(FIN | ACK, 5001, 1002, WIN, 0), &t());
+    c.track(C2S, &ack(1002, 5002), &t());
+    assert_eq!(c.state(), TcpState::TimeWait);
+    c
+}
+
+#[test]
+fn time_wait_new_syn_reopens_the_tuple() {
+    let mut c = time_wait();
+    assert_eq!(c.track(C2S, &syn(90_000), &t()), TcpVerdict::Reopen);
+}
+
+#[test]
+fn time_wait_last_ack_retransmit_passes() {
+    let mut c = time_wait();
+    assert!(accepted(c.track(C2S, &ack(1002, 5002), &t())));
+    assert_eq!(c.state(), TcpState::TimeWait);
+}
+
+#[test]
+fn close_after_rst_reopens_on_syn_from_the_same_side() {
+    let mut c = established();
+    c.track(C2S, &seg(RST | ACK, 1001, 5001, 0, 0), &t());
+    assert_eq!(c.state(), TcpState::Close);
+    assert_eq!(c.track(C2S, &syn(70_000), &t()), TcpVerdict::Reopen);
+}
+
+#[test]
+fn close_data_after_rst_is_refused() {
+    let mut c = established();
+    c.track(C2S, &seg(RST | ACK, 1001, 5001, 0, 0), &t());
+    // ACK in CLOSE stays CLOSE if in window; a SYN/ACK is not a valid transition
+    assert_eq!(
+        c.track(C2S, &synack(1001, 5001), &t()),
+        TcpVerdict::Invalid(TcpInvalid::BadTransition)
+    );
+}
+
+// ==================================================================== adoption
+
+#[test]
+fn adopted_entry_accepts_the_first_sequence_numbers_then_tightens() {
+    let old = established();
+    let mut c = TcpConn::adopted(TcpState::Established, old.peers);
+    // the partner's copy is behind: the live connection has moved on 10 MB
+    assert!(accepted(c.track(
+        C2S,
+        &data(1001 + 10_000_000, 5001 + 3_000_000, 100),
+        &t()
+    )));
+    assert!(accepted(c.track(
+        S2C,
+        &ack(5001 + 3_000_000, 1001 + 10_000_100),
+        &t()
+    )));
+    assert!(accepted(c.track(
+        C2S,
+        &data(1001 + 10_000_100, 5001 + 3_000_000, 100),
+        &t()
+    )));
+    assert_eq!(
+        c.track(C2S, &data(1001 + 30_000_000, 5001 + 3_000_000, 100), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow),
+        "strict again once both windows are learnt"
+    );
+}
