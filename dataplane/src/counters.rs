@@ -31,6 +31,12 @@ impl Counter {
         self.add(1);
     }
 
+    /// Sets a gauge; call only from the owning worker.
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
     /// The current value, from any thread.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -86,16 +92,39 @@ drop_reasons! {
     ArpUnresolved => "arp_unresolved": "The next hop never answered ARP.",
     NeighborTableFull => "neighbor_table_full": "No room for a new neighbour entry.",
     NoMbuf => "no_mbuf": "No buffer to build a reply or an ARP request.",
+    HandoffFull => "handoff_full": "The owning worker's handoff queue was full.",
+    Ipv4Fragment => "ipv4_fragment": "A fragment: no ports to match without reassembly, which tandem does not do yet.",
+    L4Truncated => "l4_truncated": "TCP, UDP or ICMP header truncated or lying about its length.",
+    L4BadChecksum => "l4_bad_checksum": "TCP, UDP or ICMP checksum does not verify (as Linux conntrack checks).",
+    BlockedByRule => "blocked_by_rule": "A new flow the rules (or the default policy) block.",
+    TableFull => "table_full": "A new connection, refused because this worker's table is full.",
+    NoConnection => "no_connection": "An echo reply or similar with no connection to belong to.",
+    IcmpErrorNoConnection => "icmp_error_no_connection": "An ICMP error quoting a packet of no tracked connection.",
+    TcpBadFlags => "tcp_bad_flags": "A TCP flag combination no stack sends (SYN+FIN, none, FIN without ACK, ...).",
+    TcpNoConnection => "tcp_no_connection": "TCP with no connection that is not a SYN (a bare ACK: no mid-stream pickup).",
+    TcpBadTransition => "tcp_bad_transition": "TCP flags the connection's state does not allow.",
+    TcpSeqOverWindow => "tcp_seq_over_window": "TCP data beyond the receiver's window.",
+    TcpAckOverSent => "tcp_ack_over_sent": "TCP acknowledging data that was never sent.",
+    TcpBadRst => "tcp_bad_rst": "TCP RST below the highest sequence the peer acknowledged.",
     TxFull => "tx_full": "The port's transmit queue did not take the packet.",
 }
 
 macro_rules! worker_counters {
     ($($field:ident: $doc:literal,)*) => {
         /// The counters of one worker core.
-        #[derive(Debug, Default)]
+        #[derive(Debug)]
         pub struct WorkerCounters {
             $(#[doc = $doc] pub $field: Counter,)*
             drops: [Counter; DropReason::COUNT],
+        }
+
+        impl Default for WorkerCounters {
+            fn default() -> Self {
+                Self {
+                    $($field: Counter::default(),)*
+                    drops: std::array::from_fn(|_| Counter::default()),
+                }
+            }
         }
 
         impl WorkerCounters {
@@ -124,6 +153,17 @@ worker_counters! {
     echo_replies_sent: "ICMP echo replies to the unit's addresses.",
     icmp_errors_sent: "ICMP time-exceeded / unreachable sent.",
     icmp_errors_rate_limited: "ICMP errors not sent because of the rate limit.",
+    accepted_state: "Packets passed by their connection's entry.",
+    accepted_new: "New connections a rule let in (entry created).",
+    accepted_stateless: "Packets a rule without keep_state let through.",
+    accepted_related: "ICMP errors passed because they quote a tracked connection.",
+    handed_off: "Packets sent to the worker that owns their flow.",
+    conn_created: "Connections created.",
+    conn_expired: "Connections removed by timeout.",
+    conn_closed: "Connections removed by a RST or a reopened tuple.",
+    conn_active: "Connections in this worker's table now.",
+    events_sent: "State-change events queued for syncd.",
+    events_overflow: "Events refused by a full queue (entry marked for re-send).",
     idle_sleeps: "Times the worker slept because it found nothing to do.",
 }
 

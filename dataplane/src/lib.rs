@@ -11,6 +11,7 @@
 pub mod conntrack;
 pub mod counters;
 pub mod filter;
+pub mod firewall;
 pub mod forward;
 pub mod wire;
 pub mod worker;

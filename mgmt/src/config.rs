@@ -38,7 +38,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// `file:line:column: field: reason` — not a valid configuration.
-    #[error("{file}:{}:{}: {}{}", .at.line, .at.column, field_prefix(&.at.field), .at.reason)]
+    #[error("{}", located(.file, .at))]
     Invalid {
         /// The file.
         file: String,
@@ -47,11 +47,16 @@ pub enum ConfigError {
     },
 }
 
-fn field_prefix(field: &str) -> String {
-    if field.is_empty() {
-        String::new()
+/// `file:line:column: field: reason`, without `field: ` for the document as a whole:
+/// the one shape of every refusal of a unit's RON files (configuration, rules).
+pub(crate) fn located(file: &str, at: &Diagnostic) -> String {
+    if at.field.is_empty() {
+        format!("{file}:{}:{}: {}", at.line, at.column, at.reason)
     } else {
-        format!("{field}: ")
+        format!(
+            "{file}:{}:{}: {}: {}",
+            at.line, at.column, at.field, at.reason
+        )
     }
 }
 

@@ -7,8 +7,11 @@
 //! * [`tcp`]: TCP state machine and sequence-window tracking (as strict as
 //!   Linux conntrack with `nf_conntrack_tcp_loose=0`).
 
+pub mod conn;
+pub mod event;
 pub mod key;
 pub mod rss;
+pub mod shard;
 pub mod table;
 pub mod tcp;
 pub mod wheel;

@@ -468,30 +468,6 @@ pub enum TcpInvalid {
     BadRst,
 }
 
-impl TcpInvalid {
-    /// Every reason, in counter order.
-    pub const ALL: [TcpInvalid; 6] = [
-        TcpInvalid::BadFlags,
-        TcpInvalid::NoConnection,
-        TcpInvalid::BadTransition,
-        TcpInvalid::SeqOverWindow,
-        TcpInvalid::AckOverSent,
-        TcpInvalid::BadRst,
-    ];
-
-    /// The stable counter name.
-    pub fn name(self) -> &'static str {
-        match self {
-            TcpInvalid::BadFlags => "tcp_bad_flags",
-            TcpInvalid::NoConnection => "tcp_no_connection",
-            TcpInvalid::BadTransition => "tcp_bad_transition",
-            TcpInvalid::SeqOverWindow => "tcp_seq_over_window",
-            TcpInvalid::AckOverSent => "tcp_ack_over_sent",
-            TcpInvalid::BadRst => "tcp_bad_rst",
-        }
-    }
-}
-
 /// What to do with a segment of a tracked connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpVerdict {

@@ -287,7 +287,15 @@ impl Wheel {
         }
     }
 
-    /// Checks the lists against the bitmap and `window` (tests only).
+    /// Bytes the wheel allocates (slot heads and bitmap).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Wheel>()
+            + self.heads.len() * std::mem::size_of::<Timer>()
+            + self.occupied.len() * std::mem::size_of::<u64>()
+    }
+
+    /// Checks every list's links against the bitmap; returns how many
+    /// entries are linked (tests only).
     #[cfg(test)]
     pub(crate) fn check<S: Timers + ?Sized>(&mut self, store: &mut S) -> usize {
         let mut linked = 0;

@@ -88,7 +88,7 @@ impl IpPrefix {
     }
 
     /// The prefix length.
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn bare_addresses_are_hosts() {
         assert_eq!(p("198.18.1.66"), p("198.18.1.66/32"));
-        assert_eq!(p("2001:db8::1").len(), 128);
+        assert_eq!(p("2001:db8::1").prefix_len(), 128);
         assert!(p("198.18.1.66").contains(ip("198.18.1.66")));
         assert!(!p("198.18.1.66").contains(ip("198.18.1.67")));
         assert!(!p("2001:db8::1").contains(ip("2001:db8::2")));

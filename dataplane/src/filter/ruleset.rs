@@ -213,7 +213,7 @@ impl Fnv {
                 self.bytes(&a.octets());
             }
         }
-        self.u8(p.len());
+        self.u8(p.prefix_len());
     }
 
     fn ports(&mut self, r: PortRange) {

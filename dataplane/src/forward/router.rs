@@ -15,6 +15,7 @@ use super::route::{IfIndex, RouteTable};
 use super::token_bucket::TokenBucket;
 use super::{InterfaceConfig, Ipv4Prefix, RouterConfig};
 use crate::counters::{DropReason, WorkerCounters};
+use crate::firewall::Firewall;
 use crate::wire::{
     self, checksum, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
     Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet,
@@ -138,6 +139,7 @@ pub struct Router<B> {
     ip_id: u16,
     released: Vec<Released<HeldFrame<B>>>,
     learned: Vec<Learned>,
+    firewall: Option<Firewall>,
 }
 
 impl<B: PacketBuf> Router<B> {
@@ -157,7 +159,24 @@ impl<B: PacketBuf> Router<B> {
             ip_id: 0,
             released: Vec::with_capacity(64),
             learned: Vec::with_capacity(16),
+            firewall: None,
         })
+    }
+
+    /// Filters forwarded traffic through `fw` (without one, the unit is a
+    /// plain router).
+    pub fn set_firewall(&mut self, fw: Firewall) {
+        self.firewall = Some(fw);
+    }
+
+    /// The firewall, if any.
+    pub fn firewall(&self) -> Option<&Firewall> {
+        self.firewall.as_ref()
+    }
+
+    /// The firewall, if any, for rule updates.
+    pub fn firewall_mut(&mut self) -> Option<&mut Firewall> {
+        self.firewall.as_mut()
     }
 
     /// The counters this router writes.
@@ -222,6 +241,9 @@ impl<B: PacketBuf> Router<B> {
         pool: &mut P,
         out: &mut Vec<(IfIndex, B)>,
     ) {
+        if let Some(fw) = self.firewall.as_mut() {
+            fw.expire(seconds(now));
+        }
         let mut requests = Vec::new();
         let mut failed = Vec::new();
         self.neighbors.poll(now, &mut requests, &mut failed);
@@ -454,6 +476,13 @@ impl<B: PacketBuf> Router<B> {
         }
         let forward_mac = egress.forward_mac();
         let next_hop = route.next_hop(dst);
+        let egress_iface = route.iface;
+        if let Some(fw) = self.firewall.as_mut() {
+            let ip = Ipv4Packet::new_unchecked(&pkt.data()[l2..]);
+            if let Err(reason) = fw.filter(&ip, iface, egress_iface, seconds(now), &self.counters) {
+                return self.drop(reason);
+            }
+        }
 
         // Rewrite: TTL (incremental checksum, RFC 1624) and source MAC.
         let data = pkt.data_mut();
@@ -603,6 +632,11 @@ impl<B: PacketBuf> Router<B> {
         self.counters.icmp_errors_sent.inc();
         out.push((iface, buf));
     }
+}
+
+/// Whole seconds of a nanosecond clock: the connection table's time.
+fn seconds(now_ns: u64) -> u32 {
+    u32::try_from(now_ns / 1_000_000_000).unwrap_or(u32::MAX)
 }
 
 /// Writes a 20-byte IPv4 header with a valid checksum.

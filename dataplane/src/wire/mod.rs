@@ -54,6 +54,9 @@ pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
+#[cfg(test)]
+mod robustness;
+
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EthernetFrame, EthernetRepr, VlanTag};
 pub use icmpv4::{
