@@ -167,10 +167,46 @@ impl Firewall {
         }
     }
 
-    /// Entries in this worker's table.
-    pub fn connections(&self) -> usize {
-        self.shard.table().len()
+    /// Copies the shard's own counts into the worker's counters.
+    pub fn publish(&self, counters: &WorkerCounters) {
+        let st = self.shard.stats();
+        counters.conn_active.set(self.shard.table().len() as u64);
+        counters.conn_created.set(st.created);
+        counters.conn_expired.set(st.expired);
+        counters.conn_closed.set(st.closed);
+        counters.events_sent.set(self.shard.events().sent.get());
+        counters.events_overflow.set(self.shard.events().overflow.get());
     }
+}
+
+/// The flow a frame belongs to, for choosing the worker that owns it:
+/// untagged Ethernet, IPv4, not a fragment. An ICMP error belongs to the
+/// flow it quotes. `None` for anything else (ARP, IPv6 for now), which the
+/// receiving worker handles.
+pub fn flow_key_of_frame(frame: &[u8]) -> Option<FlowKey> {
+    if frame.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(frame.get(14..)?).ok()?;
+    if ip.is_fragment() {
+        return None;
+    }
+    let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
+    let l4 = ip.payload();
+    let proto = ip.next_header();
+    let ports = |b: &[u8]| Some((u16::from_be_bytes([*b.first()?, *b.get(1)?]), u16::from_be_bytes([*b.get(2)?, *b.get(3)?])));
+    let (sport, dport) = match proto {
+        IpProtocol::Tcp | IpProtocol::Udp => ports(l4)?,
+        IpProtocol::Icmp => {
+            let ty = Icmpv4Message::from(*l4.first()?);
+            if ty.is_error() {
+                return quoted_key(l4.get(8..)?);
+            }
+            (0, 0)
+        }
+        _ => (0, 0),
+    };
+    Some(FlowKey::from_packet(src, sport, dst, dport, u8::from(proto)).0)
 }
 
 /// The L4 facts of a packet.

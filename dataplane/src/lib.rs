@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conntrack;
+pub mod control;
 pub mod counters;
 pub mod filter;
 pub mod firewall;

@@ -13,7 +13,10 @@
 //! when a packet arrives — two lab units on a two-core machine would starve
 //! each other otherwise.
 
+use crate::conntrack::rss::Toeplitz;
+use crate::control::{ActiveQuery, WorkerInbox};
 use crate::counters::{DropReason, WorkerCounters};
+use crate::firewall::flow_key_of_frame;
 use crate::forward::router::Learned;
 use crate::forward::{BufPool, IfIndex, PacketBuf, Router};
 use crossbeam::queue::ArrayQueue;
@@ -97,6 +100,50 @@ impl NeighborMesh {
     }
 }
 
+/// Packets on their way to the worker that owns their flow: an inbox per
+/// worker. Used when a packet arrives on a queue whose worker does not own
+/// its flow (a vdev without RSS, or a NIC hashing asymmetrically); it is
+/// never processed on the wrong shard.
+#[derive(Clone)]
+pub struct Handoff {
+    inboxes: Arc<Vec<ArrayQueue<(IfIndex, Mbuf)>>>,
+    rss: Arc<Toeplitz>,
+}
+
+impl Handoff {
+    /// Inboxes for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            inboxes: Arc::new((0..workers).map(|_| ArrayQueue::new(4096)).collect()),
+            rss: Arc::new(Toeplitz::symmetric()),
+        }
+    }
+
+    fn workers(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// The worker that owns the flow of this frame; frames with no flow
+    /// (ARP, anything the router handles alone) stay where they are.
+    fn owner(&self, frame: &[u8], me: usize) -> usize {
+        match flow_key_of_frame(frame) {
+            Some(key) => self.rss.owner_of(&key, self.workers()),
+            None => me,
+        }
+    }
+}
+
+/// What the control thread shares with a worker.
+#[derive(Clone)]
+pub struct WorkerLinks {
+    /// Neighbours learnt by the others.
+    pub mesh: NeighborMesh,
+    /// Packets for flows this worker owns.
+    pub handoff: Handoff,
+    /// Rules and listings from the control thread.
+    pub inbox: Arc<WorkerInbox>,
+}
+
 /// Everything one worker lcore owns.
 pub struct Worker {
     index: usize,
@@ -105,7 +152,7 @@ pub struct Worker {
     pool: PoolAlloc,
     idle: IdlePolicy,
     stop: Arc<AtomicBool>,
-    mesh: NeighborMesh,
+    links: WorkerLinks,
 }
 
 impl Worker {
@@ -117,7 +164,7 @@ impl Worker {
         pool: Mempool,
         idle: IdlePolicy,
         stop: Arc<AtomicBool>,
-        mesh: NeighborMesh,
+        links: WorkerLinks,
     ) -> Self {
         Self {
             index,
@@ -126,7 +173,7 @@ impl Worker {
             pool: PoolAlloc(pool),
             idle,
             stop,
-            mesh,
+            links,
         }
     }
 
@@ -142,6 +189,8 @@ impl Worker {
         let mut sleep_us = 1u32;
         let mut next_timer = 0u64;
 
+        let mut query: Option<ActiveQuery> = None;
+        let workers = self.links.handoff.workers();
         while !self.stop.load(Ordering::Relaxed) {
             let now = clock.now_ns();
             let mut got = 0;
@@ -151,21 +200,44 @@ impl Worker {
                 for m in rx.drain() {
                     counters.rx_packets.inc();
                     counters.rx_bytes.add(m.len() as u64);
+                    if workers > 1 {
+                        let owner = self.links.handoff.owner(m.data(), self.index);
+                        if owner != self.index {
+                            counters.handed_off.inc();
+                            if self.links.handoff.inboxes[owner].push((i, m)).is_err() {
+                                counters.record_drop(DropReason::HandoffFull);
+                            }
+                            continue;
+                        }
+                    }
                     self.router.handle(i, m, now, &mut self.pool, &mut out);
                 }
                 transmit(&mut self.ports, &mut out, &mut tx, &counters);
             }
-            while let Some(l) = self.mesh.inboxes[self.index].pop() {
+            while let Some((i, m)) = self.links.handoff.inboxes[self.index].pop() {
+                got += 1;
+                self.router.handle(i, m, now, &mut self.pool, &mut out);
+            }
+            while let Some(l) = self.links.mesh.inboxes[self.index].pop() {
                 self.router.learn_shared::<PoolAlloc>(l, now, &mut out);
             }
             self.router.take_learned(&mut learned);
             if !learned.is_empty() {
-                self.mesh.tell_others(self.index, &learned);
+                self.links.mesh.tell_others(self.index, &learned);
                 learned.clear();
             }
             if now >= next_timer {
                 self.router.poll(now, &mut self.pool, &mut out);
                 next_timer = now + POLL_INTERVAL_NS;
+                self.control(&mut query);
+            }
+            if let Some(q) = query.as_mut() {
+                if let Some(fw) = self.router.firewall() {
+                    let secs = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
+                    if q.step(self.index, fw.shard().table(), secs) {
+                        query = None;
+                    }
+                }
             }
             transmit(&mut self.ports, &mut out, &mut tx, &counters);
 
@@ -184,6 +256,21 @@ impl Worker {
             }
         }
         0
+    }
+}
+
+impl Worker {
+    /// Takes new rules and listing requests, and publishes the shard's gauges.
+    fn control(&mut self, query: &mut Option<ActiveQuery>) {
+        let counters = Arc::clone(self.router.counters());
+        let Some(fw) = self.router.firewall_mut() else { return };
+        if let Some(rules) = self.links.inbox.rules.pop() {
+            fw.set_rules(rules);
+        }
+        if query.is_none() {
+            *query = self.links.inbox.queries.pop().map(ActiveQuery::new);
+        }
+        fw.publish(&counters);
     }
 }
 

@@ -24,7 +24,7 @@
 //!     ],
 //!     // Worker i polls rx queue i of every data port: queues == workers.len().
 //!     cores: (main: 0, workers: [1], sync: None),
-//!     memory: (mbufs: 8191, mbuf_cache: 256, eal_memory_mb: 64, hugepages: false),
+//!     memory: (mbufs: 8191, mbuf_cache: 256, eal_memory_mb: 64, hugepages: false, connections: 65536),
 //!     idle: Adaptive(max_sleep_us: 100),   // or BusyPoll
 //!     disks: [],                            // e.g. [(name: "sda", path: "/dev/sda")]
 //!     tpm: false,
@@ -41,7 +41,7 @@
 //! let text = r#"(
 //!     model: "x", description: "", ports: [],
 //!     cores: (main: 0, workers: [0]),
-//!     memory: (mbufs: 8191, mbuf_cache: 256, eal_memory_mb: 64),
+//!     memory: (mbufs: 8191, mbuf_cache: 256, eal_memory_mb: 64, connections: 1024),
 //!     idle: BusyPoll, disks: [], tpm: false,
 //! )"#;
 //! let err = Profile::from_str_named(text, "x.ron").unwrap_err();

@@ -198,6 +198,10 @@ pub struct Memory {
     /// pinned DMA memory).
     #[serde(default = "default_true")]
     pub hugepages: bool,
+    /// Connections the unit tracks, split evenly between the workers' shards.
+    /// All of it is allocated at boot (about 128 bytes each); a full shard
+    /// refuses new connections and never evicts one.
+    pub connections: u32,
 }
 
 fn default_true() -> bool {

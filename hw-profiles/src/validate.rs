@@ -102,8 +102,18 @@ pub fn check(p: &Profile) -> Result<(), Invalid> {
             ),
         );
     }
+    let workers = p.cores.workers.len();
+    if (p.memory.connections as usize) < workers || p.memory.connections > MAX_CONNECTIONS {
+        return bad(
+            "memory.connections",
+            format!("must be at least one per worker ({workers}) and at most {MAX_CONNECTIONS}"),
+        );
+    }
     check_disk_relations(p)
 }
+
+/// Connections per unit at most: ids are 32-bit and 2^28 × 128 bytes is 32 GiB.
+pub const MAX_CONNECTIONS: u32 = 1 << 28;
 
 /// "1 worker", "8 workers".
 fn count(n: usize, what: &str) -> String {

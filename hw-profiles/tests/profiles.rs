@@ -176,7 +176,7 @@ fn load_names_the_file_as_given() {
     let err = Profile::load(&path).unwrap_err().to_string();
     assert_eq!(
         err,
-        format!("{}:29:10: tpm: expected `true` or `false`", path.display())
+        format!("{}:31:10: tpm: expected `true` or `false`", path.display())
     );
     std::fs::write(&path, b"(model: \"\xff\")").unwrap();
     let err = Profile::load(&path).unwrap_err().to_string();
@@ -207,7 +207,7 @@ fn unknown_field_in_a_list_element() {
 fn unknown_field_in_an_enum_variant() {
     assert_eq!(
         error_for("max_sleep_us: 100", "max_sleep: 100"),
-        "lab.ron:27:20: idle.max_sleep: unknown field `max_sleep`, expected `max_sleep_us`"
+        "lab.ron:29:20: idle.max_sleep: unknown field `max_sleep`, expected `max_sleep_us`"
     );
 }
 
@@ -244,7 +244,7 @@ fn truncated_file() {
         Profile::from_str_named(cut, "lab.ron")
             .unwrap_err()
             .to_string(),
-        "lab.ron:27:1: unexpected end of file (unclosed bracket?)"
+        "lab.ron:29:1: unexpected end of file (unclosed bracket?)"
     );
 }
 
@@ -323,7 +323,7 @@ fn trailing_text() {
         Profile::from_str_named(&text, "lab.ron")
             .unwrap_err()
             .to_string(),
-        "lab.ron:31:1: unexpected text after the end of the document"
+        "lab.ron:33:1: unexpected text after the end of the document"
     );
 }
 
@@ -485,7 +485,7 @@ fn vdev_with_empty_driver_name() {
 fn relative_disk_path() {
     assert_eq!(
         error_for("disks: [],", "disks: [(name: \"sda\", path: \"dev/sda\")],"),
-        "lab.ron:28:33: disks[0].path: `dev/sda` is not an absolute path"
+        "lab.ron:30:33: disks[0].path: `dev/sda` is not an absolute path"
     );
 }
 
@@ -543,7 +543,7 @@ fn no_data_port() {
 fn adaptive_sleep_out_of_range() {
     assert_eq!(
         error_for("max_sleep_us: 100", "max_sleep_us: 0"),
-        "lab.ron:27:34: idle.max_sleep_us: 0 µs is out of range 1..=1000 (longer sleeps delay \
+        "lab.ron:29:34: idle.max_sleep_us: 0 µs is out of range 1..=1000 (longer sleeps delay \
          the first packet of every burst that much)"
     );
 }

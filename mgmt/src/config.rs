@@ -18,6 +18,7 @@
 //! against the hardware profile is refused as a whole with
 //! `file:line:column: field: reason`.
 
+use dataplane::conntrack::conn::Timeouts;
 use dataplane::forward::{InterfaceConfig, Ipv4Prefix, RouterConfig, StaticRoute};
 use dataplane::wire::EthernetAddress;
 use hw_profiles::diagnostic::{self, Diagnostic};
@@ -66,6 +67,62 @@ struct File {
     interfaces: Vec<InterfaceFile>,
     #[serde(default)]
     routes: Vec<RouteFile>,
+    #[serde(default)]
+    timeouts: TimeoutsFile,
+}
+
+/// Connection timeouts in seconds; each one left out keeps Linux's default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TimeoutsFile {
+    tcp_syn_sent: Option<u32>,
+    tcp_syn_recv: Option<u32>,
+    tcp_established: Option<u32>,
+    tcp_fin_wait: Option<u32>,
+    tcp_close_wait: Option<u32>,
+    tcp_last_ack: Option<u32>,
+    tcp_time_wait: Option<u32>,
+    tcp_close: Option<u32>,
+    tcp_retrans: Option<u32>,
+    tcp_unacknowledged: Option<u32>,
+    udp_unreplied: Option<u32>,
+    udp_replied: Option<u32>,
+    icmp: Option<u32>,
+    other: Option<u32>,
+}
+
+/// The longest timeout accepted: a year, far beyond any sane setting, and
+/// far below where seconds-since-boot arithmetic could overflow.
+const MAX_TIMEOUT: u32 = 366 * 24 * 3600;
+
+impl TimeoutsFile {
+    fn apply(&self, t: &mut Timeouts) -> Result<(), Invalid> {
+        let fields: [(&str, Option<u32>, &mut u32); 14] = [
+            ("tcp_syn_sent", self.tcp_syn_sent, &mut t.tcp.syn_sent),
+            ("tcp_syn_recv", self.tcp_syn_recv, &mut t.tcp.syn_recv),
+            ("tcp_established", self.tcp_established, &mut t.tcp.established),
+            ("tcp_fin_wait", self.tcp_fin_wait, &mut t.tcp.fin_wait),
+            ("tcp_close_wait", self.tcp_close_wait, &mut t.tcp.close_wait),
+            ("tcp_last_ack", self.tcp_last_ack, &mut t.tcp.last_ack),
+            ("tcp_time_wait", self.tcp_time_wait, &mut t.tcp.time_wait),
+            ("tcp_close", self.tcp_close, &mut t.tcp.close),
+            ("tcp_retrans", self.tcp_retrans, &mut t.tcp.retrans),
+            ("tcp_unacknowledged", self.tcp_unacknowledged, &mut t.tcp.unacknowledged),
+            ("udp_unreplied", self.udp_unreplied, &mut t.udp_unreplied),
+            ("udp_replied", self.udp_replied, &mut t.udp_replied),
+            ("icmp", self.icmp, &mut t.icmp),
+            ("other", self.other, &mut t.other),
+        ];
+        for (name, value, slot) in fields {
+            if let Some(v) = value {
+                if v == 0 || v > MAX_TIMEOUT {
+                    return invalid(format!("timeouts.{name}"), format!("{v} s is not in 1..={MAX_TIMEOUT}"));
+                }
+                *slot = v;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +148,8 @@ struct RouteFile {
 pub struct UnitConfig {
     /// What the router needs.
     pub router: RouterConfig,
+    /// Connection tracking timeouts.
+    pub timeouts: Timeouts,
 }
 
 impl UnitConfig {
@@ -258,9 +317,9 @@ fn validate(raw: &File, profile: &Profile) -> Result<UnitConfig, Invalid> {
         }
         routes.push(StaticRoute { prefix, via });
     }
-    Ok(UnitConfig {
-        router: RouterConfig { interfaces, routes },
-    })
+    let mut timeouts = Timeouts::default();
+    raw.timeouts.apply(&mut timeouts)?;
+    Ok(UnitConfig { router: RouterConfig { interfaces, routes }, timeouts })
 }
 
 fn is_unicast_host(ip: Ipv4Addr) -> bool {

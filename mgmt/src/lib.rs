@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod control;
 pub mod counters_file;
 pub mod rules;
 pub mod unit;

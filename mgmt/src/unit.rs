@@ -9,7 +9,12 @@ use dataplane::counters::WorkerCounters;
 use dataplane::forward::router::Interface;
 use dataplane::forward::Router;
 use dataplane::wire::EthernetAddress;
-use dataplane::worker::{IdlePolicy, NeighborMesh, Worker, WorkerPort};
+use dataplane::conntrack::event::{Event, EventQueue};
+use dataplane::conntrack::shard::Shard;
+use dataplane::control::{ConnFilter, ConnInfo, ConnQuery, WorkerInbox};
+use dataplane::filter::RuleSet;
+use dataplane::firewall::Firewall;
+use dataplane::worker::{Handoff, IdlePolicy, NeighborMesh, Worker, WorkerLinks, WorkerPort};
 use dpdk_sys::{
     lcore, DpdkError, Eal, LaunchHandle, LcoreId, Mempool, Port, PortConfig, PortId, RssConfig,
     SocketId,
@@ -17,6 +22,7 @@ use dpdk_sys::{
 use hw_profiles::{Idle, Profile};
 use std::sync::atomic::AtomicBool;
 use std::path::Path;
+use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 /// Why a unit did not boot.
@@ -40,10 +46,30 @@ fn dpdk(step: impl Into<String>) -> impl FnOnce(DpdkError) -> BootError {
     move |source| BootError::Dpdk { step, source }
 }
 
+/// Events a worker may queue before syncd takes them.
+const EVENT_QUEUE_LEN: usize = 16384;
+
+/// A fresh, secret seed for a shard's hash (so crafted 5-tuples cannot
+/// collide on purpose): the kernel's random bytes, or the standard
+/// library's per-process random keys if /dev/urandom cannot be read.
+fn boot_seed() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok() {
+        return u64::from_le_bytes(b);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(u64::from(std::process::id()));
+    h.finish()
+}
+
 /// A running unit.
 pub struct Unit {
     workers: Vec<LaunchHandle>,
     counters: Vec<Arc<WorkerCounters>>,
+    inboxes: Vec<Arc<WorkerInbox>>,
+    events: Vec<EventQueue>,
     ports: Vec<(String, Port)>,
     pool: Mempool,
     eal: Option<Eal>,
@@ -52,10 +78,12 @@ pub struct Unit {
 
 impl Unit {
     /// Boots the unit described by `profile` and `config`; workers poll until
-    /// `stop` is set.
+    /// `stop` is set. With `rules`, forwarded traffic is filtered statefully;
+    /// without, the unit is a plain router.
     pub fn boot(
         profile: &Profile,
         config: &UnitConfig,
+        rules: Option<Arc<RuleSet>>,
         file_prefix: &str,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, BootError> {
@@ -107,8 +135,12 @@ impl Unit {
             Idle::Adaptive { max_sleep_us } => IdlePolicy::Adaptive { max_sleep_us },
         };
         let mesh = NeighborMesh::new(workers);
+        let handoff = Handoff::new(workers);
+        let per_shard = usize::try_from(profile.memory.connections).unwrap_or(usize::MAX) / workers.max(1);
         let mut handles = Vec::new();
         let mut counters = Vec::new();
+        let mut inboxes = Vec::new();
+        let mut events = Vec::new();
         for (w, &core) in profile.cores.workers.iter().enumerate() {
             let queue =
                 u16::try_from(w).map_err(|_| BootError::Mismatch("too many workers".into()))?;
@@ -123,8 +155,15 @@ impl Unit {
                 });
             }
             let c = Arc::new(WorkerCounters::default());
-            let router = Router::new(&config.router, ifaces.clone(), Arc::clone(&c))
+            let mut router = Router::new(&config.router, ifaces.clone(), Arc::clone(&c))
                 .map_err(|r| BootError::Mismatch(format!("route {r}: gateway on no subnet")))?;
+            let queue_events = EventQueue::new(EVENT_QUEUE_LEN);
+            if let Some(rules) = &rules {
+                let shard = Shard::new(per_shard, boot_seed(), config.timeouts, queue_events.clone());
+                router.set_firewall(Firewall::new(shard, Arc::clone(rules)));
+            }
+            let inbox = Arc::new(WorkerInbox::default());
+            let links = WorkerLinks { mesh: mesh.clone(), handoff: handoff.clone(), inbox: Arc::clone(&inbox) };
             let worker = Worker::new(
                 w,
                 wports,
@@ -132,21 +171,69 @@ impl Unit {
                 pool.clone(),
                 idle,
                 Arc::clone(&stop),
-                mesh.clone(),
+                links,
             );
             let handle = lcore::launch(LcoreId(core), move || worker.run())
                 .map_err(dpdk(format!("launch worker on lcore {core}")))?;
             handles.push(handle);
             counters.push(c);
+            inboxes.push(inbox);
+            events.push(queue_events);
         }
         Ok(Self {
             workers: handles,
             counters,
+            inboxes,
+            events,
             ports,
             pool,
             eal: Some(eal),
             file_prefix: file_prefix.to_string(),
         })
+    }
+
+    /// Puts new rules in force on every worker; connections are kept.
+    pub fn set_rules(&self, rules: &Arc<RuleSet>) {
+        for inbox in &self.inboxes {
+            inbox.rules.force_push(Arc::clone(rules));
+        }
+    }
+
+    /// Takes the state-change events the workers queued. Until syncd runs
+    /// they have no consumer but this, and a standalone unit discards them.
+    pub fn drain_events(&self, mut each: impl FnMut(usize, Event)) -> usize {
+        let mut n = 0;
+        for (w, q) in self.events.iter().enumerate() {
+            while let Some(e) = q.pop() {
+                each(w, e);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Lists connections matching `filter`, at most `limit` per worker,
+    /// waiting at most `wait` for the workers to answer.
+    pub fn connections(&self, filter: &ConnFilter, limit: usize, wait: Duration) -> Vec<ConnInfo> {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let mut asked = 0;
+        for inbox in &self.inboxes {
+            let q = ConnQuery { filter: filter.clone(), limit, reply: tx.clone() };
+            if inbox.queries.push(q).is_ok() {
+                asked += 1;
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        while asked > 0 {
+            match rx.recv_deadline(deadline) {
+                Ok(Some(info)) => out.push(info),
+                Ok(None) => asked -= 1,
+                Err(_) => break,
+            }
+        }
+        out
     }
 
     /// Every counter as `name value`, workers first, then the ports' own.

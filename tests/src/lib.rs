@@ -32,6 +32,7 @@
 pub mod blob;
 pub mod command;
 pub mod counters;
+pub mod diff;
 pub mod error;
 pub mod lab;
 pub mod netns;

@@ -310,6 +310,42 @@ impl<V> ConnTable<V> {
         }
     }
 
+    /// [`find`](Self::find) for a burst of keys (`hashes[i]` is the hash of
+    /// `keys[i]`), writing each answer to `found[i]`. On a table larger than
+    /// the caches each lookup costs two dependent memory misses (slot, then
+    /// entry); this first loads every home slot, then every candidate entry,
+    /// so a burst's misses overlap instead of queueing, and finishes each
+    /// lookup from cache. Same answers as `find`, several times faster on a
+    /// cold table (see the module docs).
+    ///
+    /// # Panics
+    /// If the three slices differ in length.
+    pub fn find_burst(&self, keys: &[FlowKey], hashes: &[u64], found: &mut [Option<u32>]) {
+        const CHUNK: usize = 32;
+        assert!(keys.len() == hashes.len() && keys.len() == found.len(), "burst slices differ");
+        let chunks = keys.chunks(CHUNK).zip(hashes.chunks(CHUNK)).zip(found.chunks_mut(CHUNK));
+        for ((keys, hashes), found) in chunks {
+            // Independent loads: the home slot of every key.
+            let mut first = [EMPTY; CHUNK];
+            for (f, &h) in first.iter_mut().zip(hashes) {
+                *f = self.slots[self.home(tag_of(h))];
+            }
+            // Independent loads: the entry the home slot names, when its tag
+            // matches (the common case for a hit). The loaded bytes matter
+            // only as far as the optimiser must not drop the loads.
+            let mut touched = 0u8;
+            for (&f, &h) in first.iter().zip(hashes) {
+                if f != EMPTY && tag_of(f) == tag_of(h) {
+                    touched ^= self.entries[slot_id(f) as usize].key.proto;
+                }
+            }
+            std::hint::black_box(touched);
+            for ((f, k), &h) in found.iter_mut().zip(keys).zip(hashes) {
+                *f = self.find(k, h);
+            }
+        }
+    }
+
     /// Adds a connection expiring at tick `expires` and returns its id, or
     /// [`Full`] (the value is dropped). `hash` is [`hash(&key)`](Self::hash);
     /// the key must not be in the table (check with `find` first).
@@ -423,6 +459,16 @@ impl<V> ConnTable<V> {
     pub fn iter(&self) -> impl Iterator<Item = (u32, &FlowKey, &V)> {
         (0u32..)
             .zip(&self.entries)
+            .filter(|(_, e)| e.timer.is_linked())
+            .map(|(id, e)| (id, &e.key, &e.value))
+    }
+
+    /// Every live entry from id `start` on, in id order: lets a listing
+    /// resume where it stopped without walking the table from the start.
+    pub fn iter_from(&self, start: u32) -> impl Iterator<Item = (u32, &FlowKey, &V)> {
+        let skip = (start as usize).min(self.entries.len());
+        (start..)
+            .zip(&self.entries[skip..])
             .filter(|(_, e)| e.timer.is_linked())
             .map(|(id, e)| (id, &e.key, &e.value))
     }
@@ -705,14 +751,14 @@ mod tests {
         let mut t = ConnTable::<u32>::with_capacity(4, 5);
         let far = 432_000; // 5 days of seconds, > 100 revolutions
         insert(&mut t, key(1), 0, far).unwrap();
-        insert(&mut t, key(2), 0, SPAN as u32 + 3).unwrap();
+        insert(&mut t, key(2), 0, SPAN + 3).unwrap();
         let mut when = Vec::new();
         for now in 0..=far {
             for k in expire_at(&mut t, now) {
                 when.push((k, now));
             }
         }
-        assert_eq!(when, [(key(2), SPAN as u32 + 3), (key(1), far)]);
+        assert_eq!(when, [(key(2), SPAN + 3), (key(1), far)]);
     }
 
     #[test]

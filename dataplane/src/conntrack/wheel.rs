@@ -43,7 +43,7 @@ pub const NONE: u32 = u32::MAX;
 pub const HEAD_BASE: u32 = 1 << 31;
 
 /// Slots in the wheel (ticks covered). A power of two and a multiple of 64.
-pub const SPAN: usize = 4096;
+pub const SPAN: u32 = 4096;
 
 /// The per-entry bookkeeping of the wheel: the expiry and the list links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +141,7 @@ impl Wheel {
     pub fn new() -> Wheel {
         let heads = (0..SPAN)
             .map(|s| {
-                let me = HEAD_BASE + s as u32;
+                let me = HEAD_BASE + s;
                 Timer {
                     expires: 0,
                     next: me,
@@ -151,7 +151,7 @@ impl Wheel {
             .collect();
         Wheel {
             heads,
-            occupied: vec![0; SPAN / 64],
+            occupied: vec![0; SPAN as usize / 64],
             cursor: 0,
         }
     }
@@ -194,7 +194,7 @@ impl Wheel {
         node(&mut self.heads, store, next).prev = prev;
         // Both neighbours are the same head: that slot is now empty.
         if prev == next && prev >= HEAD_BASE {
-            self.set_occupied((prev - HEAD_BASE) as usize, false);
+            self.set_occupied(prev - HEAD_BASE, false);
         }
     }
 
@@ -210,7 +210,7 @@ impl Wheel {
         let now = u64::from(now);
         while *budget > 0 && self.cursor <= now {
             let slot = self.slot_of(self.cursor);
-            let first = self.heads[slot].next;
+            let first = self.heads[slot as usize].next;
             if first >= HEAD_BASE {
                 // This slot is done: jump to the next occupied one, if due.
                 match self.next_occupied(now) {
@@ -238,27 +238,27 @@ impl Wheel {
     /// Links `id` into the slot of `tick`, clamped into the window the wheel
     /// covers: past ticks go to the cursor's slot, far ones to the last slot.
     fn link<S: Timers + ?Sized>(&mut self, store: &mut S, id: u32, tick: u64) {
-        let tick = tick.clamp(self.cursor, self.cursor + SPAN as u64 - 1);
+        let tick = tick.clamp(self.cursor, self.cursor + u64::from(SPAN) - 1);
         let slot = self.slot_of(tick);
-        let head = HEAD_BASE + slot as u32;
-        let tail = self.heads[slot].prev;
+        let head = HEAD_BASE + slot;
+        let tail = self.heads[slot as usize].prev;
         let t = store.timer(id);
         t.prev = tail;
         t.next = head;
         node(&mut self.heads, store, tail).next = id;
-        self.heads[slot].prev = id;
+        self.heads[slot as usize].prev = id;
         self.set_occupied(slot, true);
     }
 
-    fn slot_of(&self, tick: u64) -> usize {
-        // The mask keeps the value below SPAN, which fits any usize.
+    fn slot_of(&self, tick: u64) -> u32 {
+        // The mask keeps the value below SPAN, a u32.
         #[allow(clippy::cast_possible_truncation)]
-        let slot = (tick & (SPAN as u64 - 1)) as usize;
+        let slot = (tick & u64::from(SPAN - 1)) as u32;
         slot
     }
 
-    fn set_occupied(&mut self, slot: usize, on: bool) {
-        let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+    fn set_occupied(&mut self, slot: u32, on: bool) {
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
         if on {
             self.occupied[word] |= bit;
         } else {
@@ -269,8 +269,8 @@ impl Wheel {
     /// The first tick in `cursor ..= now` (at most one revolution) whose
     /// slot holds entries.
     fn next_occupied(&self, now: u64) -> Option<u64> {
-        let limit = (now - self.cursor).min(SPAN as u64 - 1);
-        let mut pos = self.slot_of(self.cursor);
+        let limit = (now - self.cursor).min(u64::from(SPAN) - 1);
+        let mut pos = self.slot_of(self.cursor) as usize;
         let mut dist = 0u64;
         loop {
             let bits = self.occupied[pos / 64] >> (pos % 64);
@@ -283,7 +283,7 @@ impl Wheel {
             if dist > limit {
                 return None;
             }
-            pos = (pos + step) % SPAN;
+            pos = (pos + step) % SPAN as usize;
         }
     }
 
@@ -299,8 +299,8 @@ impl Wheel {
     #[cfg(test)]
     pub(crate) fn check<S: Timers + ?Sized>(&mut self, store: &mut S) -> usize {
         let mut linked = 0;
-        for slot in 0..SPAN {
-            let head = HEAD_BASE + slot as u32;
+        for slot in 0..SPAN as usize {
+            let head = HEAD_BASE + u32::try_from(slot).unwrap();
             let mut prev = head;
             let mut id = self.heads[slot].next;
             let mut n = 0;
@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn entries_come_due_at_their_tick() {
         let mut w = Wheel::new();
-        let mut t = vec![Timer::unlinked(); 4];
+        let mut t = [Timer::unlinked(); 4];
         w.schedule(&mut t[..], 0, 5);
         w.schedule(&mut t[..], 1, 3);
         w.schedule(&mut t[..], 2, 5);
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn extension_is_lazy_and_shortening_moves() {
         let mut w = Wheel::new();
-        let mut t = vec![Timer::unlinked(); 2];
+        let mut t = [Timer::unlinked(); 2];
         w.schedule(&mut t[..], 0, 10);
         w.schedule(&mut t[..], 1, 100);
         w.set_expiry(&mut t[..], 0, 20); // stays in slot 10
@@ -370,8 +370,8 @@ mod tests {
     #[test]
     fn far_timers_wait_in_the_last_slot() {
         let mut w = Wheel::new();
-        let mut t = vec![Timer::unlinked(); 1];
-        let far = 3 * SPAN as u32 + 17;
+        let mut t = [Timer::unlinked(); 1];
+        let far = 3 * SPAN + 17;
         w.schedule(&mut t[..], 0, far);
         let mut looked = 0;
         for now in 0..far {
@@ -390,7 +390,7 @@ mod tests {
     #[test]
     fn past_expiry_comes_due_at_the_next_tick_processed() {
         let mut w = Wheel::new();
-        let mut t = vec![Timer::unlinked(); 1];
+        let mut t = [Timer::unlinked(); 1];
         assert!(due(&mut w, &mut t, 50).is_empty());
         assert_eq!(w.cursor(), 51);
         w.schedule(&mut t[..], 0, 40);
@@ -400,7 +400,7 @@ mod tests {
     #[test]
     fn budget_stops_and_resumes() {
         let mut w = Wheel::new();
-        let mut t = vec![Timer::unlinked(); 10];
+        let mut t = [Timer::unlinked(); 10];
         for id in 0..10 {
             w.schedule(&mut t[..], id, 7);
         }
@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn a_long_gap_is_crossed_without_visiting_anything_early() {
         let mut w = Wheel::new();
-        let mut t = vec![Timer::unlinked(); 3];
+        let mut t = [Timer::unlinked(); 3];
         w.schedule(&mut t[..], 0, 5);
         w.schedule(&mut t[..], 1, 1_000_000);
         w.schedule(&mut t[..], 2, 4000);
@@ -432,7 +432,7 @@ mod tests {
     #[test]
     fn unlink_keeps_lists_and_bitmap_consistent() {
         let mut w = Wheel::new();
-        let mut t = vec![Timer::unlinked(); 6];
+        let mut t = [Timer::unlinked(); 6];
         for id in 0..6 {
             w.schedule(&mut t[..], id, 3 + id % 2);
         }

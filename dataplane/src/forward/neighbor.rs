@@ -215,7 +215,7 @@ impl<P> NeighborCache<P> {
         now: u64,
         out: &mut Vec<Released<P>>,
     ) -> bool {
-        if !self.entries.contains_key(&ip) && !(create && self.make_room()) {
+        if !(self.entries.contains_key(&ip) || create && self.make_room()) {
             return false;
         }
         let e = self.entries.entry(ip).or_insert_with(|| Entry {
