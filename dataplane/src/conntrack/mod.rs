@@ -20,3 +20,6 @@ pub use key::{FlowKey, Side};
 
 #[cfg(test)]
 mod tcp_tests;
+
+#[cfg(test)]
+mod shard_tests;

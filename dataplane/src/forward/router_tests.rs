@@ -674,3 +674,125 @@ fn no_input_panics() {
 fn fix_ip_checksum(frame: &mut [u8]) {
     Ipv4Packet::new_unchecked(&mut frame[14..]).fill_checksum();
 }
+
+// ------------------------------------------------------------------ firewall
+
+mod firewall {
+    use super::*;
+    use crate::conntrack::conn::Timeouts;
+    use crate::conntrack::event::EventQueue;
+    use crate::conntrack::shard::Shard;
+    use crate::filter::{Action, PortRange, Rule, RuleSet};
+    use crate::firewall::Firewall;
+    use crate::wire::{TcpFlags, TcpPacket};
+    use std::net::IpAddr;
+
+    /// Pass TCP to port 80 in on data0; default block.
+    fn fw_lab() -> Lab {
+        let mut lab = lab();
+        let mut web = Rule::new(Action::Pass);
+        web.in_iface = Some(0);
+        web.proto = Some(6);
+        web.dst_ports = PortRange::new(80, 80);
+        let rules = RuleSet::new(vec![web], Action::Block).unwrap();
+        let shard = Shard::new(1024, 7, Timeouts::default(), EventQueue::new(64));
+        lab.router.set_firewall(Firewall::new(shard, Arc::new(rules)));
+        lab.knows_server();
+        // teach the client's MAC too (ARP request from the client)
+        lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, CLIENT, UNIT0), 0);
+        lab
+    }
+
+    fn tcp(from_client: bool, cport: u16, sport: u16, flags: u8, seq: u32, ack: u32) -> (usize, Vec<u8>) {
+        let (src, dst, sp, dp) = if from_client { (CLIENT, SERVER, cport, sport) } else { (SERVER, CLIENT, sport, cport) };
+        let mut seg = vec![0u8; 20];
+        {
+            let mut t = TcpPacket::new_unchecked(&mut seg[..]);
+            t.set_src_port(sp);
+            t.set_dst_port(dp);
+            t.set_seq_number(seq);
+            t.set_ack_number(ack);
+            t.set_header_len(20);
+            t.set_flags(TcpFlags::from_bits(flags));
+            t.set_window_len(64240);
+            t.fill_checksum(&IpAddr::V4(src), &IpAddr::V4(dst));
+        }
+        let ip = ipv4(src, dst, 64, IpProtocol::Tcp, &seg);
+        if from_client {
+            (0, eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip))
+        } else {
+            (1, eth(VMAC1, SERVER_MAC, EtherType::Ipv4, &ip))
+        }
+    }
+
+    fn send(lab: &mut Lab, (iface, frame): (usize, Vec<u8>)) -> usize {
+        lab.rx(iface, frame, SECOND).len()
+    }
+
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+
+    #[test]
+    fn allowed_connection_passes_both_ways_and_the_rest_is_blocked() {
+        let mut lab = fw_lab();
+        assert_eq!(send(&mut lab, tcp(true, 40000, 80, SYN, 1000, 0)), 1, "SYN to :80 passes");
+        assert_eq!(send(&mut lab, tcp(false, 40000, 80, SYN | ACK, 5000, 1001)), 1, "reply passes by state");
+        assert_eq!(send(&mut lab, tcp(true, 40000, 80, ACK, 1001, 5001)), 1);
+        assert_eq!(lab.counters.accepted_new.get(), 1);
+        assert_eq!(lab.counters.accepted_state.get(), 2);
+
+        assert_eq!(send(&mut lab, tcp(true, 40001, 8080, SYN, 1000, 0)), 0, "port 8080 blocked");
+        assert_eq!(lab.dropped(DropReason::BlockedByRule), 1);
+        assert_eq!(send(&mut lab, tcp(false, 40002, 80, SYN, 1000, 0)), 0, "server-initiated blocked");
+        assert_eq!(lab.dropped(DropReason::BlockedByRule), 2);
+    }
+
+    #[test]
+    fn spoofed_mid_stream_ack_and_out_of_window_data_are_dropped() {
+        let mut lab = fw_lab();
+        assert_eq!(send(&mut lab, tcp(true, 40010, 80, ACK, 123, 456)), 0);
+        assert_eq!(lab.dropped(DropReason::TcpNoConnection), 1);
+        send(&mut lab, tcp(true, 40011, 80, SYN, 1000, 0));
+        send(&mut lab, tcp(false, 40011, 80, SYN | ACK, 5000, 1001));
+        send(&mut lab, tcp(true, 40011, 80, ACK, 1001, 5001));
+        assert_eq!(send(&mut lab, tcp(true, 40011, 80, ACK, 1001 + 10_000_000, 5001)), 0);
+        assert_eq!(lab.dropped(DropReason::TcpSeqOverWindow), 1);
+        assert_eq!(send(&mut lab, tcp(false, 40011, 80, ACK, 5001, 1001 + 5_000)), 0);
+        assert_eq!(lab.dropped(DropReason::TcpAckOverSent), 1);
+    }
+
+    #[test]
+    fn bad_l4_checksum_and_fragments_are_dropped() {
+        let mut lab = fw_lab();
+        let (i, mut f) = tcp(true, 40020, 80, SYN, 1000, 0);
+        f[14 + 20 + 16] ^= 0xff;
+        assert_eq!(lab.rx(i, f, 0).len(), 0);
+        assert_eq!(lab.dropped(DropReason::L4BadChecksum), 1);
+        let (i, mut f) = tcp(true, 40021, 80, SYN, 1000, 0);
+        f[14 + 6] |= 0x20; // more fragments
+        f[14 + 6] &= !0x40; // clear DF
+        fix_ip_checksum(&mut f);
+        assert_eq!(lab.rx(i, f, 0).len(), 0);
+        assert_eq!(lab.dropped(DropReason::Ipv4Fragment), 1);
+    }
+
+    #[test]
+    fn icmp_errors_pass_only_for_tracked_connections() {
+        let mut lab = fw_lab();
+        send(&mut lab, tcp(true, 40030, 80, SYN, 1000, 0));
+        // the server's side says "port unreachable", quoting the SYN
+        let quoted = tcp(true, 40030, 80, SYN, 1000, 0).1[14..14 + 28].to_vec();
+        let error = |q: &[u8]| {
+            let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+            icmp.extend_from_slice(q);
+            let sum = !checksum::data(&icmp);
+            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+            eth(VMAC1, SERVER_MAC, EtherType::Ipv4, &ipv4(SERVER, CLIENT, 64, IpProtocol::Icmp, &icmp))
+        };
+        assert_eq!(lab.rx(1, error(&quoted), SECOND).len(), 1, "related error passes");
+        assert_eq!(lab.counters.accepted_related.get(), 1);
+        let unrelated = tcp(true, 40031, 80, SYN, 1000, 0).1[14..14 + 28].to_vec();
+        assert_eq!(lab.rx(1, error(&unrelated), SECOND).len(), 0);
+        assert_eq!(lab.dropped(DropReason::IcmpErrorNoConnection), 1);
+    }
+}

@@ -63,7 +63,7 @@ const B_IF: &str = "b0";
 
 /// The firewall's ruleset: drop what conntrack calls invalid, accept the rest.
 pub const RULESET: &str = "table inet t {
-    chain fwd {
+    chain forward {
         type filter hook forward priority 0; policy accept;
         ct state invalid counter drop
     }
@@ -206,7 +206,15 @@ impl LinuxFirewall {
         };
         for (ip, lladdr, dev) in [(CLIENT_IP, &macs.a, FW_A_IF), (SERVER_IP, &macs.b, FW_B_IF)] {
             fw.ip(&[
-                "neigh", "replace", ip, "lladdr", lladdr, "dev", dev, "nud", "permanent",
+                "neigh",
+                "replace",
+                ip,
+                "lladdr",
+                lladdr,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
             ])?;
         }
         Ok(LinuxFirewall {
@@ -237,11 +245,13 @@ impl LinuxFirewall {
 
     /// Packets the nft rule dropped so far.
     pub fn dropped(&self) -> Result<u64> {
-        let out = self.fw.exec_ok(["nft", "-j", "list", "chain", "inet", "t", "fwd"])?;
+        let out = self
+            .fw
+            .exec_ok(["nft", "-j", "list", "chain", "inet", "t", "forward"])?;
         let json: serde_json::Value = serde_json::from_str(&out.stdout)
             .map_err(|e| Error::Setup(format!("nft -j printed no JSON ({e}):\n{out}")))?;
         counter_packets(&json)
-            .ok_or_else(|| Error::Setup(format!("no counter in the fwd chain:\n{out}")))
+            .ok_or_else(|| Error::Setup(format!("no counter in the forward chain:\n{out}")))
     }
 
     /// Sends every segment of `trace` through the firewall, from a fresh
@@ -424,7 +434,7 @@ mod tests {
     #[test]
     fn reads_the_counter_from_nft_json() {
         let json: serde_json::Value = serde_json::from_str(
-            r#"{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"chain": {"name": "fwd"}},
+            r#"{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"chain": {"name": "forward"}},
                {"rule": {"expr": [{"match": {"op": "in"}}, {"counter": {"packets": 7, "bytes": 420}}, {"drop": null}]}}]}"#,
         )
         .unwrap();

@@ -146,6 +146,10 @@ pub fn flag_names(f: u8) -> String {
 /// `n` relative to `base`, as `c+12` or `c-3`.
 fn rel(prefix: char, n: u32, base: u32) -> String {
     // In sequence space: up to 2^31 ahead reads as `+`, the rest as `-`.
+    // Zero is zero (a RST answering a SYN carries seq 0).
+    if n == 0 {
+        return "0".to_string();
+    }
     let d = n.wrapping_sub(base);
     if d < 0x8000_0000 {
         format!("{prefix}+{d}")
@@ -319,7 +323,9 @@ impl Report {
 
     /// No undocumented difference, no stale entry, Linux as expected.
     pub fn ok(&self) -> bool {
-        self.mismatches().is_empty() && self.stale().is_empty() && self.unexpected_linux().is_empty()
+        self.mismatches().is_empty()
+            && self.stale().is_empty()
+            && self.unexpected_linux().is_empty()
     }
 
     /// The one-line summary.
@@ -429,7 +435,10 @@ mod tests {
     fn flag_names_read_like_tcpdump() {
         assert_eq!(flag_names(flags::SYN | flags::ACK), "SYN|ACK");
         assert_eq!(flag_names(0), "NULL");
-        assert_eq!(flag_names(flags::FIN | flags::PSH | flags::URG), "FIN|PSH|URG");
+        assert_eq!(
+            flag_names(flags::FIN | flags::PSH | flags::URG),
+            "FIN|PSH|URG"
+        );
     }
 
     #[test]

@@ -244,7 +244,9 @@ fn close_server_first() -> Trace {
             handshake(OPEN),
             vec![
                 c(PA, C0 + 1, S0 + 1).len(100).passes("data C->S"),
-                s(PA, S0 + 1, C0 + 101).len(300).passes("S acks and answers"),
+                s(PA, S0 + 1, C0 + 101)
+                    .len(300)
+                    .passes("S acks and answers"),
                 c(ACK, C0 + 101, S0 + 301).passes("C acks"),
                 s(FA, S0 + 301, C0 + 101).passes("S's FIN (FIN_WAIT)"),
                 c(ACK, C0 + 101, S0 + 302).passes("C acks the FIN (CLOSE_WAIT)"),
@@ -280,8 +282,7 @@ fn close_by_rst() -> Trace {
             vec![
                 c(PA, C0 + 1, S0 + 1).len(100).passes("data C->S"),
                 s(ACK, S0 + 1, C0 + 101).passes("S acks it"),
-                s(RA, S0 + 1, C0 + 101)
-                    .passes("RST at exactly the highest ack C sent (CLOSE)"),
+                s(RA, S0 + 1, C0 + 101).passes("RST at exactly the highest ack C sent (CLOSE)"),
                 c(PA, C0 + 101, S0 + 1)
                     .len(50)
                     .passes("CLOSE keeps the entry for 10 s; in-window data still passes"),
@@ -332,7 +333,9 @@ fn rst_far_ahead_of_window() -> Trace {
             vec![
                 c(RST, C0 + 10_000_001, 0)
                     .dropped("RST beyond the right edge by far more than S's window (I)"),
-                c(PA, C0 + 1, S0 + 1).len(100).passes("the connection lives on"),
+                c(PA, C0 + 1, S0 + 1)
+                    .len(100)
+                    .passes("the connection lives on"),
             ],
         ],
     )
@@ -347,7 +350,9 @@ fn rst_far_behind_window() -> Trace {
             vec![
                 c(RST, C0 - 1_000_000, 0)
                     .dropped("RST seq below the highest ack S sent: 'invalid rst'"),
-                c(PA, C0 + 1, S0 + 1).len(100).passes("the connection lives on"),
+                c(PA, C0 + 1, S0 + 1)
+                    .len(100)
+                    .passes("the connection lives on"),
             ],
         ],
     )
@@ -362,10 +367,7 @@ fn syn_retransmit() -> Trace {
     trace(
         "syn_retransmit",
         "the SYN is sent twice",
-        &[
-            hs,
-            vec![c(PA, C0 + 1, S0 + 1).len(100).passes("data C->S")],
-        ],
+        &[hs, vec![c(PA, C0 + 1, S0 + 1).len(100).passes("data C->S")]],
     )
 }
 
@@ -469,9 +471,13 @@ fn no_connection() -> Trace {
         "segments other than a SYN, with no connection (nf_conntrack_tcp_loose=0: no pickup)",
         &[vec![
             c(ACK, C0 + 1, S0 + 1).dropped("bare ACK, no connection"),
-            c(PA, C0 + 1, S0 + 1).len(100).dropped("data, no connection"),
+            c(PA, C0 + 1, S0 + 1)
+                .len(100)
+                .dropped("data, no connection"),
             s(ACK, S0 + 1, C0 + 1).dropped("bare ACK from S, no connection"),
-            s(PA, S0 + 1, C0 + 1).len(100).dropped("data from S, no connection"),
+            s(PA, S0 + 1, C0 + 1)
+                .len(100)
+                .dropped("data from S, no connection"),
             s(SA, S0, C0 + 1)
                 .win(S_SYN_WIN)
                 .opts(Some(7), true)
@@ -496,7 +502,9 @@ fn data_far_beyond_window() -> Trace {
                 s(PA, S0 + 10_000_001, C0 + 1)
                     .len(100)
                     .dropped("the same from S (I)"),
-                c(PA, C0 + 1, S0 + 1).len(100).passes("in-window data still passes"),
+                c(PA, C0 + 1, S0 + 1)
+                    .len(100)
+                    .passes("in-window data still passes"),
             ],
         ],
     )
@@ -542,7 +550,9 @@ fn ack_beyond_sent() -> Trace {
         &[
             handshake(OPEN),
             vec![
-                s(PA, S0 + 1, C0 + 1).len(100).passes("data S->C (S's end: s+101)"),
+                s(PA, S0 + 1, C0 + 1)
+                    .len(100)
+                    .passes("data S->C (S's end: s+101)"),
                 c(ACK, C0 + 1, S0 + 102).dropped("acks one byte more than S sent (III)"),
                 c(ACK, C0 + 1, S0 + 5101).dropped("acks 5000 bytes more than S sent (III)"),
                 c(ACK, C0 + 1, S0 + 101).passes("the right ack"),
@@ -611,9 +621,9 @@ fn window_scale_not_negotiated() -> Trace {
                 s(ACK, S0 + 1, C0 + 1)
                     .win(2000)
                     .passes("S's window: 2000 bytes"),
-                c(PA, C0 + 200_001, S0 + 1)
-                    .len(100)
-                    .dropped("200000 ahead, the right edge is c+65161: out by more than S's max window (I)"),
+                c(PA, C0 + 200_001, S0 + 1).len(100).dropped(
+                    "200000 ahead, the right edge is c+65161: out by more than S's max window (I)",
+                ),
                 c(PA, C0 + 1, S0 + 1).len(100).passes("in-window data"),
             ],
         ],
@@ -677,7 +687,9 @@ fn invalid_flags_established() -> Trace {
                 c(FIN | PSH | URG, C0 + 1, 0).dropped("FIN+PSH+URG (Xmas scan)"),
                 c(PSH, C0 + 1, 0).dropped("PSH alone (NULL once PSH is masked)"),
                 c(0x3F, C0 + 1, S0 + 1).dropped("SYN+FIN+RST+PSH+ACK+URG"),
-                c(PA, C0 + 1, S0 + 1).len(100).passes("the connection is unharmed"),
+                c(PA, C0 + 1, S0 + 1)
+                    .len(100)
+                    .passes("the connection is unharmed"),
             ],
         ],
     )
@@ -774,8 +786,7 @@ fn zero_window_probe() -> Trace {
                 s(ACK, S0 + 1, C0 + 101)
                     .win(0)
                     .passes("S: still window 0, probe not taken"),
-                c(ACK, C0 + 100, S0 + 1)
-                    .passes("Linux-style probe: no data, seq = snd_una - 1"),
+                c(ACK, C0 + 100, S0 + 1).passes("Linux-style probe: no data, seq = snd_una - 1"),
                 s(ACK, S0 + 1, C0 + 101).passes("S opens its window"),
                 c(PA, C0 + 101, S0 + 1).len(100).passes("data flows again"),
             ],
@@ -885,7 +896,9 @@ fn server_syn_in_established() -> Trace {
                     .win(S_SYN_WIN)
                     .opts(Some(7), true)
                     .dropped("reply-direction SYN in ESTABLISHED: invalid transition"),
-                c(PA, C0 + 1, S0 + 1).len(100).passes("the connection is unharmed"),
+                c(PA, C0 + 1, S0 + 1)
+                    .len(100)
+                    .passes("the connection is unharmed"),
             ],
         ],
     )
@@ -968,9 +981,9 @@ fn sack_blocks() -> Trace {
                 s(ACK, S0 + 1, C0 + 101)
                     .sack(C0 + 201, C0 + 301)
                     .passes("ack data 1, SACK data 3"),
-                s(ACK, S0 + 1, C0 + 101)
-                    .sack(C0 + 201, C0 + 2301)
-                    .dropped("SACK block ending 2000 bytes beyond what C sent (III on the SACK edge)"),
+                s(ACK, S0 + 1, C0 + 101).sack(C0 + 201, C0 + 2301).dropped(
+                    "SACK block ending 2000 bytes beyond what C sent (III on the SACK edge)",
+                ),
                 s(ACK, S0 + 1, C0 + 301).passes("ack everything"),
             ],
         ],
@@ -1057,11 +1070,7 @@ mod tests {
     #[test]
     fn traces_are_well_formed() {
         let traces = all();
-        assert!(
-            (20..=40).contains(&traces.len()),
-            "{} traces",
-            traces.len()
-        );
+        assert!((20..=40).contains(&traces.len()), "{} traces", traces.len());
         let mut names = HashSet::new();
         let mut ports = HashSet::new();
         for t in &traces {
@@ -1076,7 +1085,12 @@ mod tests {
             for (i, p) in t.packets.iter().enumerate() {
                 assert!(p.expect.is_some(), "{} #{}: no expectation", t.name, i + 1);
                 assert!(!p.why.is_empty(), "{} #{}: no reason", t.name, i + 1);
-                assert!(p.len <= 1400, "{} #{}: payload over one frame", t.name, i + 1);
+                assert!(
+                    p.len <= 1400,
+                    "{} #{}: payload over one frame",
+                    t.name,
+                    i + 1
+                );
                 if p.flags & ACK == 0 {
                     assert_eq!(p.ack, 0, "{} #{}: ack without ACK", t.name, i + 1);
                 }
