@@ -94,7 +94,10 @@ impl ConnFilter {
         self.proto.is_none_or(|p| p == key.proto)
             && (side_has(Side::Lo, self.addr, None) || side_has(Side::Hi, self.addr, None))
             && (side_has(Side::Lo, None, self.port) || side_has(Side::Hi, None, self.port))
-            && self.state.as_ref().is_none_or(|s| s.eq_ignore_ascii_case(conn.l4.name()))
+            && self
+                .state
+                .as_ref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(conn.l4.name()))
     }
 }
 
@@ -118,7 +121,10 @@ pub struct WorkerInbox {
 
 impl Default for WorkerInbox {
     fn default() -> Self {
-        Self { rules: ArrayQueue::new(4), queries: ArrayQueue::new(16) }
+        Self {
+            rules: ArrayQueue::new(4),
+            queries: ArrayQueue::new(16),
+        }
     }
 }
 
@@ -132,11 +138,20 @@ pub struct ActiveQuery {
 impl ActiveQuery {
     /// Starts answering `query`.
     pub fn new(query: ConnQuery) -> Self {
-        Self { query, next_id: 0, found: 0 }
+        Self {
+            query,
+            next_id: 0,
+            found: 0,
+        }
     }
 
     /// Examines the next [`LIST_STEP`] entries; `true` when finished.
-    pub fn step(&mut self, worker: usize, table: &crate::conntrack::table::ConnTable<Conn>, now: u32) -> bool {
+    pub fn step(
+        &mut self,
+        worker: usize,
+        table: &crate::conntrack::table::ConnTable<Conn>,
+        now: u32,
+    ) -> bool {
         let mut seen = 0;
         for (id, key, conn) in table.iter_from(self.next_id) {
             if seen == LIST_STEP {

@@ -34,7 +34,11 @@ pub struct Firewall {
 impl Firewall {
     /// A filter over `shard` with `rules`.
     pub fn new(shard: Shard, rules: Arc<RuleSet>) -> Self {
-        Self { shard, rules, trust_l4_checksum: false }
+        Self {
+            shard,
+            rules,
+            trust_l4_checksum: false,
+        }
     }
 
     /// The shard, for listings and tests.
@@ -88,10 +92,19 @@ impl Firewall {
                     };
                 }
             },
-            _ => Parsed { sport: 0, dport: 0, l4: L4Packet::Other, icmp_type: None },
+            _ => Parsed {
+                sport: 0,
+                dport: 0,
+                l4: L4Packet::Other,
+                icmp_type: None,
+            },
         };
         let (key, side) = FlowKey::from_packet(src, parsed.sport, dst, parsed.dport, proto);
-        let flow = Flow { key, side, l4: parsed.l4 };
+        let flow = Flow {
+            key,
+            side,
+            l4: parsed.l4,
+        };
         match self.shard.track(&flow, now) {
             Tracked::Pass => {
                 counters.accepted_state.inc();
@@ -107,8 +120,16 @@ impl Firewall {
             src,
             dst,
             proto,
-            src_port: if parsed.icmp_type.is_some() { 0 } else { parsed.sport },
-            dst_port: if parsed.icmp_type.is_some() { 0 } else { parsed.dport },
+            src_port: if parsed.icmp_type.is_some() {
+                0
+            } else {
+                parsed.sport
+            },
+            dst_port: if parsed.icmp_type.is_some() {
+                0
+            } else {
+                parsed.dport
+            },
             icmp_type: parsed.icmp_type,
         };
         let verdict = self.rules.evaluate(&meta);
@@ -138,7 +159,12 @@ impl Firewall {
         }
         let len = payload.len().saturating_sub(tcp.header_len());
         let seg = Segment::from_packet(&tcp, u32::try_from(len).unwrap_or(u32::MAX));
-        Ok(Parsed { sport: tcp.src_port(), dport: tcp.dst_port(), l4: L4Packet::Tcp(seg), icmp_type: None })
+        Ok(Parsed {
+            sport: tcp.src_port(),
+            dport: tcp.dst_port(),
+            l4: L4Packet::Tcp(seg),
+            icmp_type: None,
+        })
     }
 
     fn udp(&self, payload: &[u8], src: IpAddr, dst: IpAddr) -> Result<Parsed, DropReason> {
@@ -146,7 +172,12 @@ impl Firewall {
         if !self.trust_l4_checksum && udp.checksum() != 0 && !udp.verify_checksum(&src, &dst) {
             return Err(DropReason::L4BadChecksum);
         }
-        Ok(Parsed { sport: udp.src_port(), dport: udp.dst_port(), l4: L4Packet::Udp, icmp_type: None })
+        Ok(Parsed {
+            sport: udp.src_port(),
+            dport: udp.dst_port(),
+            l4: L4Packet::Udp,
+            icmp_type: None,
+        })
     }
 
     fn icmp(&self, payload: &[u8]) -> Result<Icmp, DropReason> {
@@ -157,13 +188,25 @@ impl Firewall {
         let ty = icmp.msg_type();
         let echo = |request| {
             let id = icmp.echo_ident();
-            Icmp::Flow(Parsed { sport: id, dport: id, l4: L4Packet::IcmpEcho { request }, icmp_type: Some(ty.into()) })
+            Icmp::Flow(Parsed {
+                sport: id,
+                dport: id,
+                l4: L4Packet::IcmpEcho { request },
+                icmp_type: Some(ty.into()),
+            })
         };
         match ty {
             Icmpv4Message::EchoRequest => Ok(echo(true)),
             Icmpv4Message::EchoReply => Ok(echo(false)),
-            t if t.is_error() => quoted_key(icmp.data()).map(Icmp::Error).ok_or(DropReason::L4Truncated),
-            t => Ok(Icmp::Flow(Parsed { sport: 0, dport: 0, l4: L4Packet::Other, icmp_type: Some(t.into()) })),
+            t if t.is_error() => quoted_key(icmp.data())
+                .map(Icmp::Error)
+                .ok_or(DropReason::L4Truncated),
+            t => Ok(Icmp::Flow(Parsed {
+                sport: 0,
+                dport: 0,
+                l4: L4Packet::Other,
+                icmp_type: Some(t.into()),
+            })),
         }
     }
 
@@ -175,7 +218,9 @@ impl Firewall {
         counters.conn_expired.set(st.expired);
         counters.conn_closed.set(st.closed);
         counters.events_sent.set(self.shard.events().sent.get());
-        counters.events_overflow.set(self.shard.events().overflow.get());
+        counters
+            .events_overflow
+            .set(self.shard.events().overflow.get());
     }
 }
 
@@ -194,7 +239,12 @@ pub fn flow_key_of_frame(frame: &[u8]) -> Option<FlowKey> {
     let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
     let l4 = ip.payload();
     let proto = ip.next_header();
-    let ports = |b: &[u8]| Some((u16::from_be_bytes([*b.first()?, *b.get(1)?]), u16::from_be_bytes([*b.get(2)?, *b.get(3)?])));
+    let ports = |b: &[u8]| {
+        Some((
+            u16::from_be_bytes([*b.first()?, *b.get(1)?]),
+            u16::from_be_bytes([*b.get(2)?, *b.get(3)?]),
+        ))
+    };
     let (sport, dport) = match proto {
         IpProtocol::Tcp | IpProtocol::Udp => ports(l4)?,
         IpProtocol::Icmp => {
@@ -235,9 +285,10 @@ fn quoted_key(quoted: &[u8]) -> Option<FlowKey> {
     let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
     let proto = u8::from(ip.next_header());
     let (sport, dport) = match ip.next_header() {
-        IpProtocol::Tcp | IpProtocol::Udp => {
-            (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]))
-        }
+        IpProtocol::Tcp | IpProtocol::Udp => (
+            u16::from_be_bytes([l4[0], l4[1]]),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        ),
         IpProtocol::Icmp => {
             let id = u16::from_be_bytes([l4[4], l4[5]]);
             (id, id)

@@ -263,7 +263,9 @@ impl Worker {
     /// Takes new rules and listing requests, and publishes the shard's gauges.
     fn control(&mut self, query: &mut Option<ActiveQuery>) {
         let counters = Arc::clone(self.router.counters());
-        let Some(fw) = self.router.firewall_mut() else { return };
+        let Some(fw) = self.router.firewall_mut() else {
+            return;
+        };
         if let Some(rules) = self.links.inbox.rules.pop() {
             fw.set_rules(rules);
         }

@@ -72,23 +72,45 @@ struct File {
 }
 
 /// Connection timeouts in seconds; each one left out keeps Linux's default.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct TimeoutsFile {
-    tcp_syn_sent: Option<u32>,
-    tcp_syn_recv: Option<u32>,
-    tcp_established: Option<u32>,
-    tcp_fin_wait: Option<u32>,
-    tcp_close_wait: Option<u32>,
-    tcp_last_ack: Option<u32>,
-    tcp_time_wait: Option<u32>,
-    tcp_close: Option<u32>,
-    tcp_retrans: Option<u32>,
-    tcp_unacknowledged: Option<u32>,
-    udp_unreplied: Option<u32>,
-    udp_replied: Option<u32>,
-    icmp: Option<u32>,
-    other: Option<u32>,
+    tcp_syn_sent: u32,
+    tcp_syn_recv: u32,
+    tcp_established: u32,
+    tcp_fin_wait: u32,
+    tcp_close_wait: u32,
+    tcp_last_ack: u32,
+    tcp_time_wait: u32,
+    tcp_close: u32,
+    tcp_retrans: u32,
+    tcp_unacknowledged: u32,
+    udp_unreplied: u32,
+    udp_replied: u32,
+    icmp: u32,
+    other: u32,
+}
+
+impl Default for TimeoutsFile {
+    fn default() -> Self {
+        let t = Timeouts::default();
+        Self {
+            tcp_syn_sent: t.tcp.syn_sent,
+            tcp_syn_recv: t.tcp.syn_recv,
+            tcp_established: t.tcp.established,
+            tcp_fin_wait: t.tcp.fin_wait,
+            tcp_close_wait: t.tcp.close_wait,
+            tcp_last_ack: t.tcp.last_ack,
+            tcp_time_wait: t.tcp.time_wait,
+            tcp_close: t.tcp.close,
+            tcp_retrans: t.tcp.retrans,
+            tcp_unacknowledged: t.tcp.unacknowledged,
+            udp_unreplied: t.udp_unreplied,
+            udp_replied: t.udp_replied,
+            icmp: t.icmp,
+            other: t.other,
+        }
+    }
 }
 
 /// The longest timeout accepted: a year, far beyond any sane setting, and
@@ -96,32 +118,48 @@ struct TimeoutsFile {
 const MAX_TIMEOUT: u32 = 366 * 24 * 3600;
 
 impl TimeoutsFile {
-    fn apply(&self, t: &mut Timeouts) -> Result<(), Invalid> {
-        let fields: [(&str, Option<u32>, &mut u32); 14] = [
-            ("tcp_syn_sent", self.tcp_syn_sent, &mut t.tcp.syn_sent),
-            ("tcp_syn_recv", self.tcp_syn_recv, &mut t.tcp.syn_recv),
-            ("tcp_established", self.tcp_established, &mut t.tcp.established),
-            ("tcp_fin_wait", self.tcp_fin_wait, &mut t.tcp.fin_wait),
-            ("tcp_close_wait", self.tcp_close_wait, &mut t.tcp.close_wait),
-            ("tcp_last_ack", self.tcp_last_ack, &mut t.tcp.last_ack),
-            ("tcp_time_wait", self.tcp_time_wait, &mut t.tcp.time_wait),
-            ("tcp_close", self.tcp_close, &mut t.tcp.close),
-            ("tcp_retrans", self.tcp_retrans, &mut t.tcp.retrans),
-            ("tcp_unacknowledged", self.tcp_unacknowledged, &mut t.tcp.unacknowledged),
-            ("udp_unreplied", self.udp_unreplied, &mut t.udp_unreplied),
-            ("udp_replied", self.udp_replied, &mut t.udp_replied),
-            ("icmp", self.icmp, &mut t.icmp),
-            ("other", self.other, &mut t.other),
+    fn to_timeouts(&self) -> Result<Timeouts, Invalid> {
+        let f = self;
+        let checked = [
+            ("tcp_syn_sent", f.tcp_syn_sent),
+            ("tcp_syn_recv", f.tcp_syn_recv),
+            ("tcp_established", f.tcp_established),
+            ("tcp_fin_wait", f.tcp_fin_wait),
+            ("tcp_close_wait", f.tcp_close_wait),
+            ("tcp_last_ack", f.tcp_last_ack),
+            ("tcp_time_wait", f.tcp_time_wait),
+            ("tcp_close", f.tcp_close),
+            ("tcp_retrans", f.tcp_retrans),
+            ("tcp_unacknowledged", f.tcp_unacknowledged),
+            ("udp_unreplied", f.udp_unreplied),
+            ("udp_replied", f.udp_replied),
+            ("icmp", f.icmp),
+            ("other", f.other),
         ];
-        for (name, value, slot) in fields {
-            if let Some(v) = value {
-                if v == 0 || v > MAX_TIMEOUT {
-                    return invalid(format!("timeouts.{name}"), format!("{v} s is not in 1..={MAX_TIMEOUT}"));
-                }
-                *slot = v;
+        for (name, v) in checked {
+            if v == 0 || v > MAX_TIMEOUT {
+                return invalid(
+                    format!("timeouts.{name}"),
+                    format!("{v} s is not in 1..={MAX_TIMEOUT}"),
+                );
             }
         }
-        Ok(())
+        let mut t = Timeouts::default();
+        t.tcp.syn_sent = f.tcp_syn_sent;
+        t.tcp.syn_recv = f.tcp_syn_recv;
+        t.tcp.established = f.tcp_established;
+        t.tcp.fin_wait = f.tcp_fin_wait;
+        t.tcp.close_wait = f.tcp_close_wait;
+        t.tcp.last_ack = f.tcp_last_ack;
+        t.tcp.time_wait = f.tcp_time_wait;
+        t.tcp.close = f.tcp_close;
+        t.tcp.retrans = f.tcp_retrans;
+        t.tcp.unacknowledged = f.tcp_unacknowledged;
+        t.udp_unreplied = f.udp_unreplied;
+        t.udp_replied = f.udp_replied;
+        t.icmp = f.icmp;
+        t.other = f.other;
+        Ok(t)
     }
 }
 
@@ -317,9 +355,11 @@ fn validate(raw: &File, profile: &Profile) -> Result<UnitConfig, Invalid> {
         }
         routes.push(StaticRoute { prefix, via });
     }
-    let mut timeouts = Timeouts::default();
-    raw.timeouts.apply(&mut timeouts)?;
-    Ok(UnitConfig { router: RouterConfig { interfaces, routes }, timeouts })
+    let timeouts = raw.timeouts.to_timeouts()?;
+    Ok(UnitConfig {
+        router: RouterConfig { interfaces, routes },
+        timeouts,
+    })
 }
 
 fn is_unicast_host(ip: Ipv4Addr) -> bool {
@@ -374,7 +414,7 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_file_line_field_and_reason() {
         let cases = [
-            (GOOD.replace("routes: [", "rotes: ["), "unit.ron:7:5: rotes: unknown field `rotes`, expected `interfaces` or `routes`"),
+            (GOOD.replace("routes: [", "rotes: ["), "unit.ron:7:5: rotes: unknown field `rotes`, expected `interfaces`, `routes` or `timeouts`"),
             (GOOD.replace("\"data1\"", "\"data7\""), "unit.ron:5:16: interfaces[1].port: the profile has no port `data7`"),
             (GOOD.replace("\"data1\"", "\"ha0\""), "unit.ron:5:16: interfaces[1].port: port `ha0` is not a data port"),
             (GOOD.replace("\"data1\"", "\"data0\""), "unit.ron:5:16: interfaces[1].port: port `data0` is configured twice"),
@@ -393,6 +433,35 @@ mod tests {
         let got: Vec<String> = cases.iter().map(|(text, _)| refused(text)).collect();
         let want: Vec<&str> = cases.iter().map(|(_, w)| *w).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn timeouts_override_linux_defaults_one_by_one() {
+        let text = GOOD.replace(
+            "    routes: [",
+            "    timeouts: (tcp_established: 3600, udp_unreplied: 10),\n    routes: [",
+        );
+        let c = UnitConfig::parse(&text, "unit.ron", &profile()).unwrap();
+        assert_eq!(c.timeouts.tcp.established, 3600);
+        assert_eq!(c.timeouts.udp_unreplied, 10);
+        assert_eq!(c.timeouts.tcp.time_wait, 120, "the rest keep the defaults");
+        let bad = GOOD.replace(
+            "    routes: [",
+            "    timeouts: (tcp_time_wait: 0),\n    routes: [",
+        );
+        assert_eq!(
+            refused(&bad),
+            "unit.ron:7:31: timeouts.tcp_time_wait: 0 s is not in 1..=31622400"
+        );
+        let unknown = GOOD.replace(
+            "    routes: [",
+            "    timeouts: (tcp_tme_wait: 5),\n    routes: [",
+        );
+        assert!(
+            refused(&unknown).starts_with("unit.ron:7:17: timeouts.tcp_tme_wait: unknown field"),
+            "{}",
+            refused(&unknown)
+        );
     }
 
     #[test]

@@ -5,25 +5,25 @@
 //! ports close before the pool goes, and the EAL is cleaned up last.
 
 use crate::config::UnitConfig;
-use dataplane::counters::WorkerCounters;
-use dataplane::forward::router::Interface;
-use dataplane::forward::Router;
-use dataplane::wire::EthernetAddress;
 use dataplane::conntrack::event::{Event, EventQueue};
 use dataplane::conntrack::shard::Shard;
 use dataplane::control::{ConnFilter, ConnInfo, ConnQuery, WorkerInbox};
+use dataplane::counters::WorkerCounters;
 use dataplane::filter::RuleSet;
 use dataplane::firewall::Firewall;
+use dataplane::forward::router::Interface;
+use dataplane::forward::Router;
+use dataplane::wire::EthernetAddress;
 use dataplane::worker::{Handoff, IdlePolicy, NeighborMesh, Worker, WorkerLinks, WorkerPort};
 use dpdk_sys::{
     lcore, DpdkError, Eal, LaunchHandle, LcoreId, Mempool, Port, PortConfig, PortId, RssConfig,
     SocketId,
 };
 use hw_profiles::{Idle, Profile};
-use std::sync::atomic::AtomicBool;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Why a unit did not boot.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,10 @@ const EVENT_QUEUE_LEN: usize = 16384;
 fn boot_seed() -> u64 {
     use std::io::Read;
     let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok() {
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+    {
         return u64::from_le_bytes(b);
     }
     use std::hash::{BuildHasher, Hasher};
@@ -136,7 +139,8 @@ impl Unit {
         };
         let mesh = NeighborMesh::new(workers);
         let handoff = Handoff::new(workers);
-        let per_shard = usize::try_from(profile.memory.connections).unwrap_or(usize::MAX) / workers.max(1);
+        let per_shard =
+            usize::try_from(profile.memory.connections).unwrap_or(usize::MAX) / workers.max(1);
         let mut handles = Vec::new();
         let mut counters = Vec::new();
         let mut inboxes = Vec::new();
@@ -159,11 +163,20 @@ impl Unit {
                 .map_err(|r| BootError::Mismatch(format!("route {r}: gateway on no subnet")))?;
             let queue_events = EventQueue::new(EVENT_QUEUE_LEN);
             if let Some(rules) = &rules {
-                let shard = Shard::new(per_shard, boot_seed(), config.timeouts, queue_events.clone());
+                let shard = Shard::new(
+                    per_shard,
+                    boot_seed(),
+                    config.timeouts,
+                    queue_events.clone(),
+                );
                 router.set_firewall(Firewall::new(shard, Arc::clone(rules)));
             }
             let inbox = Arc::new(WorkerInbox::default());
-            let links = WorkerLinks { mesh: mesh.clone(), handoff: handoff.clone(), inbox: Arc::clone(&inbox) };
+            let links = WorkerLinks {
+                mesh: mesh.clone(),
+                handoff: handoff.clone(),
+                inbox: Arc::clone(&inbox),
+            };
             let worker = Worker::new(
                 w,
                 wports,
@@ -218,7 +231,11 @@ impl Unit {
         let (tx, rx) = crossbeam::channel::unbounded();
         let mut asked = 0;
         for inbox in &self.inboxes {
-            let q = ConnQuery { filter: filter.clone(), limit, reply: tx.clone() };
+            let q = ConnQuery {
+                filter: filter.clone(),
+                limit,
+                reply: tx.clone(),
+            };
             if inbox.queries.push(q).is_ok() {
                 asked += 1;
             }

@@ -23,9 +23,17 @@ fn tandem_and_linux_conntrack_agree_packet_by_packet() {
     println!(
         "Linux {kernel} in {:?}, {}, python {}",
         fw.namespaces(),
+        // Read back from the namespace: what was in force, not what was asked.
         linux::SYSCTLS
             .iter()
-            .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
+            .map(|(key, _)| {
+                let value = fw
+                    .fw()
+                    .exec_ok(["sysctl", "-n", key])
+                    .map(|o| o.stdout.trim().to_string())
+                    .unwrap_or_else(|e| format!("? ({e})"));
+                format!("{}={value}", key.rsplit('.').next().unwrap_or(key))
+            })
             .collect::<Vec<_>>()
             .join(" "),
         fw.python()

@@ -117,7 +117,13 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { tcp: TcpTimeouts::default(), udp_unreplied: 30, udp_replied: 120, icmp: 30, other: 600 }
+        Self {
+            tcp: TcpTimeouts::default(),
+            udp_unreplied: 30,
+            udp_replied: 120,
+            icmp: 30,
+            other: 600,
+        }
     }
 }
 
@@ -141,6 +147,10 @@ mod tests {
     #[test]
     fn conn_is_compact() {
         assert_eq!(std::mem::size_of::<TcpConn>(), 60);
-        assert!(std::mem::size_of::<Conn>() <= 76, "Conn is {} bytes", std::mem::size_of::<Conn>());
+        assert!(
+            std::mem::size_of::<Conn>() <= 76,
+            "Conn is {} bytes",
+            std::mem::size_of::<Conn>()
+        );
     }
 }

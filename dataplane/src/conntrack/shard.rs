@@ -102,7 +102,12 @@ const EXPIRE_BUDGET: usize = 256;
 impl Shard {
     /// A shard for `capacity` connections; all memory is taken now.
     pub fn new(capacity: usize, seed: u64, timeouts: Timeouts, events: EventQueue) -> Self {
-        Self { table: ConnTable::with_capacity(capacity, seed), timeouts, events, stats: ShardStats::default() }
+        Self {
+            table: ConnTable::with_capacity(capacity, seed),
+            timeouts,
+            events,
+            stats: ShardStats::default(),
+        }
     }
 
     /// The table, for listings.
@@ -128,9 +133,15 @@ impl Shard {
     /// Tracks a packet against its entry, if it has one. `now` is seconds.
     pub fn track(&mut self, flow: &Flow, now: u32) -> Tracked {
         let hash = self.table.hash(&flow.key);
-        let Some(id) = self.table.find(&flow.key, hash) else { return Tracked::New };
+        let Some(id) = self.table.find(&flow.key, hash) else {
+            return Tracked::New;
+        };
         let conn = *self.table.get(id);
-        let dir = if flow.side == conn.orig_side { Dir::Original } else { Dir::Reply };
+        let dir = if flow.side == conn.orig_side {
+            Dir::Original
+        } else {
+            Dir::Reply
+        };
         match (conn.l4, flow.l4) {
             (L4State::Tcp(mut tcp), L4Packet::Tcp(seg)) => {
                 let old = tcp.state();
@@ -166,9 +177,17 @@ impl Shard {
             }
             (L4State::Udp(p), _) | (L4State::IcmpEcho(p), _) | (L4State::Other(p), _) => {
                 let replied = p == Pseudo::Replied || dir == Dir::Reply;
-                let l4 = with_pseudo(conn.l4, if replied { Pseudo::Replied } else { Pseudo::Unreplied });
+                let l4 = with_pseudo(
+                    conn.l4,
+                    if replied {
+                        Pseudo::Replied
+                    } else {
+                        Pseudo::Unreplied
+                    },
+                );
                 self.table.get_mut(id).l4 = l4;
-                self.table.set_expiry(id, now.saturating_add(self.timeouts.pseudo(&l4)));
+                self.table
+                    .set_expiry(id, now.saturating_add(self.timeouts.pseudo(&l4)));
                 if p == Pseudo::Unreplied && replied {
                     self.emit(id, EventKind::Established, now);
                 }
@@ -188,7 +207,9 @@ impl Shard {
                 (L4State::Tcp(tcp), t)
             }
             L4Packet::Udp => (L4State::Udp(Pseudo::Unreplied), self.timeouts.udp_unreplied),
-            L4Packet::IcmpEcho { request: true } => (L4State::IcmpEcho(Pseudo::Unreplied), self.timeouts.icmp),
+            L4Packet::IcmpEcho { request: true } => {
+                (L4State::IcmpEcho(Pseudo::Unreplied), self.timeouts.icmp)
+            }
             L4Packet::IcmpEcho { request: false } => return Err(Refused::NoConnection),
             L4Packet::Other => (L4State::Other(Pseudo::Unreplied), self.timeouts.other),
         };
@@ -228,7 +249,12 @@ impl Shard {
         let events = &self.events;
         let n = self.table.expire(now, EXPIRE_BUDGET, |_, key, conn| {
             if conn.flags & flag::SYNC != 0 {
-                events.push(Event { kind: EventKind::Deleted, key: *key, conn, timeout: 0 });
+                events.push(Event {
+                    kind: EventKind::Deleted,
+                    key: *key,
+                    conn,
+                    timeout: 0,
+                });
             }
         });
         self.stats.expired += n as u64;
@@ -248,7 +274,12 @@ impl Shard {
         }
         let timeout = self.table.expiry(id).saturating_sub(now);
         let key = *self.table.key(id);
-        if !self.events.push(Event { kind, key, conn, timeout }) {
+        if !self.events.push(Event {
+            kind,
+            key,
+            conn,
+            timeout,
+        }) {
             self.table.get_mut(id).flags |= flag::RESEND;
         }
     }
@@ -264,7 +295,16 @@ fn with_pseudo(l4: L4State, p: Pseudo) -> L4State {
 }
 
 fn transition_kind(old: TcpState, new: TcpState) -> EventKind {
-    let closing = |s| matches!(s, TcpState::FinWait | TcpState::CloseWait | TcpState::LastAck | TcpState::TimeWait | TcpState::Close);
+    let closing = |s| {
+        matches!(
+            s,
+            TcpState::FinWait
+                | TcpState::CloseWait
+                | TcpState::LastAck
+                | TcpState::TimeWait
+                | TcpState::Close
+        )
+    };
     if new == TcpState::Established {
         EventKind::Established
     } else if closing(new) && !closing(old) {

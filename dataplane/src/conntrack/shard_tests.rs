@@ -15,24 +15,54 @@ fn shard(capacity: usize, events: usize) -> Shard {
 }
 
 fn adm(sync: bool) -> Admission {
-    Admission { rule: 3, sync, log: false, in_iface: 0, out_iface: 1 }
+    Admission {
+        rule: 3,
+        sync,
+        log: false,
+        in_iface: 0,
+        out_iface: 1,
+    }
 }
 
 fn tcp(from_client: bool, sport: u16, f: u8, seq: u32, ack: u32) -> Flow {
-    let (src, dst, sp, dp) = if from_client { (CLIENT, SERVER, sport, 80) } else { (SERVER, CLIENT, 80, sport) };
+    let (src, dst, sp, dp) = if from_client {
+        (CLIENT, SERVER, sport, 80)
+    } else {
+        (SERVER, CLIENT, 80, sport)
+    };
     let (key, side) = FlowKey::from_packet(src, sp, dst, dp, 6);
-    let seg = Segment { seq, ack, window: 64240, flags: f, ..Segment::default() };
-    Flow { key, side, l4: L4Packet::Tcp(seg) }
+    let seg = Segment {
+        seq,
+        ack,
+        window: 64240,
+        flags: f,
+        ..Segment::default()
+    };
+    Flow {
+        key,
+        side,
+        l4: L4Packet::Tcp(seg),
+    }
 }
 
 fn udp(from_client: bool, sport: u16) -> Flow {
-    let (src, dst, sp, dp) = if from_client { (CLIENT, SERVER, sport, 5353) } else { (SERVER, CLIENT, 5353, sport) };
+    let (src, dst, sp, dp) = if from_client {
+        (CLIENT, SERVER, sport, 5353)
+    } else {
+        (SERVER, CLIENT, 5353, sport)
+    };
     let (key, side) = FlowKey::from_packet(src, sp, dst, dp, 17);
-    Flow { key, side, l4: L4Packet::Udp }
+    Flow {
+        key,
+        side,
+        l4: L4Packet::Udp,
+    }
 }
 
 fn events(s: &Shard) -> Vec<EventKind> {
-    std::iter::from_fn(|| s.events().pop()).map(|e| e.kind).collect()
+    std::iter::from_fn(|| s.events().pop())
+        .map(|e| e.kind)
+        .collect()
 }
 
 #[test]
@@ -41,20 +71,52 @@ fn a_tcp_connection_emits_created_established_closing_deleted() {
     let syn = tcp(true, 40000, SYN, 1000, 0);
     assert_eq!(s.track(&syn, 0), Tracked::New);
     s.create(&syn, adm(true), 0).unwrap();
-    assert_eq!(s.track(&tcp(false, 40000, SYN | ACK, 5000, 1001), 0), Tracked::Pass);
-    assert_eq!(s.track(&tcp(true, 40000, ACK, 1001, 5001), 1), Tracked::Pass);
-    assert_eq!(s.track(&tcp(true, 40000, FIN | ACK, 1001, 5001), 2), Tracked::Pass);
-    assert_eq!(s.track(&tcp(false, 40000, ACK, 5001, 1002), 2), Tracked::Pass);
-    assert_eq!(s.track(&tcp(false, 40000, FIN | ACK, 5001, 1002), 3), Tracked::Pass);
-    assert_eq!(s.track(&tcp(true, 40000, ACK, 1002, 5002), 3), Tracked::Pass);
+    assert_eq!(
+        s.track(&tcp(false, 40000, SYN | ACK, 5000, 1001), 0),
+        Tracked::Pass
+    );
+    assert_eq!(
+        s.track(&tcp(true, 40000, ACK, 1001, 5001), 1),
+        Tracked::Pass
+    );
+    assert_eq!(
+        s.track(&tcp(true, 40000, FIN | ACK, 1001, 5001), 2),
+        Tracked::Pass
+    );
+    assert_eq!(
+        s.track(&tcp(false, 40000, ACK, 5001, 1002), 2),
+        Tracked::Pass
+    );
+    assert_eq!(
+        s.track(&tcp(false, 40000, FIN | ACK, 5001, 1002), 3),
+        Tracked::Pass
+    );
+    assert_eq!(
+        s.track(&tcp(true, 40000, ACK, 1002, 5002), 3),
+        Tracked::Pass
+    );
     use EventKind::*;
-    assert_eq!(events(&s), [Created, StateChanged, Established, Closing, StateChanged, StateChanged, StateChanged]);
+    assert_eq!(
+        events(&s),
+        [
+            Created,
+            StateChanged,
+            Established,
+            Closing,
+            StateChanged,
+            StateChanged,
+            StateChanged
+        ]
+    );
 
     // TIME_WAIT lasts 120 s from the last ACK at t=3
     assert_eq!(s.expire(122), 0);
     assert_eq!(s.expire(123), 1);
     let e = s.events().pop().unwrap();
-    assert_eq!((e.kind, e.conn.l4.tcp_state()), (Deleted, Some(TcpState::TimeWait)));
+    assert_eq!(
+        (e.kind, e.conn.l4.tcp_state()),
+        (Deleted, Some(TcpState::TimeWait))
+    );
     assert_eq!(s.stats().expired, 1);
     assert_eq!(s.table().len(), 0);
 }
@@ -68,7 +130,15 @@ fn events_carry_the_full_state_and_remaining_life() {
     assert_eq!(e.kind, EventKind::Created);
     assert_eq!(e.key, syn.key);
     assert_eq!(e.conn.orig_side, syn.side);
-    assert_eq!((e.conn.rule, e.conn.in_iface, e.conn.out_iface, e.conn.created), (3, 0, 1, 10));
+    assert_eq!(
+        (
+            e.conn.rule,
+            e.conn.in_iface,
+            e.conn.out_iface,
+            e.conn.created
+        ),
+        (3, 0, 1, 10)
+    );
     assert_eq!(e.timeout, 120, "SYN_SENT");
     assert!(e.conn.flags & flag::SYNC != 0);
 }
@@ -87,7 +157,11 @@ fn a_full_queue_is_counted_and_the_entry_marked_for_resend() {
     let mut s = shard(16, 1);
     let syn = tcp(true, 40003, SYN, 1000, 0);
     s.create(&syn, adm(true), 0).unwrap();
-    assert_eq!(s.track(&tcp(false, 40003, SYN | ACK, 5000, 1001), 0), Tracked::Pass, "never blocks");
+    assert_eq!(
+        s.track(&tcp(false, 40003, SYN | ACK, 5000, 1001), 0),
+        Tracked::Pass,
+        "never blocks"
+    );
     assert_eq!((s.events().sent.get(), s.events().overflow.get()), (1, 1));
     let (_, _, conn) = s.table().iter().next().unwrap();
     assert!(conn.flags & flag::RESEND != 0);
@@ -99,8 +173,15 @@ fn a_full_table_refuses_new_connections_and_keeps_the_old() {
     for p in [1, 2] {
         s.create(&tcp(true, p, SYN, 1000, 0), adm(true), 0).unwrap();
     }
-    assert_eq!(s.create(&tcp(true, 3, SYN, 1000, 0), adm(true), 0), Err(Refused::TableFull));
-    assert_eq!(s.track(&tcp(false, 1, SYN | ACK, 5000, 1001), 0), Tracked::Pass, "old ones still work");
+    assert_eq!(
+        s.create(&tcp(true, 3, SYN, 1000, 0), adm(true), 0),
+        Err(Refused::TableFull)
+    );
+    assert_eq!(
+        s.track(&tcp(false, 1, SYN | ACK, 5000, 1001), 0),
+        Tracked::Pass,
+        "old ones still work"
+    );
     assert_eq!(s.table().len(), 2);
 }
 
@@ -109,8 +190,12 @@ fn a_bare_ack_cannot_create_and_a_bad_segment_is_refused() {
     let mut s = shard(16, 64);
     let ack = tcp(true, 40004, ACK, 1000, 5000);
     assert_eq!(s.track(&ack, 0), Tracked::New);
-    assert_eq!(s.create(&ack, adm(true), 0), Err(Refused::Tcp(TcpInvalid::NoConnection)));
-    s.create(&tcp(true, 40004, SYN, 1000, 0), adm(true), 0).unwrap();
+    assert_eq!(
+        s.create(&ack, adm(true), 0),
+        Err(Refused::Tcp(TcpInvalid::NoConnection))
+    );
+    s.create(&tcp(true, 40004, SYN, 1000, 0), adm(true), 0)
+        .unwrap();
     assert_eq!(
         s.track(&tcp(false, 40004, SYN | ACK, 5000, 999_999), 0),
         Tracked::Refused(Refused::Tcp(TcpInvalid::AckOverSent))
@@ -120,8 +205,12 @@ fn a_bare_ack_cannot_create_and_a_bad_segment_is_refused() {
 #[test]
 fn a_refused_connection_is_removed_at_once() {
     let mut s = shard(16, 64);
-    s.create(&tcp(true, 40005, SYN, 1000, 0), adm(true), 0).unwrap();
-    assert_eq!(s.track(&tcp(false, 40005, RST | ACK, 0, 1001), 0), Tracked::Pass);
+    s.create(&tcp(true, 40005, SYN, 1000, 0), adm(true), 0)
+        .unwrap();
+    assert_eq!(
+        s.track(&tcp(false, 40005, RST | ACK, 0, 1001), 0),
+        Tracked::Pass
+    );
     assert_eq!(s.table().len(), 0);
     assert_eq!(events(&s), [EventKind::Created, EventKind::Deleted]);
 }
@@ -137,7 +226,11 @@ fn a_syn_on_a_time_wait_tuple_starts_over() {
     s.track(&tcp(false, p, FIN | ACK, 5001, 1002), 0);
     s.track(&tcp(true, p, ACK, 1002, 5002), 0);
     let reopen = tcp(true, p, SYN, 90_000, 0);
-    assert_eq!(s.track(&reopen, 1), Tracked::New, "old entry gone, the rules decide again");
+    assert_eq!(
+        s.track(&reopen, 1),
+        Tracked::New,
+        "old entry gone, the rules decide again"
+    );
     assert_eq!(s.table().len(), 0);
     s.create(&reopen, adm(true), 1).unwrap();
     assert_eq!(s.stats().closed, 1);
@@ -149,9 +242,15 @@ fn udp_becomes_replied_with_the_longer_timeout() {
     let out = udp(true, 33000);
     s.create(&out, adm(true), 0).unwrap();
     assert_eq!(s.track(&udp(true, 33000), 5), Tracked::Pass);
-    assert_eq!(s.table().iter().next().unwrap().2.l4, L4State::Udp(Pseudo::Unreplied));
+    assert_eq!(
+        s.table().iter().next().unwrap().2.l4,
+        L4State::Udp(Pseudo::Unreplied)
+    );
     assert_eq!(s.track(&udp(false, 33000), 6), Tracked::Pass);
-    assert_eq!(s.table().iter().next().unwrap().2.l4, L4State::Udp(Pseudo::Replied));
+    assert_eq!(
+        s.table().iter().next().unwrap().2.l4,
+        L4State::Udp(Pseudo::Replied)
+    );
     assert_eq!(events(&s), [EventKind::Created, EventKind::Established]);
     assert_eq!(s.expire(6 + 119), 0);
     assert_eq!(s.expire(6 + 120), 1);
@@ -161,6 +260,10 @@ fn udp_becomes_replied_with_the_longer_timeout() {
 fn an_echo_reply_never_creates_a_connection() {
     let mut s = shard(16, 64);
     let (key, side) = FlowKey::from_packet(SERVER, 7, CLIENT, 7, 1);
-    let reply = Flow { key, side, l4: L4Packet::IcmpEcho { request: false } };
+    let reply = Flow {
+        key,
+        side,
+        l4: L4Packet::IcmpEcho { request: false },
+    };
     assert_eq!(s.create(&reply, adm(true), 0), Err(Refused::NoConnection));
 }

@@ -2,15 +2,16 @@
 //! owned by one worker (no locks), with incremental expiry.
 //!
 //! ```text
-//!  slots: Vec<u64>  (open addressing, linear probing, no tombstones)
-//!  ┌──────────────┬──────────────┬───────┬──────────────┐
-//!  │ tag:32 │ id:32 │ tag:32 │ id:32 │ EMPTY │ tag:32 │ id:32 │ ...   tag = hash >> 32
-//!  └──────────────┴──────┬───────┴───────┴──────────────┘         home = tag · n >> 32
-//!                        ▼
-//!  entries: Vec<Entry<V>>  ┌─────────────────────────────────────────────┐
-//!                          │ key: FlowKey │ timer: expires,next,prev │ V │  id = index
-//!                          └─────────────────────────────────────────────┘
-//!  free entries are threaded through `timer.next`; live ones through the
+//!  slots: Vec<u64>   open addressing, linear probing, no tombstones
+//!  ┌───────────┬───────────┬───────┬───────────┐
+//!  │ tag │ id  │ tag │ id  │ EMPTY │ tag │ id  │ ...    tag  = hash >> 32
+//!  └───────────┴─────┬─────┴───────┴───────────┘        home = tag · n >> 32
+//!                    ▼
+//!  entries: Vec<Entry<V>>, id = index
+//!  ┌──────────────┬─────────────────────────────┬───────┐
+//!  │ key: FlowKey │ timer: expires, next, prev  │ value │
+//!  └──────────────┴─────────────────────────────┴───────┘
+//!  Free entries are threaded through `timer.next`; live ones through the
 //!  timer wheel's slot lists (see [`super::wheel`]).
 //! ```
 //!
@@ -45,13 +46,15 @@
 //! Per entry: the key (38 bytes), the wheel's [`Timer`] (12 bytes), the
 //! value, and padding to the value's alignment (`#[repr(C)]`, key first so
 //! a lookup's key compare touches the entry's first line). Plus 8 bytes of
-//! slot per 0.8 entry (10 bytes). Measured (`entry_overhead` test):
+//! slot per 0.8 entry (10 bytes). Measured (`entry_overhead` test; the
+//! `Conn` row as of its first version):
 //!
-//! | value `V`                | `Entry<V>` | bookkeeping incl. slots | 1M connections |
-//! | ------------------------ | ---------- | ----------------------- | -------------- |
-//! | 88 bytes, align 4        | 140 bytes  | 14 + 10 = 24 bytes      | 150 MB         |
-//! | 88 bytes, align 8        | 144 bytes  | 18 + 10 = 28 bytes      | 154 MB         |
-//! | 72 bytes, align 8        | 128 bytes  | 18 + 10 = 28 bytes      | 138 MB         |
+//! | value `V`                  | `Entry<V>` | bookkeeping incl. slots | 1M connections |
+//! | -------------------------- | ---------- | ----------------------- | -------------- |
+//! | 88 bytes, align 4          | 140 bytes  | 14 + 10 = 24 bytes      | 150 MB         |
+//! | 88 bytes, align 8          | 144 bytes  | 18 + 10 = 28 bytes      | 154 MB         |
+//! | 72 bytes, align 8          | 128 bytes  | 18 + 10 = 28 bytes      | 138 MB         |
+//! | `conn::Conn` (72, align 4) | 124 bytes  | 14 + 10 = 24 bytes      | 134 MB         |
 //!
 //! (1M = 1 000 000 entries; "MB" = 10⁶ bytes: entries + 1 250 001 slots × 8;
 //! the wheel adds 50 KB per shard; [`ConnTable::memory_bytes`] says

@@ -594,7 +594,10 @@ impl TcpConn {
         if Index::of(seg.flags) != Index::Syn {
             return Err(TcpInvalid::NoConnection);
         }
-        let mut c = TcpConn { last_index: Index::None as u8, ..TcpConn::default() };
+        let mut c = TcpConn {
+            last_index: Index::None as u8,
+            ..TcpConn::default()
+        };
         c.peers[0].init_from_syn(seg);
         match c.track(Dir::Original, seg, timeouts) {
             TcpVerdict::Accept { timeout } => Ok((c, timeout.unwrap_or(timeouts.syn_sent))),

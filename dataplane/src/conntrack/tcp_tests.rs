@@ -110,10 +110,7 @@ fn none_only_a_syn_opens_a_connection() {
         Err(TcpInvalid::NoConnection),
         "bare ACK"
     );
-    assert_eq!(
-        open(&synack(S_ISN, C_ISN)),
-        Err(TcpInvalid::NoConnection)
-    );
+    assert_eq!(open(&synack(S_ISN, C_ISN)), Err(TcpInvalid::NoConnection));
     assert_eq!(
         open(&seg(RST | ACK, C_ISN, S_ISN, 0, 0)),
         Err(TcpInvalid::NoConnection)
@@ -235,7 +232,10 @@ fn simultaneous_open_reaches_established() {
     assert!(accepted(c.track(C2S, &synack(C_ISN, S_ISN + 1), &t())));
     assert_eq!(c.state(), TcpState::SynRecv);
     // the responder's own SYN/ACK crosses: passes, changes nothing
-    assert_eq!(c.track(S2C, &synack(S_ISN, C_ISN + 1), &t()), TcpVerdict::Ignore);
+    assert_eq!(
+        c.track(S2C, &synack(S_ISN, C_ISN + 1), &t()),
+        TcpVerdict::Ignore
+    );
     assert!(accepted(c.track(S2C, &ack(S_ISN + 1, C_ISN + 1), &t())));
     assert_eq!(c.state(), TcpState::Established);
 }
@@ -263,7 +263,10 @@ fn syn_recv_synack_retransmit_passes_unchanged() {
     let mut c = open(&syn(C_ISN)).unwrap();
     c.track(C2S, &syn(C_ISN), &t());
     c.track(S2C, &synack(S_ISN, C_ISN + 1), &t());
-    assert_eq!(c.track(S2C, &synack(S_ISN, C_ISN + 1), &t()), TcpVerdict::Ignore);
+    assert_eq!(
+        c.track(S2C, &synack(S_ISN, C_ISN + 1), &t()),
+        TcpVerdict::Ignore
+    );
     assert_eq!(c.state(), TcpState::SynRecv);
 }
 

@@ -296,7 +296,10 @@ impl<B: PacketBuf> Router<B> {
         let target = repr.target_protocol_addr;
         let for_us = ifc.owns(target);
         let reply_mac = ifc.mac_for(target);
-        if !sender_mac.is_unicast() || sender_mac == EthernetAddress::UNSPECIFIED || ifc.owns(sender) {
+        if !sender_mac.is_unicast()
+            || sender_mac == EthernetAddress::UNSPECIFIED
+            || ifc.owns(sender)
+        {
             return self.drop(DropReason::ArpBadSender);
         }
         // Learn only neighbours on the interface's own subnet. Answer a request
@@ -308,11 +311,16 @@ impl<B: PacketBuf> Router<B> {
             && sender != ifc.address.broadcast();
         let answerable = on_subnet
             || sender.is_unspecified()
-            || (is_unicast_host(sender) && self.routes.lookup(sender).is_some_and(|r| r.iface == iface));
+            || (is_unicast_host(sender)
+                && self.routes.lookup(sender).is_some_and(|r| r.iface == iface));
         if !answerable {
             return self.drop(DropReason::ArpBadSender);
         }
-        if on_subnet && self.neighbors.learn(sender, iface, sender_mac, for_us, now, &mut self.released) {
+        if on_subnet
+            && self
+                .neighbors
+                .learn(sender, iface, sender_mac, for_us, now, &mut self.released)
+        {
             self.counters.arp_learned.inc();
             self.learned.push((sender, iface, sender_mac));
             self.flush_released(out);

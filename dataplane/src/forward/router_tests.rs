@@ -260,7 +260,9 @@ fn ignores_arp_for_others_and_from_foreign_subnets() {
     assert_eq!(lab.dropped(DropReason::ArpBadSender), 1);
     // a multicast sender MAC
     let mcast = EthernetAddress([0x01, 0, 0x5e, 0, 0, 1]);
-    assert!(lab.rx(0, arp(ArpOperation::Request, mcast, CLIENT, UNIT0), 0).is_empty());
+    assert!(lab
+        .rx(0, arp(ArpOperation::Request, mcast, CLIENT, UNIT0), 0)
+        .is_empty());
     assert_eq!(lab.dropped(DropReason::ArpBadSender), 2);
     // sender claims the unit's own address
     assert!(lab
@@ -278,17 +280,35 @@ fn answers_off_subnet_sender_that_routes_back_through_the_port_without_learning_
     let out = lab.rx(1, arp(ArpOperation::Request, SERVER_MAC, REMOTE, gw1), 0);
     assert_eq!(out.len(), 1, "answered");
     let reply = ArpRepr::parse(&ArpPacket::new_checked(&out[0].1[14..]).unwrap()).unwrap();
-    assert_eq!((reply.target_hardware_addr, reply.target_protocol_addr), (SERVER_MAC, REMOTE));
-    assert_eq!(lab.counters.arp_learned.get(), 0, "not a neighbour: not learnt");
+    assert_eq!(
+        (reply.target_hardware_addr, reply.target_protocol_addr),
+        (SERVER_MAC, REMOTE)
+    );
+    assert_eq!(
+        lab.counters.arp_learned.get(),
+        0,
+        "not a neighbour: not learnt"
+    );
     // the same sender heard on data0 does not route back there
-    assert!(lab.rx(0, arp(ArpOperation::Request, SERVER_MAC, REMOTE, UNIT0), 0).is_empty());
+    assert!(lab
+        .rx(0, arp(ArpOperation::Request, SERVER_MAC, REMOTE, UNIT0), 0)
+        .is_empty());
     assert_eq!(lab.dropped(DropReason::ArpBadSender), 1);
 }
 
 #[test]
 fn answers_rfc5227_probes_for_own_address() {
     let mut lab = lab();
-    let out = lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, Ipv4Addr::UNSPECIFIED, UNIT0), 0);
+    let out = lab.rx(
+        0,
+        arp(
+            ArpOperation::Request,
+            CLIENT_MAC,
+            Ipv4Addr::UNSPECIFIED,
+            UNIT0,
+        ),
+        0,
+    );
     assert_eq!(out.len(), 1, "the unit defends its address");
     assert_eq!(lab.counters.arp_learned.get(), 0);
 }
@@ -696,15 +716,27 @@ mod firewall {
         web.dst_ports = PortRange::new(80, 80);
         let rules = RuleSet::new(vec![web], Action::Block).unwrap();
         let shard = Shard::new(1024, 7, Timeouts::default(), EventQueue::new(64));
-        lab.router.set_firewall(Firewall::new(shard, Arc::new(rules)));
+        lab.router
+            .set_firewall(Firewall::new(shard, Arc::new(rules)));
         lab.knows_server();
         // teach the client's MAC too (ARP request from the client)
         lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, CLIENT, UNIT0), 0);
         lab
     }
 
-    fn tcp(from_client: bool, cport: u16, sport: u16, flags: u8, seq: u32, ack: u32) -> (usize, Vec<u8>) {
-        let (src, dst, sp, dp) = if from_client { (CLIENT, SERVER, cport, sport) } else { (SERVER, CLIENT, sport, cport) };
+    fn tcp(
+        from_client: bool,
+        cport: u16,
+        sport: u16,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+    ) -> (usize, Vec<u8>) {
+        let (src, dst, sp, dp) = if from_client {
+            (CLIENT, SERVER, cport, sport)
+        } else {
+            (SERVER, CLIENT, sport, cport)
+        };
         let mut seg = vec![0u8; 20];
         {
             let mut t = TcpPacket::new_unchecked(&mut seg[..]);
@@ -735,15 +767,31 @@ mod firewall {
     #[test]
     fn allowed_connection_passes_both_ways_and_the_rest_is_blocked() {
         let mut lab = fw_lab();
-        assert_eq!(send(&mut lab, tcp(true, 40000, 80, SYN, 1000, 0)), 1, "SYN to :80 passes");
-        assert_eq!(send(&mut lab, tcp(false, 40000, 80, SYN | ACK, 5000, 1001)), 1, "reply passes by state");
+        assert_eq!(
+            send(&mut lab, tcp(true, 40000, 80, SYN, 1000, 0)),
+            1,
+            "SYN to :80 passes"
+        );
+        assert_eq!(
+            send(&mut lab, tcp(false, 40000, 80, SYN | ACK, 5000, 1001)),
+            1,
+            "reply passes by state"
+        );
         assert_eq!(send(&mut lab, tcp(true, 40000, 80, ACK, 1001, 5001)), 1);
         assert_eq!(lab.counters.accepted_new.get(), 1);
         assert_eq!(lab.counters.accepted_state.get(), 2);
 
-        assert_eq!(send(&mut lab, tcp(true, 40001, 8080, SYN, 1000, 0)), 0, "port 8080 blocked");
+        assert_eq!(
+            send(&mut lab, tcp(true, 40001, 8080, SYN, 1000, 0)),
+            0,
+            "port 8080 blocked"
+        );
         assert_eq!(lab.dropped(DropReason::BlockedByRule), 1);
-        assert_eq!(send(&mut lab, tcp(false, 40002, 80, SYN, 1000, 0)), 0, "server-initiated blocked");
+        assert_eq!(
+            send(&mut lab, tcp(false, 40002, 80, SYN, 1000, 0)),
+            0,
+            "server-initiated blocked"
+        );
         assert_eq!(lab.dropped(DropReason::BlockedByRule), 2);
     }
 
@@ -755,9 +803,15 @@ mod firewall {
         send(&mut lab, tcp(true, 40011, 80, SYN, 1000, 0));
         send(&mut lab, tcp(false, 40011, 80, SYN | ACK, 5000, 1001));
         send(&mut lab, tcp(true, 40011, 80, ACK, 1001, 5001));
-        assert_eq!(send(&mut lab, tcp(true, 40011, 80, ACK, 1001 + 10_000_000, 5001)), 0);
+        assert_eq!(
+            send(&mut lab, tcp(true, 40011, 80, ACK, 1001 + 10_000_000, 5001)),
+            0
+        );
         assert_eq!(lab.dropped(DropReason::TcpSeqOverWindow), 1);
-        assert_eq!(send(&mut lab, tcp(false, 40011, 80, ACK, 5001, 1001 + 5_000)), 0);
+        assert_eq!(
+            send(&mut lab, tcp(false, 40011, 80, ACK, 5001, 1001 + 5_000)),
+            0
+        );
         assert_eq!(lab.dropped(DropReason::TcpAckOverSent), 1);
     }
 
@@ -787,9 +841,18 @@ mod firewall {
             icmp.extend_from_slice(q);
             let sum = !checksum::data(&icmp);
             icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-            eth(VMAC1, SERVER_MAC, EtherType::Ipv4, &ipv4(SERVER, CLIENT, 64, IpProtocol::Icmp, &icmp))
+            eth(
+                VMAC1,
+                SERVER_MAC,
+                EtherType::Ipv4,
+                &ipv4(SERVER, CLIENT, 64, IpProtocol::Icmp, &icmp),
+            )
         };
-        assert_eq!(lab.rx(1, error(&quoted), SECOND).len(), 1, "related error passes");
+        assert_eq!(
+            lab.rx(1, error(&quoted), SECOND).len(),
+            1,
+            "related error passes"
+        );
         assert_eq!(lab.counters.accepted_related.get(), 1);
         let unrelated = tcp(true, 40031, 80, SYN, 1000, 0).1[14..14 + 28].to_vec();
         assert_eq!(lab.rx(1, error(&unrelated), SECOND).len(), 0);

@@ -87,7 +87,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&format!("control socket {}: {e}", args.control.display())),
     };
-    let prefix = args.file_prefix.clone().unwrap_or_else(|| format!("tandem-{}", std::process::id()));
+    let prefix = args
+        .file_prefix
+        .clone()
+        .unwrap_or_else(|| format!("tandem-{}", std::process::id()));
     let filtering = ruleset.is_some();
     let unit = match Unit::boot(&profile, &config, ruleset, &prefix, Arc::clone(&stop)) {
         Ok(u) => u,
@@ -98,7 +101,11 @@ fn main() -> ExitCode {
         profile.model,
         config.router.interfaces.len(),
         profile.cores.workers.len(),
-        if filtering { "filtering" } else { "routing only" }
+        if filtering {
+            "filtering"
+        } else {
+            "routing only"
+        }
     );
 
     let reload_rules = || -> Result<String, String> {
@@ -109,7 +116,10 @@ fn main() -> ExitCode {
             Ok(Some(r)) => {
                 let n = r.rules().len();
                 unit.set_rules(&r);
-                Ok(format!("rules reloaded: {n} rule(s), revision {}", r.revision().0))
+                Ok(format!(
+                    "rules reloaded: {n} rule(s), revision {}",
+                    r.revision().0
+                ))
             }
             Ok(None) => Err("the unit was started without --rules".into()),
             Err(e) => Err(format!("rules refused, the rules in force stay: {e}")),

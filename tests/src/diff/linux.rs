@@ -418,12 +418,12 @@ fn counter_packets(v: &serde_json::Value) -> Option<u64> {
 
 /// Lower-case hex to bytes.
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digits = std::str::from_utf8(pair).ok().filter(|d| d.len() == 2)?;
+            u8::from_str_radix(digits, 16).ok()
+        })
         .collect()
 }
 
