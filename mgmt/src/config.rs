@@ -458,7 +458,7 @@ mod tests {
             "    timeouts: (tcp_tme_wait: 5),\n    routes: [",
         );
         assert!(
-            refused(&unknown).starts_with("unit.ron:7:17: timeouts.tcp_tme_wait: unknown field"),
+            refused(&unknown).starts_with("unit.ron:7:16: timeouts.tcp_tme_wait: unknown field"),
             "{}",
             refused(&unknown)
         );
