@@ -152,13 +152,9 @@ impl ActiveQuery {
         table: &crate::conntrack::table::ConnTable<Conn>,
         now: u32,
     ) -> bool {
-        let mut seen = 0;
-        for (id, key, conn) in table.iter_from(self.next_id) {
-            if seen == LIST_STEP {
-                self.next_id = id;
-                return false;
-            }
-            seen += 1;
+        let mut entries = table.iter_from(self.next_id);
+        for (id, key, conn) in entries.by_ref().take(LIST_STEP) {
+            self.next_id = id.saturating_add(1);
             if self.query.filter.matches(key, conn) {
                 let info = ConnInfo::new(worker, key, conn, table.expiry(id), now);
                 // The asker may have gone away: then nobody needs the rest.
@@ -170,6 +166,9 @@ impl ActiveQuery {
                     break;
                 }
             }
+        }
+        if self.found < self.query.limit && entries.next().is_some() {
+            return false;
         }
         let _ = self.query.reply.send(None);
         true

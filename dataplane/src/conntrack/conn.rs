@@ -83,6 +83,9 @@ pub struct Conn {
     pub orig_side: Side,
     /// [`flag`] bits.
     pub flags: u8,
+    /// Low 16 bits of the second of the last event sent for it, to space
+    /// out refreshes of long-lived entries.
+    pub synced_at: u16,
 }
 
 impl Default for Conn {
@@ -96,6 +99,7 @@ impl Default for Conn {
             out_iface: 0,
             orig_side: Side::Lo,
             flags: 0,
+            synced_at: 0,
         }
     }
 }
@@ -127,7 +131,21 @@ impl Default for Timeouts {
     }
 }
 
+/// The longest time between two events for a live synchronised entry.
+pub const REFRESH_MAX: u32 = 60;
+
 impl Timeouts {
+    /// How often a live entry in this state is refreshed to the partner:
+    /// every minute, or twice per timeout for short ones, so the partner's
+    /// copy never lapses while the connection lives.
+    pub fn refresh_interval(&self, l4: &L4State) -> u32 {
+        let timeout = match l4 {
+            L4State::Tcp(t) => self.tcp.of(t.state()),
+            other => self.pseudo(other),
+        };
+        (timeout / 2).clamp(1, REFRESH_MAX)
+    }
+
     /// The timeout of a pseudo-state flow.
     pub fn pseudo(&self, l4: &L4State) -> u32 {
         match l4 {

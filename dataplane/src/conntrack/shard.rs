@@ -130,6 +130,16 @@ impl Shard {
         &self.events
     }
 
+    /// A long-lived synchronised entry that has had no event for its
+    /// refresh interval gets a `Refresh`, so the partner's copy stays alive.
+    fn refresh_if_due(&mut self, id: u32, now: u32) {
+        let conn = self.table.get(id);
+        let since = u32::from(low16(now).wrapping_sub(conn.synced_at));
+        if conn.flags & flag::SYNC != 0 && since >= self.timeouts.refresh_interval(&conn.l4) {
+            self.emit(id, EventKind::Refresh, now);
+        }
+    }
+
     /// Tracks a packet against its entry, if it has one. `now` is seconds.
     pub fn track(&mut self, flow: &Flow, now: u32) -> Tracked {
         let hash = self.table.hash(&flow.key);
@@ -153,6 +163,8 @@ impl Shard {
                         }
                         if tcp.state() != old {
                             self.emit(id, transition_kind(old, tcp.state()), now);
+                        } else {
+                            self.refresh_if_due(id, now);
                         }
                         Tracked::Pass
                     }
@@ -190,6 +202,8 @@ impl Shard {
                     .set_expiry(id, now.saturating_add(self.timeouts.pseudo(&l4)));
                 if p == Pseudo::Unreplied && replied {
                     self.emit(id, EventKind::Established, now);
+                } else {
+                    self.refresh_if_due(id, now);
                 }
                 Tracked::Pass
             }
@@ -228,6 +242,7 @@ impl Shard {
             out_iface: adm.out_iface,
             orig_side: flow.side,
             flags,
+            synced_at: low16(now),
         };
         let hash = self.table.hash(&flow.key);
         let id = self
@@ -274,15 +289,17 @@ impl Shard {
         }
         let timeout = self.table.expiry(id).saturating_sub(now);
         let key = *self.table.key(id);
-        if !self.events.push(Event {
-            kind,
-            key,
-            conn,
-            timeout,
-        }) {
-            self.table.get_mut(id).flags |= flag::RESEND;
+        let entry = self.table.get_mut(id);
+        entry.synced_at = low16(now);
+        if !self.events.push(Event { kind, key, conn, timeout }) {
+            entry.flags |= flag::RESEND;
         }
     }
+}
+
+/// The low 16 bits of a second count (refresh intervals are far shorter).
+fn low16(secs: u32) -> u16 {
+    u16::try_from(secs & 0xffff).unwrap_or(0)
 }
 
 fn with_pseudo(l4: L4State, p: Pseudo) -> L4State {

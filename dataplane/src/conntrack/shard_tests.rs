@@ -267,3 +267,22 @@ fn an_echo_reply_never_creates_a_connection() {
     };
     assert_eq!(s.create(&reply, adm(true), 0), Err(Refused::NoConnection));
 }
+
+#[test]
+fn long_lived_entries_are_refreshed_while_they_live() {
+    let mut s = shard(16, 64);
+    let out = udp(true, 34000);
+    s.create(&out, adm(true), 0).unwrap();
+    s.track(&udp(false, 34000), 1);
+    assert_eq!(events(&s), [EventKind::Created, EventKind::Established]);
+    // UDP replied: timeout 120 s, refreshed every 60 s while packets flow
+    for t in 2..61 {
+        s.track(&udp(true, 34000), t);
+    }
+    assert!(s.events().is_empty(), "nothing to say within the interval");
+    s.track(&udp(true, 34000), 61);
+    let e = s.events().pop().unwrap();
+    assert_eq!((e.kind, e.timeout), (EventKind::Refresh, 120));
+    s.track(&udp(true, 34000), 62);
+    assert!(s.events().is_empty(), "once per interval");
+}
