@@ -18,9 +18,8 @@
 //! Time is passed in (nanoseconds of a monotonic clock), never read here, so
 //! the tests are exact.
 
-use super::route::IfIndex;
+use super::route::{AddrHashMap, IfIndex};
 use crate::wire::EthernetAddress;
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 /// Sizes and timers of the cache.
@@ -114,7 +113,8 @@ pub struct Released<P> {
 #[derive(Debug)]
 pub struct NeighborCache<P> {
     limits: Limits,
-    entries: HashMap<Ipv4Addr, Entry<P>>,
+    /// Keys are neighbours on connected subnets: a fast hash is enough.
+    entries: AddrHashMap<Ipv4Addr, Entry<P>>,
     waiting_total: usize,
 }
 
@@ -123,7 +123,7 @@ impl<P> NeighborCache<P> {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            entries: HashMap::with_capacity(limits.capacity),
+            entries: AddrHashMap::with_capacity_and_hasher(limits.capacity, Default::default()),
             waiting_total: 0,
         }
     }

@@ -33,7 +33,7 @@ impl Route {
 /// attacker-chosen in a way that matters (the table is the operator's own) and
 /// SipHash would cost more than the rest of the lookup.
 #[derive(Default)]
-struct AddrHasher(u64);
+pub(crate) struct AddrHasher(u64);
 
 impl Hasher for AddrHasher {
     fn finish(&self) -> u64 {
@@ -49,7 +49,10 @@ impl Hasher for AddrHasher {
     }
 }
 
-type AddrMap = HashMap<u32, Route, BuildHasherDefault<AddrHasher>>;
+/// A map keyed by addresses the operator or a connected subnet chose.
+pub(crate) type AddrHashMap<K, V> = HashMap<K, V, BuildHasherDefault<AddrHasher>>;
+
+type AddrMap = AddrHashMap<u32, Route>;
 
 /// Longest-prefix-match table.
 #[derive(Debug, Default, Clone)]
