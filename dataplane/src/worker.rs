@@ -339,3 +339,60 @@ impl Clock {
         u64::try_from(ticks * 1_000_000_000 / self.hz).unwrap_or(u64::MAX)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet + IPv4 frame carrying `l4` (checksums do not matter here).
+    fn frame(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        let total = u16::try_from(20 + l4.len()).unwrap();
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        f[22] = 64;
+        f[23] = proto;
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        f.extend_from_slice(l4);
+        f
+    }
+
+    fn tcp_ports(s: u16, d: u16) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&s.to_be_bytes());
+        t[2..4].copy_from_slice(&d.to_be_bytes());
+        t[12] = 0x50;
+        t
+    }
+
+    #[test]
+    fn both_directions_and_their_icmp_errors_have_one_owner() {
+        let h = Handoff::new(4);
+        let (c, s) = ([198, 18, 1, 2], [198, 19, 0, 2]);
+        let mut owners = [0usize; 4];
+        for port in 0..2000u16 {
+            let out = frame(c, s, 6, &tcp_ports(30000 + port, 80));
+            let back = frame(s, c, 6, &tcp_ports(80, 30000 + port));
+            let owner = h.owner(&out, usize::MAX);
+            assert_eq!(h.owner(&back, usize::MAX), owner, "port {port}");
+            // an ICMP error from a router on the way, quoting the client's packet
+            let mut icmp = vec![3, 1, 0, 0, 0, 0, 0, 0];
+            icmp.extend_from_slice(&out[14..14 + 28]);
+            let err = frame([198, 18, 200, 1], c, 1, &icmp);
+            assert_eq!(h.owner(&err, usize::MAX), owner, "ICMP error about port {port}");
+            owners[owner] += 1;
+        }
+        assert!(owners.iter().all(|&n| n > 300), "flows spread over the workers: {owners:?}");
+    }
+
+    #[test]
+    fn frames_without_a_flow_stay_with_the_receiver() {
+        let h = Handoff::new(4);
+        let mut arp = vec![0u8; 42];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(h.owner(&arp, 3), 3);
+        assert_eq!(h.owner(&[0u8; 5], 2), 2, "runt");
+    }
+}
