@@ -22,6 +22,8 @@
 //! Environment:
 //! - `TANDEMD`: the daemon binary (default: `tandemd` in the running
 //!   executable's cargo profile directory, see [`tandemd::locate`]);
+//! - `TANDEMCTL`: the control client [`Lab::ctl`] runs (default: beside
+//!   `tandemd`'s default place);
 //! - `TANDEM_LAB_PROFILE`: the hardware profile (default
 //!   `hw-profiles/profiles/lab.ron`);
 //! - `TANDEM_LAB_ROUTER=kernel`: [`Lab::from_env`] lets Linux route, to
@@ -46,7 +48,7 @@ pub mod wait;
 pub use command::Output;
 pub use counters::Counters;
 pub use error::{Error, Result};
-pub use lab::{Lab, LabBuilder, RouterKind};
+pub use lab::{Lab, LabBuilder, RouterKind, RulesSource};
 pub use netns::Netns;
 pub use process::Proc;
 pub use tandemd::Tandemd;

@@ -679,7 +679,7 @@ impl TcpConn {
                 if index == Index::SynAck
                     && self.last_index == Index::Syn as u8
                     && self.last_dir != dir as u8
-                    && self.last_seq == seg.ack
+                    && seg.ack == self.last_end
                 {
                     // This SYN/ACK answers a SYN we ignored: resynchronise on it.
                     let l = usize::from(self.last_dir);
@@ -793,8 +793,11 @@ impl TcpConn {
                         || (!self.assured() && self.last_index == Index::Ack as u8))
                         && seg.ack == self.last_end;
                     if answers_ignored {
-                        // A RST answering a SYN or ACK we let through while out of sync.
-                        return TcpVerdict::Reopen;
+                        // A RST answering a SYN or ACK we let through while
+                        // out of sync: skip the window checks (it acks a
+                        // segment we ignored) and take the new state, like
+                        // Linux's `goto in_window`.
+                        return self.commit(dir, index, old, new_state, seg, timeouts);
                     }
                 }
                 self.in_window(dir, index, old, new_state, seg, timeouts)
@@ -818,6 +821,20 @@ impl TcpConn {
             Window::Ignore => return TcpVerdict::Ignore,
             Window::Invalid(why) => return TcpVerdict::Invalid(why),
         }
+        self.commit(dir, index, old, new, seg, timeouts)
+    }
+
+    /// After the window checks passed (or were skipped): the state change
+    /// and the timeout.
+    fn commit(
+        &mut self,
+        dir: Dir,
+        index: Index,
+        old: TcpState,
+        new: TcpState,
+        seg: &Segment,
+        timeouts: &TcpTimeouts,
+    ) -> TcpVerdict {
         let d = dir.idx();
         self.last_index = index as u8;
         self.last_dir = dir as u8;
@@ -956,7 +973,11 @@ impl TcpConn {
                 && overshot <= receiver.maxwin
                 && before(sack, receiver.end.wrapping_add(1))
             {
-                // A few bytes more than the window allowed: let the receiver decide.
+                // A few bytes more than the window allowed: let the receiver
+                // decide, and count the bytes as sent, so that its ack of
+                // them is not "beyond what was sent" (Linux 6.1+).
+                sender.end = end;
+                sender.flags |= pflag::DATA_UNACKNOWLEDGED;
                 return Window::Ignore;
             }
             return Window::Invalid(TcpInvalid::SeqOverWindow);

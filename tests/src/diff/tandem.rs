@@ -85,52 +85,59 @@ fn open(p: &Packet, seg: &Segment, timeouts: &TcpTimeouts, how: &str) -> (Option
     }
 }
 
+/// One packet through the tuple's entry (or its absence).
+fn step(
+    entry: Option<Entry>,
+    p: &Packet,
+    seg: &Segment,
+    timeouts: &TcpTimeouts,
+) -> (Option<Entry>, Outcome) {
+    let Some(mut e) = entry else {
+        return open(p, seg, timeouts, "new");
+    };
+    let dir = if p.from == e.origin {
+        Dir::Original
+    } else {
+        Dir::Reply
+    };
+    let (verdict, detail) = match e.conn.track(dir, seg, timeouts) {
+        TcpVerdict::Accept { .. } => (Verdict::Pass, "accept".to_string()),
+        TcpVerdict::Ignore => (Verdict::Pass, "ignore".to_string()),
+        TcpVerdict::Invalid(why) => (Verdict::Drop, format!("invalid {why:?}")),
+        TcpVerdict::Close => {
+            let closed = Outcome {
+                verdict: Verdict::Pass,
+                detail: "close".to_string(),
+                state: None,
+            };
+            return (None, closed);
+        }
+        TcpVerdict::Reopen => return open(p, seg, timeouts, "reopen+new"),
+    };
+    let state = Some(e.conn.state());
+    (
+        Some(e),
+        Outcome {
+            verdict,
+            detail,
+            state,
+        },
+    )
+}
+
 /// Tandem's verdict for every packet of `trace`, in order.
 pub fn run(trace: &Trace) -> Vec<Outcome> {
     let timeouts = TcpTimeouts::default();
-    let mut entry: Option<Entry> = None;
-    let mut out = Vec::with_capacity(trace.packets.len());
-    for p in &trace.packets {
-        let seg = segment(p);
-        let outcome = match entry.take() {
-            None => {
-                let (e, o) = open(p, &seg, &timeouts, "new");
-                entry = e;
-                o
-            }
-            Some(mut e) => {
-                let dir = if p.from == e.origin {
-                    Dir::Original
-                } else {
-                    Dir::Reply
-                };
-                let verdict = e.conn.track(dir, &seg, &timeouts);
-                let (v, detail) = match verdict {
-                    TcpVerdict::Accept { .. } => (Verdict::Pass, "accept".to_string()),
-                    TcpVerdict::Ignore => (Verdict::Pass, "ignore".to_string()),
-                    TcpVerdict::Invalid(why) => (Verdict::Drop, format!("invalid {why:?}")),
-                    TcpVerdict::Close => (Verdict::Pass, "close".to_string()),
-                    TcpVerdict::Reopen => {
-                        let (e, o) = open(p, &seg, &timeouts, "reopen+new");
-                        entry = e;
-                        out.push(o);
-                        continue;
-                    }
-                };
-                let state = Some(e.conn.state());
-                if !matches!(verdict, TcpVerdict::Close) {
-                    entry = Some(e);
-                }
-                Outcome {
-                    verdict: v,
-                    detail,
-                    state: if entry.is_some() { state } else { None },
-                }
-            }
-        };
-        out.push(outcome);
-    }
-    out
+    let mut entry = None;
+    trace
+        .packets
+        .iter()
+        .map(|p| {
+            let (next, outcome) = step(entry.take(), p, &segment(p), &timeouts);
+            entry = next;
+            outcome
+        })
+        .collect()
 }
 
 /// The segment tandem's parser reads from `tcp`, the bytes of a TCP header

@@ -200,6 +200,7 @@ pub fn all() -> Vec<Trace> {
         zero_window_probe(),
         sequence_wraparound(),
         syn_in_established_challenge_ack(),
+        syn_in_established_resync(),
         syn_in_established_answered_by_rst(),
         server_syn_in_established(),
         ack_before_synack(),
@@ -851,6 +852,33 @@ fn syn_in_established_challenge_ack() -> Trace {
                     .opts(Some(7), true)
                     .passes("SYN/ACK of the new connection"),
                 c(ACK, C0 + 5_000_001, S0 + 9_000_001).passes("handshake completes"),
+            ],
+        ],
+    )
+}
+
+fn syn_in_established_resync() -> Trace {
+    trace(
+        "syn_in_established_resync",
+        "S lost the connection (rebooted): it answers C's new SYN with a SYN/ACK, and the firewall resynchronises",
+        &[
+            handshake(OPEN),
+            vec![
+                c(PA, C0 + 1, S0 + 1).len(100).passes("data"),
+                s(ACK, S0 + 1, C0 + 101).passes("S acks it"),
+                c(SYN, C0 + 5_000_000, 0)
+                    .win(64240)
+                    .opts(Some(7), true)
+                    .passes("a new SYN in ESTABLISHED: ignored, its seq/end/window/options noted"),
+                s(SA, S0 + 9_000_000, C0 + 5_000_001)
+                    .win(S_SYN_WIN)
+                    .opts(Some(7), true)
+                    .passes("a SYN/ACK acking exactly the ignored SYN's end: the endpoints are in sync, the firewall resynchronises on them (SYN_RECV)"),
+                c(ACK, C0 + 5_000_001, S0 + 9_000_001)
+                    .passes("handshake of the new incarnation completes (ESTABLISHED)"),
+                c(PA, C0 + 5_000_001, S0 + 9_000_001)
+                    .len(100)
+                    .passes("data on the new incarnation"),
             ],
         ],
     )
