@@ -381,10 +381,17 @@ mod tests {
             let mut icmp = vec![3, 1, 0, 0, 0, 0, 0, 0];
             icmp.extend_from_slice(&out[14..14 + 28]);
             let err = frame([198, 18, 200, 1], c, 1, &icmp);
-            assert_eq!(h.owner(&err, usize::MAX), owner, "ICMP error about port {port}");
+            assert_eq!(
+                h.owner(&err, usize::MAX),
+                owner,
+                "ICMP error about port {port}"
+            );
             owners[owner] += 1;
         }
-        assert!(owners.iter().all(|&n| n > 300), "flows spread over the workers: {owners:?}");
+        assert!(
+            owners.iter().all(|&n| n > 300),
+            "flows spread over the workers: {owners:?}"
+        );
     }
 
     #[test]

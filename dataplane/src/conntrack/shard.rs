@@ -291,7 +291,12 @@ impl Shard {
         let key = *self.table.key(id);
         let entry = self.table.get_mut(id);
         entry.synced_at = low16(now);
-        if !self.events.push(Event { kind, key, conn, timeout }) {
+        if !self.events.push(Event {
+            kind,
+            key,
+            conn,
+            timeout,
+        }) {
             entry.flags |= flag::RESEND;
         }
     }

@@ -593,7 +593,10 @@ fn established_resynchronises_when_the_server_answers_an_ignored_syn() {
     // The server lost the connection; the client starts over on the same tuple.
     let mut c = established();
     assert_eq!(c.track(C2S, &syn(70_000), &t()), TcpVerdict::Ignore);
-    assert!(accepted(c.track(S2C, &synack(90_000, 70_001), &t())), "SYN/ACK acks the ignored SYN");
+    assert!(
+        accepted(c.track(S2C, &synack(90_000, 70_001), &t())),
+        "SYN/ACK acks the ignored SYN"
+    );
     assert_eq!(c.state(), TcpState::SynRecv);
     assert!(accepted(c.track(C2S, &ack(70_001, 90_001), &t())));
     assert_eq!(c.state(), TcpState::Established);
@@ -605,6 +608,10 @@ fn established_rst_answering_an_ignored_syn_passes_and_closes() {
     let mut c = established();
     assert_eq!(c.track(C2S, &syn(70_000), &t()), TcpVerdict::Ignore);
     // the server refuses the new SYN: its RST acks the SYN, not the old stream
-    assert!(accepted(c.track(S2C, &seg(RST | ACK, 0, 70_001, 0, 0), &t())));
+    assert!(accepted(c.track(
+        S2C,
+        &seg(RST | ACK, 0, 70_001, 0, 0),
+        &t()
+    )));
     assert_eq!(c.state(), TcpState::Close);
 }
