@@ -1,8 +1,9 @@
 //! # mgmt — configuration and the operator's console
 //!
-//! Loads, validates and applies a unit's configuration (RON), and boots a unit
-//! (`tandemd`). Later: the control socket and the serial-console commands
-//! operators know (`hainfo`, `hamode`, `hasync`, `haactive`, `hapassive`,
+//! Loads, validates and applies a unit's configuration and rules (RON), boots
+//! a unit (`tandemd`), and serves its control socket (`tandemctl`: counters,
+//! connections, rules, reload). Later: the serial-console commands operators
+//! know (`hainfo`, `hamode`, `hasync`, `haactive`, `hapassive`,
 //! `hareset`, `hadiff`, `hasynctest`, `enha`) and config sync between members.
 #![forbid(unsafe_code)]
 

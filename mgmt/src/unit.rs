@@ -22,7 +22,7 @@ use dpdk_sys::{
 use hw_profiles::{Idle, Profile};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Why a unit did not boot.
@@ -77,6 +77,10 @@ pub struct Unit {
     pool: Mempool,
     eal: Option<Eal>,
     file_prefix: String,
+    /// The rules last put in force (`None`: routing without filtering).
+    rules: Mutex<Option<Arc<RuleSet>>>,
+    /// Data interface names in index order, for listings.
+    interfaces: Vec<String>,
 }
 
 impl Unit {
@@ -202,6 +206,8 @@ impl Unit {
             pool,
             eal: Some(eal),
             file_prefix: file_prefix.to_string(),
+            rules: Mutex::new(rules),
+            interfaces: crate::rules::interface_names(config),
         })
     }
 
@@ -210,6 +216,19 @@ impl Unit {
         for inbox in &self.inboxes {
             inbox.rules.force_push(Arc::clone(rules));
         }
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(rules));
+    }
+
+    /// The rules last put in force (at boot or by [`Unit::set_rules`]);
+    /// `None` when the unit routes without filtering.
+    pub fn rules(&self) -> Option<Arc<RuleSet>> {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The data interface names in index order (as rules and connection
+    /// listings number them).
+    pub fn interface_names(&self) -> &[String] {
+        &self.interfaces
     }
 
     /// Takes the state-change events the workers queued. Until syncd runs

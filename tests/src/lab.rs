@@ -7,6 +7,12 @@
 //! holding the unit config, the counters file and the logs. Names are unique
 //! per lab, so labs run side by side in parallel test threads.
 //!
+//! A `tandemd` lab gets a control socket of its own in the lab directory
+//! ([`Lab::ctl`] runs `tandemctl` against it) and, when built with
+//! [`LabBuilder::rules`], a rules file there too (`rules.ron`), which a test
+//! may rewrite ([`Lab::write_rules`]) and have reloaded (`tandemctl reload`
+//! or [`Lab::sighup`]).
+//!
 //! Two routers can sit in the unit namespace:
 //! - [`RouterKind::Tandemd`]: the real unit. Linux in the unit namespace has
 //!   no addresses and no forwarding; `tandemd` owns `data0`/`data1` through
@@ -20,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use crate::command::{self, Output};
 use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::netns::Netns;
@@ -60,12 +67,50 @@ impl fmt::Display for RouterKind {
     }
 }
 
+/// Time limit of one `tandemctl` run ([`Lab::ctl`]).
+pub const CTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The rules a lab's unit starts with: the file's text, or a file to copy.
+/// Either way the unit reads `rules.ron` in the lab directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesSource {
+    /// The rules file's text (RON).
+    Text(String),
+    /// A rules file, copied into the lab (the original is never changed).
+    File(PathBuf),
+}
+
+impl From<&str> for RulesSource {
+    fn from(text: &str) -> Self {
+        RulesSource::Text(text.to_string())
+    }
+}
+
+impl From<String> for RulesSource {
+    fn from(text: String) -> Self {
+        RulesSource::Text(text)
+    }
+}
+
+impl From<&Path> for RulesSource {
+    fn from(path: &Path) -> Self {
+        RulesSource::File(path.to_path_buf())
+    }
+}
+
+impl From<PathBuf> for RulesSource {
+    fn from(path: PathBuf) -> Self {
+        RulesSource::File(path)
+    }
+}
+
 /// Builds a [`Lab`].
 #[derive(Debug, Clone)]
 pub struct LabBuilder {
     router: RouterKind,
     tandemd: Option<PathBuf>,
     profile: Option<PathBuf>,
+    rules: Option<RulesSource>,
     ready_timeout: Duration,
     narrate: bool,
 }
@@ -76,6 +121,7 @@ impl Default for LabBuilder {
             router: RouterKind::Tandemd,
             tandemd: None,
             profile: None,
+            rules: None,
             ready_timeout: tandemd::READY_TIMEOUT,
             narrate: false,
         }
@@ -98,6 +144,15 @@ impl LabBuilder {
     /// The hardware profile (default: [`tandemd::lab_profile`]).
     pub fn profile(mut self, path: impl Into<PathBuf>) -> Self {
         self.profile = Some(path.into());
+        self
+    }
+
+    /// Start the unit with these firewall rules: the text of a rules file
+    /// (`&str`, `String`) or a file (`&Path`, `PathBuf`). It is written to
+    /// `rules.ron` in the lab directory and passed as `--rules`. Without
+    /// rules the unit routes unfiltered. Needs `tandemd` as the router.
+    pub fn rules(mut self, rules: impl Into<RulesSource>) -> Self {
+        self.rules = Some(rules.into());
         self
     }
 
@@ -141,6 +196,9 @@ impl LabBuilder {
             )),
             RouterKind::Kernel => None,
         };
+        if binaries.is_none() && self.rules.is_some() {
+            return Err(Error::NotTandemd("filtering with a rules file"));
+        }
         let dir = tempfile::Builder::new()
             .prefix("tandem-lab-")
             .tempdir()
@@ -208,6 +266,26 @@ impl LabBuilder {
             source,
         })?;
 
+        let rules = match &self.rules {
+            None => None,
+            Some(source) => {
+                let path = dir.path().join("rules.ron");
+                let text = match source {
+                    RulesSource::Text(t) => t.clone(),
+                    RulesSource::File(f) => {
+                        std::fs::read_to_string(f).map_err(|source| Error::Io {
+                            context: "reading the rules file for the lab",
+                            path: f.clone(),
+                            source,
+                        })?
+                    }
+                };
+                write_atomically(&path, &text)?;
+                Some(path)
+            }
+        };
+        let control = dir.path().join("control.sock");
+
         let daemon = match binaries {
             None => {
                 for (port, ip, vip) in [
@@ -230,15 +308,23 @@ impl LabBuilder {
                     file_prefix: unit.name().to_string(),
                     counters: dir.path().join("counters"),
                     logs: dir.path().join("tandemd"),
+                    control: control.clone(),
+                    rules: rules.clone(),
                 };
                 self.say(format_args!(
-                    "booting the unit in {}: {} --profile {} --config {} --file-prefix {} --counters-file {}",
+                    "booting the unit in {}: {} --profile {} --config {} --file-prefix {} --counters-file {} --control {}{}",
                     unit.name(),
                     launch.binary.display(),
                     launch.profile.display(),
                     launch.config.display(),
                     launch.file_prefix,
                     launch.counters.display(),
+                    launch.control.display(),
+                    launch
+                        .rules
+                        .as_ref()
+                        .map(|r| format!(" --rules {}", r.display()))
+                        .unwrap_or_default(),
                 ));
                 let daemon = Tandemd::start(&unit, &launch, self.ready_timeout)?;
                 self.say(format_args!("unit ready (tandemd pid {})", daemon.pid()));
@@ -253,9 +339,22 @@ impl LabBuilder {
             server,
             router: self.router,
             config,
+            rules,
             dir,
         })
     }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| Error::Io {
+            context: "writing the rules file",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Where DPDK (run as root) keeps a process's runtime files, by file prefix.
@@ -271,6 +370,7 @@ pub struct Lab {
     server: Netns,
     router: RouterKind,
     config: PathBuf,
+    rules: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -338,6 +438,42 @@ impl Lab {
     /// The unit configuration file it was started with.
     pub fn config_path(&self) -> &Path {
         &self.config
+    }
+
+    /// The rules file the unit was started with (`rules.ron` in the lab
+    /// directory), if it was started with rules.
+    pub fn rules_path(&self) -> Option<&Path> {
+        self.rules.as_deref()
+    }
+
+    /// Replaces the rules file's text (write, then rename, so the unit never
+    /// reads half a file). It takes effect on `tandemctl reload` or SIGHUP.
+    pub fn write_rules(&self, text: &str) -> Result<()> {
+        let path = self
+            .rules
+            .as_deref()
+            .ok_or(Error::NotTandemd("a rules file (build the lab with rules)"))?;
+        write_atomically(path, text)
+    }
+
+    /// Sends the unit SIGHUP: it reloads its rules file.
+    pub fn sighup(&mut self) -> Result<()> {
+        self.tandemd
+            .as_mut()
+            .ok_or(Error::NotTandemd("SIGHUP"))?
+            .sighup()
+    }
+
+    /// Runs `tandemctl --socket <this unit's control socket> args...` (from
+    /// the root namespace: a unix socket is a file, not a network address)
+    /// within [`CTL_TIMEOUT`]. A failure exit status is not an error: look at
+    /// [`Output::success`]; `tandemctl` exits 1 on an `error:` answer.
+    pub fn ctl(&self, args: &[&str]) -> Result<Output> {
+        let socket = self.tandemd()?.control_path().to_path_buf();
+        let binary = tandemd::locate_tandemctl()?;
+        let mut cmd = std::process::Command::new(binary);
+        cmd.arg("--socket").arg(socket).args(args);
+        command::run(&mut cmd, CTL_TIMEOUT)
     }
 
     /// The running daemon.

@@ -1,18 +1,22 @@
 //! Finding, starting and stopping `tandemd`, the daemon that boots one unit.
 //!
 //! The contract the harness relies on:
-//! - `tandemd --profile P --config C --file-prefix X --counters-file F`, run
-//!   inside the unit's namespace, in the foreground;
+//! - `tandemd --profile P --config C --file-prefix X --counters-file F
+//!   --control S [--rules R]`, run inside the unit's namespace, in the
+//!   foreground; every unit gets a control socket `S` of its own (in its
+//!   lab's directory), so labs run side by side;
 //! - a stdout line containing `ready` once its ports are started;
 //! - the counters file `F` rewritten (write + rename) about once a second
 //!   and at exit, see [`crate::counters`];
-//! - SIGTERM/SIGINT stop the ports, and it exits 0.
+//! - SIGTERM/SIGINT stop the ports, and it exits 0; SIGHUP reloads `R`;
+//! - `tandemctl --socket S ...` asks it things (see [`locate_tandemctl`]).
 //!
 //! `tandemd` belongs to another package (`mgmt`), so cargo does not provide
 //! `CARGO_BIN_EXE_tandemd` here. It is found next to the running executable,
 //! in the same profile directory (`target/<profile>/tandemd` for
 //! `target/<profile>/deps/<test>` and for `target/<profile>/lab-demo`), or
-//! wherever the `TANDEMD` environment variable points.
+//! wherever the `TANDEMD` environment variable points. `tandemctl` is found
+//! the same way (`TANDEMCTL`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -27,6 +31,8 @@ use crate::wait::poll_until_detail;
 
 /// Environment variable naming the `tandemd` binary to use.
 pub const TANDEMD_ENV: &str = "TANDEMD";
+/// Environment variable naming the `tandemctl` binary to use.
+pub const TANDEMCTL_ENV: &str = "TANDEMCTL";
 /// Environment variable naming the hardware profile labs boot with.
 pub const PROFILE_ENV: &str = "TANDEM_LAB_PROFILE";
 /// How long `tandemd` gets to print `ready`.
@@ -47,23 +53,56 @@ pub fn locate() -> Result<PathBuf> {
 /// [`locate`] with its inputs explicit: the value of `$TANDEMD` and the path
 /// of the running executable.
 pub fn locate_from(env: Option<OsString>, exe: &Path) -> Result<PathBuf> {
-    let (path, why) = match env.filter(|v| !v.is_empty()) {
-        Some(path) => (PathBuf::from(path), format!("from ${TANDEMD_ENV}")),
+    let (path, why) = sibling("tandemd", TANDEMD_ENV, env, exe);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::TandemdMissing { path, why })
+    }
+}
+
+/// The `tandemctl` binary: `$TANDEMCTL`, else the sibling of this
+/// executable (like [`locate`]).
+pub fn locate_tandemctl() -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        context: "finding the running executable",
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    locate_tandemctl_from(std::env::var_os(TANDEMCTL_ENV), &exe)
+}
+
+/// [`locate_tandemctl`] with its inputs explicit.
+pub fn locate_tandemctl_from(env: Option<OsString>, exe: &Path) -> Result<PathBuf> {
+    let (path, _) = sibling("tandemctl", TANDEMCTL_ENV, env, exe);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Io {
+            context: "tandemctl not found; build it first: cargo build --bins (or set TANDEMCTL=/path/to/tandemctl)",
+            path,
+            source: std::io::ErrorKind::NotFound.into(),
+        })
+    }
+}
+
+/// Where binary `name` is: `$env_name` when set, else beside `exe` in its
+/// cargo profile directory (`target/<profile>/deps/<test>` and
+/// `target/<profile>/<bin>` both give `target/<profile>/<name>`). Also says
+/// why that path.
+fn sibling(name: &str, env_name: &str, env: Option<OsString>, exe: &Path) -> (PathBuf, String) {
+    match env.filter(|v| !v.is_empty()) {
+        Some(path) => (PathBuf::from(path), format!("from ${env_name}")),
         None => {
             let mut dir = exe.parent().unwrap_or(Path::new("."));
             if dir.file_name().is_some_and(|n| n == "deps") {
                 dir = dir.parent().unwrap_or(dir);
             }
             (
-                dir.join("tandemd"),
+                dir.join(name),
                 format!("beside {} in its cargo profile directory", exe.display()),
             )
         }
-    };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::TandemdMissing { path, why })
     }
 }
 
@@ -96,19 +135,24 @@ pub struct Launch {
     pub counters: PathBuf,
     /// Its stdout / stderr go to `logs.out` / `logs.err`.
     pub logs: PathBuf,
+    /// Its control socket (`--control`), unique per running unit.
+    pub control: PathBuf,
+    /// The rules file (`--rules`); without it the unit routes unfiltered.
+    pub rules: Option<PathBuf>,
 }
 
 /// A running `tandemd`, stopped (SIGTERM, then SIGKILL) on drop.
 pub struct Tandemd {
     proc: Proc,
     counters: PathBuf,
+    control: PathBuf,
 }
 
 impl Tandemd {
     /// Starts it inside `ns` and waits (up to `ready_timeout`) for `ready`.
     /// If it exits or stays silent, the error shows its output.
     pub fn start(ns: &Netns, launch: &Launch, ready_timeout: Duration) -> Result<Tandemd> {
-        let args: [&std::ffi::OsStr; 9] = [
+        let mut args: Vec<&std::ffi::OsStr> = vec![
             launch.binary.as_os_str(),
             "--profile".as_ref(),
             launch.profile.as_os_str(),
@@ -118,11 +162,17 @@ impl Tandemd {
             launch.file_prefix.as_ref(),
             "--counters-file".as_ref(),
             launch.counters.as_os_str(),
+            "--control".as_ref(),
+            launch.control.as_os_str(),
         ];
+        if let Some(rules) = &launch.rules {
+            args.extend(["--rules".as_ref(), rules.as_os_str()]);
+        }
         let proc = ns.spawn(args, Some(&launch.logs))?;
         let mut unit = Tandemd {
             proc,
             counters: launch.counters.clone(),
+            control: launch.control.clone(),
         };
         unit.wait_ready(ready_timeout)?;
         Ok(unit)
@@ -178,6 +228,27 @@ impl Tandemd {
         Counters::read(&self.counters)
     }
 
+    /// Its control socket's path.
+    pub fn control_path(&self) -> &Path {
+        &self.control
+    }
+
+    /// Sends it SIGHUP (reload the rules file). Only while it runs: a pid is
+    /// signalled only while it is ours and unreaped.
+    pub fn sighup(&mut self) -> Result<()> {
+        if let Some(status) = self.proc.try_status() {
+            return Err(Error::TandemdExited {
+                status,
+                logs: self.proc.logs(),
+            });
+        }
+        let mut cmd = std::process::Command::new("kill");
+        cmd.arg("-HUP").arg(self.pid().to_string());
+        crate::command::run(&mut cmd, Duration::from_secs(10))?
+            .ok()
+            .map(drop)
+    }
+
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
         self.proc.try_status().is_none()
@@ -219,5 +290,25 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("cargo build --bins"), "{text}");
         assert!(text.contains("release/tandemd"), "{text}");
+    }
+
+    #[test]
+    fn tandemctl_is_found_like_tandemd() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("debug");
+        std::fs::create_dir_all(profile.join("deps")).unwrap();
+        std::fs::write(profile.join("tandemctl"), b"").unwrap();
+        let got = locate_tandemctl_from(None, &profile.join("deps/firewall-0123abcd")).unwrap();
+        assert_eq!(got, profile.join("tandemctl"));
+        let custom = dir.path().join("my-ctl");
+        std::fs::write(&custom, b"").unwrap();
+        let got = locate_tandemctl_from(Some(custom.clone().into()), &profile.join("x")).unwrap();
+        assert_eq!(got, custom);
+        let err = locate_tandemctl_from(None, &dir.path().join("release/deps/t")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("cargo build --bins") && text.contains("release/tandemctl"),
+            "{text}"
+        );
     }
 }

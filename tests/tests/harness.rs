@@ -208,7 +208,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --counters-file) counters="$2"; shift ;;
         --config) config="$2"; shift ;;
-        --profile|--file-prefix) shift ;;
+        --profile|--file-prefix|--control|--rules) shift ;;
         *) echo "unexpected argument $1" >&2; exit 2 ;;
     esac
     shift

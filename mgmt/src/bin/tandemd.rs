@@ -30,7 +30,7 @@ struct Args {
     #[arg(long)]
     rules: Option<PathBuf>,
     /// Control socket for `tandemctl` (a unix socket, root only).
-    #[arg(long, default_value = "/run/tandem/tandemd.sock")]
+    #[arg(long, default_value = mgmt::control::DEFAULT_SOCKET)]
     control: PathBuf,
     /// EAL runtime file prefix; unique per unit on one host.
     #[arg(long)]

@@ -355,8 +355,9 @@ struct PrintedResult {
     ms: f64,
 }
 
-/// The first `python3`-like interpreter that has scapy.
-fn find_python() -> Result<String> {
+/// The first `python3`-like interpreter that has scapy: `$TANDEM_PYTHON`,
+/// else `python3`, else the system's `/usr/bin/python3`.
+pub fn find_python() -> Result<String> {
     let candidates = match std::env::var(PYTHON_ENV) {
         Ok(p) => vec![p],
         // A pyenv or venv `python3` first in PATH may lack the system's

@@ -1,0 +1,407 @@
+//! Answering a parsed request: what the unit says back, as plain text.
+//!
+//! The unit is reached through [`Target`], so every answer can be checked
+//! against a made-up unit in tests, without DPDK.
+
+use super::request::{proto_name, Request, HELP};
+use crate::unit::Unit;
+use dataplane::conntrack::conn::flag;
+use dataplane::control::{ConnFilter, ConnInfo};
+use dataplane::filter::meta::{ICMP, ICMPV6};
+use dataplane::filter::RuleSet;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long `conns` waits for the workers to answer.
+pub const CONNS_WAIT: Duration = Duration::from_secs(2);
+
+/// What the control socket needs from a unit.
+pub trait Target {
+    /// Every counter as `(name, value)`, in the unit's order.
+    fn counters(&self) -> Vec<(String, u64)>;
+    /// Connections matching `filter`, at most `limit` per worker.
+    fn connections(&self, filter: &ConnFilter, limit: usize, wait: Duration) -> Vec<ConnInfo>;
+    /// The rules in force; `None` when the unit does not filter.
+    fn rules(&self) -> Option<Arc<RuleSet>>;
+    /// Data interface names in index order.
+    fn interface_names(&self) -> &[String];
+}
+
+impl Target for Unit {
+    fn counters(&self) -> Vec<(String, u64)> {
+        Unit::counters(self)
+    }
+
+    fn connections(&self, filter: &ConnFilter, limit: usize, wait: Duration) -> Vec<ConnInfo> {
+        Unit::connections(self, filter, limit, wait)
+    }
+
+    fn rules(&self) -> Option<Arc<RuleSet>> {
+        Unit::rules(self)
+    }
+
+    fn interface_names(&self) -> &[String] {
+        Unit::interface_names(self)
+    }
+}
+
+/// The reload action: `Ok(what was done)` or `Err(why not)`.
+pub type Reload<'a> = &'a dyn Fn() -> Result<String, String>;
+
+/// An error answer: `error: ` and the text, one line.
+pub fn error(text: &str) -> String {
+    let one_line = text.trim_end().replace('\n', " / ");
+    format!("error: {one_line}\n")
+}
+
+/// The whole answer to `request`, ending with a newline.
+pub fn answer(request: &Request, target: &dyn Target, reload: Reload<'_>) -> String {
+    match request {
+        Request::Help => HELP.to_string(),
+        Request::Counters { pattern, nonzero } => {
+            counters(&target.counters(), pattern.as_deref(), *nonzero)
+        }
+        Request::Conns { filter, limit } => {
+            let list = target.connections(filter, *limit, CONNS_WAIT);
+            conns(list, *limit, target.interface_names())
+        }
+        Request::Rules => match target.rules() {
+            Some(set) => set.listing(target.interface_names()).to_string(),
+            None => {
+                "no rules: the unit routes without filtering (it was started without --rules)\n"
+                    .to_string()
+            }
+        },
+        Request::Reload => match reload() {
+            Ok(text) => format!("{}\n", text.trim_end()),
+            Err(text) => error(&text),
+        },
+    }
+}
+
+/// `name value` lines, names padded so the values line up.
+pub fn counters(all: &[(String, u64)], pattern: Option<&str>, nonzero: bool) -> String {
+    let named: Vec<&(String, u64)> = all
+        .iter()
+        .filter(|(n, _)| pattern.is_none_or(|p| n.contains(p)))
+        .collect();
+    if let (Some(p), true) = (pattern, named.is_empty()) {
+        return error(&format!("no counter name contains `{p}`"));
+    }
+    let shown: Vec<&&(String, u64)> = named.iter().filter(|(_, v)| !nonzero || *v != 0).collect();
+    let width = shown.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    shown
+        .iter()
+        .map(|(n, v)| format!("{n:<width$} {v}\n"))
+        .collect()
+}
+
+fn endpoint(proto: u8, addr: IpAddr, port: u16) -> String {
+    match proto {
+        // The echo identifier is not a port: it goes in the flags column.
+        ICMP | ICMPV6 => addr.to_string(),
+        _ if proto_name(proto).is_some() => SocketAddr::new(addr, port).to_string(),
+        _ => addr.to_string(),
+    }
+}
+
+fn iface(names: &[String], index: u8) -> String {
+    names
+        .get(usize::from(index))
+        .cloned()
+        .unwrap_or_else(|| format!("#{index}"))
+}
+
+fn flags(c: &ConnInfo) -> String {
+    let mut out: Vec<String> = [
+        (flag::SYNC, "sync"),
+        (flag::RESEND, "resend"),
+        (flag::LOG, "log"),
+        (flag::LARVAL, "larval"),
+    ]
+    .iter()
+    .filter(|(bit, _)| c.flags & bit != 0)
+    .map(|(_, name)| (*name).to_string())
+    .collect();
+    if matches!(c.proto, ICMP | ICMPV6) {
+        out.push(format!("id={}", c.sport));
+    }
+    if out.is_empty() {
+        "-".to_string()
+    } else {
+        out.join(",")
+    }
+}
+
+/// The `conns` table: a header, one aligned row per connection (sorted by
+/// worker, then 5-tuple), and `N connection(s)`. Workers that hit `limit`
+/// are named on a last line.
+pub fn conns(mut list: Vec<ConnInfo>, limit: usize, interfaces: &[String]) -> String {
+    list.sort_by(|a, b| {
+        (a.worker, a.proto, a.src, a.sport, a.dst, a.dport)
+            .cmp(&(b.worker, b.proto, b.src, b.sport, b.dst, b.dport))
+    });
+    let header = [
+        "W",
+        "PROTO",
+        "SOURCE",
+        "",
+        "DESTINATION",
+        "STATE",
+        "RULE",
+        "IN",
+        "OUT",
+        "AGE",
+        "EXPIRES",
+        "FLAGS",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_string()).collect()];
+    for c in &list {
+        rows.push(vec![
+            c.worker.to_string(),
+            proto_name(c.proto).map_or_else(|| c.proto.to_string(), str::to_string),
+            endpoint(c.proto, c.src, c.sport),
+            "->".to_string(),
+            endpoint(c.proto, c.dst, c.dport),
+            c.state.to_string(),
+            if c.rule == u16::MAX {
+                "-".to_string()
+            } else {
+                c.rule.to_string()
+            },
+            iface(interfaces, c.in_iface),
+            iface(interfaces, c.out_iface),
+            format!("{}s", c.age),
+            format!("{}s", c.expires_in),
+            flags(c),
+        ]);
+    }
+    let mut widths = vec![0; header.len()];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let _ = write!(line, "{cell:<w$}");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{} connection(s)", list.len());
+    let mut full: Vec<usize> = Vec::new();
+    for c in &list {
+        let n = list.iter().filter(|d| d.worker == c.worker).count();
+        if n >= limit && !full.contains(&c.worker) {
+            full.push(c.worker);
+        }
+    }
+    if !full.is_empty() {
+        let names: Vec<String> = full.iter().map(usize::to_string).collect();
+        let _ = writeln!(
+            out,
+            "limit {limit} per worker reached on worker(s) {}: there may be more (conns limit N)",
+            names.join(", ")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules;
+    use dataplane::filter::meta::{TCP, UDP};
+    use std::cell::Cell;
+
+    struct Fake {
+        counters: Vec<(String, u64)>,
+        conns: Vec<ConnInfo>,
+        rules: Option<Arc<RuleSet>>,
+        names: Vec<String>,
+        asked: Cell<Option<(ConnFilter, usize, Duration)>>,
+    }
+
+    impl Target for Fake {
+        fn counters(&self) -> Vec<(String, u64)> {
+            self.counters.clone()
+        }
+        fn connections(&self, filter: &ConnFilter, limit: usize, wait: Duration) -> Vec<ConnInfo> {
+            self.asked.set(Some((filter.clone(), limit, wait)));
+            self.conns.clone()
+        }
+        fn rules(&self) -> Option<Arc<RuleSet>> {
+            self.rules.clone()
+        }
+        fn interface_names(&self) -> &[String] {
+            &self.names
+        }
+    }
+
+    fn conn(worker: usize, proto: u8, src: &str, sport: u16, dst: &str, dport: u16) -> ConnInfo {
+        ConnInfo {
+            worker,
+            proto,
+            src: src.parse().unwrap(),
+            sport,
+            dst: dst.parse().unwrap(),
+            dport,
+            state: "ESTABLISHED",
+            rule: 0,
+            in_iface: 0,
+            out_iface: 1,
+            age: 3,
+            expires_in: 431_997,
+            flags: flag::SYNC,
+        }
+    }
+
+    fn fake() -> Fake {
+        let names = vec!["data0".to_string(), "data1".to_string()];
+        let set = rules::parse(
+            r#"(rules: [(action: Pass, in: Some("data0"), proto: Some(Tcp), dst_ports: Some("80"), label: Some("web"))])"#,
+            "rules.ron",
+            &names,
+        )
+        .unwrap();
+        Fake {
+            counters: vec![
+                ("worker0.rx_packets".into(), 12),
+                ("worker0.drop.blocked_by_rule".into(), 0),
+                ("worker0.accepted_new".into(), 2),
+                ("port.data0.ipackets".into(), 12),
+            ],
+            conns: Vec::new(),
+            rules: Some(Arc::new(set)),
+            names,
+            asked: Cell::new(None),
+        }
+    }
+
+    fn no_reload() -> Result<String, String> {
+        Err("the unit was started without --rules".into())
+    }
+
+    fn ask(target: &Fake, line: &str) -> String {
+        let request = super::super::request::parse(line).unwrap();
+        answer(&request, target, &no_reload)
+    }
+
+    #[test]
+    fn counters_are_name_value_lines_filtered_by_pattern() {
+        let f = fake();
+        assert_eq!(
+            ask(&f, "counters"),
+            "worker0.rx_packets           12\n\
+             worker0.drop.blocked_by_rule 0\n\
+             worker0.accepted_new         2\n\
+             port.data0.ipackets          12\n"
+        );
+        assert_eq!(
+            ask(&f, "counters --nonzero worker0"),
+            "worker0.rx_packets   12\nworker0.accepted_new 2\n"
+        );
+        assert_eq!(ask(&f, "counters blocked --nonzero"), "");
+        assert_eq!(
+            ask(&f, "counters dorp"),
+            "error: no counter name contains `dorp`\n"
+        );
+    }
+
+    #[test]
+    fn conns_table_is_aligned_sorted_and_counted() {
+        let mut f = fake();
+        let mut udp = conn(0, UDP, "198.18.1.2", 5353, "198.18.2.2", 5353);
+        udp.state = "UDP_REPLIED";
+        udp.rule = u16::MAX;
+        udp.flags = 0;
+        let mut ping = conn(0, ICMP, "198.18.1.2", 77, "198.18.2.2", 77);
+        ping.state = "ICMP_REPLIED";
+        ping.flags = flag::SYNC | flag::LOG;
+        f.conns = vec![
+            conn(1, TCP, "198.18.1.2", 40000, "198.18.2.2", 80),
+            udp,
+            ping,
+        ];
+        let text = ask(&f, "conns addr 198.18.2.2 limit 10");
+        let want = "\
+W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT    AGE  EXPIRES  FLAGS
+0  icmp   198.18.1.2        ->  198.18.2.2       ICMP_REPLIED  0     data0  data1  3s   431997s  sync,log,id=77
+0  udp    198.18.1.2:5353   ->  198.18.2.2:5353  UDP_REPLIED   -     data0  data1  3s   431997s  -
+1  tcp    198.18.1.2:40000  ->  198.18.2.2:80    ESTABLISHED   0     data0  data1  3s   431997s  sync
+3 connection(s)
+";
+        assert_eq!(text, want, "{text}");
+        let (filter, limit, wait) = f.asked.take().unwrap();
+        assert_eq!(filter.addr, Some("198.18.2.2".parse().unwrap()));
+        assert_eq!((limit, wait), (10, CONNS_WAIT));
+    }
+
+    #[test]
+    fn conns_says_when_a_worker_hit_the_limit() {
+        let mut f = fake();
+        f.conns = vec![
+            conn(0, TCP, "198.18.1.2", 40000, "198.18.2.2", 80),
+            conn(0, TCP, "198.18.1.2", 40001, "198.18.2.2", 80),
+            conn(1, TCP, "198.18.1.2", 40002, "198.18.2.2", 80),
+        ];
+        let text = ask(&f, "conns limit 2");
+        assert!(
+            text.ends_with("3 connection(s)\nlimit 2 per worker reached on worker(s) 0: there may be more (conns limit N)\n"),
+            "{text}"
+        );
+        f.conns.clear();
+        let text = ask(&f, "conns");
+        assert_eq!(text.lines().last(), Some("0 connection(s)"), "{text}");
+        assert_eq!(
+            f.asked.take().unwrap().1,
+            super::super::request::DEFAULT_CONN_LIMIT
+        );
+    }
+
+    #[test]
+    fn rules_are_listed_with_interface_names() {
+        let mut f = fake();
+        let text = ask(&f, "rules");
+        let rev = f.rules.as_ref().unwrap().revision();
+        assert_eq!(
+            text,
+            format!("rules {rev}: 1 rule, default block\n    0 pass in on data0 proto tcp to any port 80 label \"web\"\n")
+        );
+        f.rules = None;
+        assert_eq!(
+            ask(&f, "rules"),
+            "no rules: the unit routes without filtering (it was started without --rules)\n"
+        );
+    }
+
+    #[test]
+    fn reload_answers_the_closures_text() {
+        let f = fake();
+        let ok = || -> Result<String, String> { Ok("rules reloaded: 3 rule(s)".into()) };
+        assert_eq!(
+            answer(&Request::Reload, &f, &ok),
+            "rules reloaded: 3 rule(s)\n"
+        );
+        let refused = || -> Result<String, String> {
+            Err("rules refused, the rules in force stay: r.ron:3:9: rules[0].in: no data interface `x`\n".into())
+        };
+        assert_eq!(
+            answer(&Request::Reload, &f, &refused),
+            "error: rules refused, the rules in force stay: r.ron:3:9: rules[0].in: no data interface `x`\n"
+        );
+    }
+
+    #[test]
+    fn help_is_the_command_list() {
+        assert_eq!(ask(&fake(), "help"), HELP);
+    }
+}
