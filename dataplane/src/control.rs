@@ -88,12 +88,14 @@ impl ConnFilter {
     /// Whether an entry matches, checked on the key and state before a
     /// `ConnInfo` is built.
     pub fn matches(&self, key: &FlowKey, conn: &Conn) -> bool {
-        let side_has = |s: Side, a: Option<IpAddr>, p: Option<u16>| {
-            a.is_none_or(|a| key.addr(s) == a) && p.is_none_or(|p| key.port(s) == p)
-        };
+        let sides = [Side::Lo, Side::Hi];
         self.proto.is_none_or(|p| p == key.proto)
-            && (side_has(Side::Lo, self.addr, None) || side_has(Side::Hi, self.addr, None))
-            && (side_has(Side::Lo, None, self.port) || side_has(Side::Hi, None, self.port))
+            && self
+                .addr
+                .is_none_or(|a| sides.iter().any(|&s| key.addr(s) == a))
+            && self
+                .port
+                .is_none_or(|p| sides.iter().any(|&s| key.port(s) == p))
             && self
                 .state
                 .as_ref()
@@ -172,5 +174,104 @@ impl ActiveQuery {
         }
         let _ = self.query.reply.send(None);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::conn::{L4State, Pseudo};
+    use crate::conntrack::table::ConnTable;
+    use std::net::Ipv4Addr;
+
+    fn key(port: u16) -> FlowKey {
+        let a = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
+        let b = IpAddr::V4(Ipv4Addr::new(198, 18, 2, 2));
+        FlowKey::from_packet(a, port, b, 5353, 17).0
+    }
+
+    #[test]
+    fn filter_matches_either_endpoint() {
+        let c = Conn {
+            l4: L4State::Udp(Pseudo::Replied),
+            ..Conn::default()
+        };
+        let f = |f: ConnFilter| f.matches(&key(40000), &c);
+        assert!(f(ConnFilter::default()));
+        assert!(f(ConnFilter {
+            port: Some(5353),
+            ..Default::default()
+        }));
+        assert!(f(ConnFilter {
+            port: Some(40000),
+            ..Default::default()
+        }));
+        assert!(!f(ConnFilter {
+            port: Some(80),
+            ..Default::default()
+        }));
+        assert!(f(ConnFilter {
+            addr: Some("198.18.2.2".parse().unwrap()),
+            ..Default::default()
+        }));
+        assert!(!f(ConnFilter {
+            addr: Some("198.18.9.9".parse().unwrap()),
+            ..Default::default()
+        }));
+        assert!(f(ConnFilter {
+            proto: Some(17),
+            state: Some("udp_replied".into()),
+            ..Default::default()
+        }));
+        assert!(!f(ConnFilter {
+            proto: Some(6),
+            ..Default::default()
+        }));
+    }
+
+    #[test]
+    fn a_listing_walks_the_table_in_steps_and_ends_with_none() {
+        let mut t: ConnTable<Conn> = ConnTable::with_capacity(3000, 1);
+        for p in 0..2500u16 {
+            let k = key(10000 + p);
+            let h = t.hash(&k);
+            t.insert(k, h, Conn::default(), 100).unwrap();
+        }
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let q = ConnQuery {
+            filter: ConnFilter::default(),
+            limit: usize::MAX,
+            reply: tx,
+        };
+        let mut active = ActiveQuery::new(q);
+        let mut steps = 1;
+        while !active.step(0, &t, 10) {
+            steps += 1;
+        }
+        assert_eq!(steps, 3, "1024 entries per step");
+        let got: Vec<_> = rx.try_iter().collect();
+        assert_eq!(got.len(), 2501);
+        assert!(got[..2500].iter().all(Option::is_some));
+        assert_eq!(got[2500], None);
+        let first = got[0].as_ref().unwrap();
+        assert_eq!((first.expires_in, first.age), (90, 10));
+    }
+
+    #[test]
+    fn a_listing_stops_at_its_limit() {
+        let mut t: ConnTable<Conn> = ConnTable::with_capacity(100, 1);
+        for p in 0..50u16 {
+            let k = key(10000 + p);
+            let h = t.hash(&k);
+            t.insert(k, h, Conn::default(), 100).unwrap();
+        }
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let mut active = ActiveQuery::new(ConnQuery {
+            filter: ConnFilter::default(),
+            limit: 5,
+            reply: tx,
+        });
+        assert!(active.step(0, &t, 0));
+        assert_eq!(rx.try_iter().count(), 6, "five and the end");
     }
 }
