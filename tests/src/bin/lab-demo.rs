@@ -1,7 +1,8 @@
 //! Shows a person what a unit does: builds the lab (client — unit — server
-//! in network namespaces), boots `tandemd`, sends pings, a TCP transfer and
-//! a TTL-expired ping through it, prints the unit's counters, and tears it
-//! all down. Needs root.
+//! in network namespaces), boots `tandemd` as a stateful firewall with the
+//! lab rules (`mgmt/examples/lab-rules.ron`), sends pings, a TCP transfer and
+//! a TTL-expired ping through it, tries a port the rules block, lists the
+//! unit's connections and counters, and tears it all down. Needs root.
 //!
 //! `tandemd` is found beside this binary (same cargo profile directory) or
 //! through `$TANDEMD`; `--kernel` lets Linux route instead, to see the lab
@@ -22,6 +23,9 @@ struct Args {
     /// Let the Linux kernel route instead of tandemd (checks the lab itself).
     #[arg(long)]
     kernel: bool,
+    /// Route without filtering (no rules file).
+    #[arg(long)]
+    no_firewall: bool,
     /// Size of the TCP transfer, in MB.
     #[arg(long, default_value_t = 50)]
     size_mb: u64,
@@ -62,6 +66,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(p) = &args.profile {
         builder = builder.profile(p);
     }
+    let firewall = !args.kernel && !args.no_firewall;
+    if firewall {
+        let rules =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mgmt/examples/lab-rules.ron");
+        println!(
+            "rules: {} (pass TCP 80 and UDP 5353 to the server, ping; block the rest)",
+            rules.display()
+        );
+        builder = builder.rules(rules);
+    }
     let mut lab = builder.build()?;
     let names = lab.namespaces();
 
@@ -94,12 +108,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         lab.server(),
         &www,
         plan::SERVER_IP,
-        8080,
+        80,
         &lab.dir().join("http"),
     )?;
     let got = lab.dir().join("got");
     let got_arg = got.to_string_lossy().into_owned();
-    let url = format!("http://{}:8080/blob", plan::SERVER_IP);
+    let url = format!("http://{}:80/blob", plan::SERVER_IP);
     let out = lab.client().exec_timeout(
         [
             "curl",
@@ -151,7 +165,32 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     ])?;
     print!("{}", out.stdout);
 
-    step(5, "the unit's counters (non-zero)");
+    if firewall {
+        step(5, "a port the rules block: the client tries TCP 8080");
+        let _blocked = services::http_server(
+            lab.server(),
+            &www,
+            plan::SERVER_IP,
+            8080,
+            &lab.dir().join("http-8080"),
+        )?;
+        let url = format!("http://{}:8080/blob", plan::SERVER_IP);
+        let out = lab.client().exec_timeout(
+            ["curl", "-sS", "--max-time", "3", "-o", "/dev/null", &url],
+            Duration::from_secs(10),
+        )?;
+        if out.success() {
+            return Err("port 8080 answered: the rules did not block it".into());
+        }
+        println!("curl: {}", out.stderr.trim());
+        println!("nothing got through: the unit dropped the SYNs (blocked_by_rule)");
+
+        step(6, "the unit's connections (tandemctl conns)");
+        let out = lab.ctl(&["conns"])?;
+        print!("{}", out.stdout);
+    }
+
+    step(7, "the unit's counters (non-zero)");
     if lab.is_tandemd() {
         // The file is rewritten about once a second: wait for the TTL drop
         // to show, but print whatever is there if it does not.
@@ -169,7 +208,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    step(6, "tearing down");
+    step(8, "tearing down");
     if lab.is_tandemd() {
         let status = lab.stop_unit()?;
         println!("tandemd stopped on SIGTERM: {status}");
