@@ -219,7 +219,7 @@ impl Worker {
                 self.router.handle(i, m, now, &mut self.pool, &mut out);
             }
             while let Some(l) = self.links.mesh.inboxes[self.index].pop() {
-                self.router.learn_shared::<PoolAlloc>(l, now, &mut out);
+                self.router.learn_shared(l, now, &mut out);
             }
             self.router.take_learned(&mut learned);
             if !learned.is_empty() {

@@ -190,7 +190,7 @@ impl<B: PacketBuf> Router<B> {
     }
 
     /// A neighbour learnt by another worker.
-    pub fn learn_shared<P: BufPool<Buf = B>>(
+    pub fn learn_shared(
         &mut self,
         (ip, iface, mac): Learned,
         now: u64,
@@ -421,7 +421,7 @@ impl<B: PacketBuf> Router<B> {
             return self.drop(DropReason::Ipv4BadSource);
         }
         if self.ifaces.iter().any(|i| i.owns(dst)) {
-            return self.local(iface, pkt, l2, now, out);
+            return self.local(iface, pkt, l2, out);
         }
         if dst.is_multicast() {
             return self.drop(DropReason::Ipv4Multicast);
@@ -531,10 +531,8 @@ impl<B: PacketBuf> Router<B> {
         iface: IfIndex,
         mut pkt: B,
         l2: usize,
-        now: u64,
         out: &mut Vec<(IfIndex, B)>,
     ) {
-        let _ = now;
         let data = pkt.data_mut();
         let Ok(mut ip) = Ipv4Packet::new_checked(&mut data[l2..]) else {
             return self.drop(DropReason::LocalMalformed);
