@@ -146,36 +146,34 @@ impl Shard {
         let Some(id) = self.table.find(&flow.key, hash) else {
             return Tracked::New;
         };
-        let conn = *self.table.get(id);
+        // Tracked in place: the entry is already in cache from `find`, and
+        // like Linux the tracker's notes persist even for a refused segment.
+        let conn = self.table.get_mut(id);
         let dir = if flow.side == conn.orig_side {
             Dir::Original
         } else {
             Dir::Reply
         };
-        match (conn.l4, flow.l4) {
-            (L4State::Tcp(mut tcp), L4Packet::Tcp(seg)) => {
+        match (&mut conn.l4, flow.l4) {
+            (L4State::Tcp(tcp), L4Packet::Tcp(seg)) => {
                 let old = tcp.state();
-                match tcp.track(dir, &seg, &self.timeouts.tcp) {
+                let verdict = tcp.track(dir, &seg, &self.timeouts.tcp);
+                let new = tcp.state();
+                match verdict {
                     TcpVerdict::Accept { timeout } => {
-                        self.table.get_mut(id).l4 = L4State::Tcp(tcp);
                         if let Some(t) = timeout {
                             self.table.set_expiry(id, now.saturating_add(t));
                         }
-                        if tcp.state() != old {
-                            self.emit(id, transition_kind(old, tcp.state()), now);
+                        if new != old {
+                            self.emit(id, transition_kind(old, new), now);
                         } else {
                             self.refresh_if_due(id, now);
                         }
                         Tracked::Pass
                     }
-                    TcpVerdict::Ignore => {
-                        // The tracker may still have noted what it ignored.
-                        self.table.get_mut(id).l4 = L4State::Tcp(tcp);
-                        Tracked::Pass
-                    }
+                    TcpVerdict::Ignore => Tracked::Pass,
                     TcpVerdict::Invalid(why) => Tracked::Refused(Refused::Tcp(why)),
                     TcpVerdict::Close => {
-                        self.table.get_mut(id).l4 = L4State::Tcp(tcp);
                         self.remove(id, now);
                         self.stats.closed += 1;
                         Tracked::Pass
@@ -187,20 +185,14 @@ impl Shard {
                     }
                 }
             }
-            (L4State::Udp(p), _) | (L4State::IcmpEcho(p), _) | (L4State::Other(p), _) => {
-                let replied = p == Pseudo::Replied || dir == Dir::Reply;
-                let l4 = with_pseudo(
-                    conn.l4,
-                    if replied {
-                        Pseudo::Replied
-                    } else {
-                        Pseudo::Unreplied
-                    },
-                );
-                self.table.get_mut(id).l4 = l4;
-                self.table
-                    .set_expiry(id, now.saturating_add(self.timeouts.pseudo(&l4)));
-                if p == Pseudo::Unreplied && replied {
+            (L4State::Udp(p) | L4State::IcmpEcho(p) | L4State::Other(p), _) => {
+                let was = *p;
+                if dir == Dir::Reply {
+                    *p = Pseudo::Replied;
+                }
+                let timeout = self.timeouts.pseudo(&conn.l4);
+                self.table.set_expiry(id, now.saturating_add(timeout));
+                if was == Pseudo::Unreplied && dir == Dir::Reply {
                     self.emit(id, EventKind::Established, now);
                 } else {
                     self.refresh_if_due(id, now);
@@ -305,15 +297,6 @@ impl Shard {
 /// The low 16 bits of a second count (refresh intervals are far shorter).
 fn low16(secs: u32) -> u16 {
     u16::try_from(secs & 0xffff).unwrap_or(0)
-}
-
-fn with_pseudo(l4: L4State, p: Pseudo) -> L4State {
-    match l4 {
-        L4State::Udp(_) => L4State::Udp(p),
-        L4State::IcmpEcho(_) => L4State::IcmpEcho(p),
-        L4State::Other(_) => L4State::Other(p),
-        tcp => tcp,
-    }
 }
 
 fn transition_kind(old: TcpState, new: TcpState) -> EventKind {

@@ -526,13 +526,7 @@ impl<B: PacketBuf> Router<B> {
     }
 
     /// A datagram addressed to one of the unit's own addresses.
-    fn local(
-        &mut self,
-        iface: IfIndex,
-        mut pkt: B,
-        l2: usize,
-        out: &mut Vec<(IfIndex, B)>,
-    ) {
+    fn local(&mut self, iface: IfIndex, mut pkt: B, l2: usize, out: &mut Vec<(IfIndex, B)>) {
         let data = pkt.data_mut();
         let Ok(mut ip) = Ipv4Packet::new_checked(&mut data[l2..]) else {
             return self.drop(DropReason::LocalMalformed);

@@ -53,11 +53,13 @@ pub struct ArpPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> ArpPacket<T> {
     /// Wraps a buffer without checking it; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> ArpPacket<T> {
         ArpPacket { buffer }
     }
 
     /// [`new_unchecked`](Self::new_unchecked) then [`check_len`](Self::check_len).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<ArpPacket<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -66,6 +68,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
 
     /// [`Error::Truncated`] below the 8 fixed bytes or the 28 of an
     /// Ethernet/IPv4 packet; [`Error::Malformed`] when hlen != 6 or plen != 4.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let data = self.buffer.as_ref();
         if data.len() < field::OPER.end {
@@ -81,51 +84,61 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Hardware type (1 = Ethernet).
+    #[inline]
     pub fn hardware_type(&self) -> u16 {
         be16(self.buffer.as_ref(), field::HTYPE.start)
     }
 
     /// Protocol type (an EtherType, 0x0800 = IPv4).
+    #[inline]
     pub fn protocol_type(&self) -> EtherType {
         EtherType::from(be16(self.buffer.as_ref(), field::PTYPE.start))
     }
 
     /// Hardware address length.
+    #[inline]
     pub fn hardware_len(&self) -> u8 {
         self.buffer.as_ref()[field::HLEN]
     }
 
     /// Protocol address length.
+    #[inline]
     pub fn protocol_len(&self) -> u8 {
         self.buffer.as_ref()[field::PLEN]
     }
 
     /// Operation.
+    #[inline]
     pub fn operation(&self) -> ArpOperation {
         ArpOperation::from(be16(self.buffer.as_ref(), field::OPER.start))
     }
 
     /// Sender hardware address.
+    #[inline]
     pub fn source_hardware_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::SHA])
     }
 
     /// Sender protocol address.
+    #[inline]
     pub fn source_protocol_addr(&self) -> Ipv4Addr {
         super::ipv4_at(self.buffer.as_ref(), field::SPA.start)
     }
 
     /// Target hardware address.
+    #[inline]
     pub fn target_hardware_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::THA])
     }
 
     /// Target protocol address.
+    #[inline]
     pub fn target_protocol_addr(&self) -> Ipv4Addr {
         super::ipv4_at(self.buffer.as_ref(), field::TPA.start)
     }
@@ -133,46 +146,55 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
     /// Sets the hardware type.
+    #[inline]
     pub fn set_hardware_type(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::HTYPE.start, value);
     }
 
     /// Sets the protocol type.
+    #[inline]
     pub fn set_protocol_type(&mut self, value: EtherType) {
         put16(self.buffer.as_mut(), field::PTYPE.start, value.into());
     }
 
     /// Sets the hardware address length.
+    #[inline]
     pub fn set_hardware_len(&mut self, value: u8) {
         self.buffer.as_mut()[field::HLEN] = value;
     }
 
     /// Sets the protocol address length.
+    #[inline]
     pub fn set_protocol_len(&mut self, value: u8) {
         self.buffer.as_mut()[field::PLEN] = value;
     }
 
     /// Sets the operation.
+    #[inline]
     pub fn set_operation(&mut self, value: ArpOperation) {
         put16(self.buffer.as_mut(), field::OPER.start, value.into());
     }
 
     /// Sets the sender hardware address.
+    #[inline]
     pub fn set_source_hardware_addr(&mut self, value: EthernetAddress) {
         self.buffer.as_mut()[field::SHA].copy_from_slice(value.as_bytes());
     }
 
     /// Sets the sender protocol address.
+    #[inline]
     pub fn set_source_protocol_addr(&mut self, value: Ipv4Addr) {
         self.buffer.as_mut()[field::SPA].copy_from_slice(&value.octets());
     }
 
     /// Sets the target hardware address.
+    #[inline]
     pub fn set_target_hardware_addr(&mut self, value: EthernetAddress) {
         self.buffer.as_mut()[field::THA].copy_from_slice(value.as_bytes());
     }
 
     /// Sets the target protocol address.
+    #[inline]
     pub fn set_target_protocol_addr(&mut self, value: Ipv4Addr) {
         self.buffer.as_mut()[field::TPA].copy_from_slice(&value.octets());
     }
@@ -203,6 +225,7 @@ impl ArpRepr {
     /// Parses a checked packet. [`Error::Unsupported`] for a hardware type
     /// other than Ethernet, a protocol other than IPv4, or an operation other
     /// than request/reply (RARP, InARP, ...).
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &ArpPacket<&T>) -> Result<ArpRepr> {
         if packet.hardware_type() != HTYPE_ETHERNET || packet.protocol_type() != EtherType::Ipv4 {
             return Err(Error::Unsupported);
@@ -222,6 +245,7 @@ impl ArpRepr {
 
     /// The reply a host owning `target_protocol_addr` at `hardware_addr` gives
     /// to this request.
+    #[inline]
     pub fn reply(&self, hardware_addr: EthernetAddress) -> ArpRepr {
         ArpRepr {
             operation: ArpOperation::Reply,
@@ -233,16 +257,19 @@ impl ArpRepr {
     }
 
     /// Always 28.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         PACKET_LEN
     }
 
     /// Always 28: ARP is all header.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         PACKET_LEN
     }
 
     /// Writes all 28 bytes.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut ArpPacket<T>) {
         packet.set_hardware_type(HTYPE_ETHERNET);
         packet.set_protocol_type(EtherType::Ipv4);

@@ -28,6 +28,7 @@ const fn fold(mut sum: u64) -> u16 {
 
 /// Ones' complement sum of `data` (odd length padded with a zero byte),
 /// folded to 16 bits, not complemented.
+#[inline]
 pub fn data(data: &[u8]) -> u16 {
     let mut acc: u64 = 0;
     let mut chunks = data.chunks_exact(8);
@@ -52,6 +53,7 @@ pub fn data(data: &[u8]) -> u16 {
 }
 
 /// Adds folded sums (e.g. a pseudo-header sum and a data sum).
+#[inline]
 pub fn combine(sums: &[u16]) -> u16 {
     fold(sums.iter().map(|&s| u64::from(s)).sum())
 }
@@ -64,12 +66,14 @@ pub const FUZZING: bool = cfg!(fuzzing);
 
 /// `true` when data including its checksum field sums to `0xFFFF`, i.e. the
 /// checksum verifies. Always `true` under `cfg(fuzzing)`.
+#[inline]
 pub fn is_valid(sum: u16) -> bool {
     FUZZING || sum == 0xFFFF
 }
 
 /// Sum of the IPv4 pseudo-header: source, destination, zero, protocol,
 /// upper-layer length (RFC 768, RFC 9293).
+#[inline]
 pub fn pseudo_header_v4(src: &Ipv4Addr, dst: &Ipv4Addr, protocol: IpProtocol, length: u16) -> u16 {
     let mut acc = u64::from(u32::from_be_bytes(src.octets()));
     acc += u64::from(u32::from_be_bytes(dst.octets()));
@@ -80,6 +84,7 @@ pub fn pseudo_header_v4(src: &Ipv4Addr, dst: &Ipv4Addr, protocol: IpProtocol, le
 
 /// Sum of the IPv6 pseudo-header: source, destination, 32-bit upper-layer
 /// length, zeros, next header (RFC 8200 §8.1).
+#[inline]
 pub fn pseudo_header_v6(
     src: &Ipv6Addr,
     dst: &Ipv6Addr,
@@ -96,6 +101,7 @@ pub fn pseudo_header_v6(
 /// Pseudo-header sum for either family. Mixed families have no meaning: the
 /// result is then a sum of both addresses with the IPv6 layout, a checksum
 /// that will not verify, never a panic.
+#[inline]
 pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: IpProtocol, length: u32) -> u16 {
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
@@ -123,12 +129,14 @@ pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: IpProtocol, length: u
 /// Eqn. 3 (not eqn. 2) is the one that gives the same result as a full
 /// recomputation, including the `0x0000`/`0xFFFF` corner: the sum is never
 /// `-0` unless everything covered is zero.
+#[inline]
 pub fn update_u16(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
     !fold(u64::from(!old_checksum) + u64::from(!old_word) + u64::from(new_word))
 }
 
 /// [`update_u16`] for a 32-bit field (an IPv4 address, a TCP sequence number)
 /// that starts on an even offset.
+#[inline]
 pub fn update_u32(old_checksum: u16, old_value: u32, new_value: u32) -> u16 {
     let old = u64::from(!old_value >> 16) + u64::from(!old_value & 0xFFFF);
     let new = u64::from(new_value >> 16) + u64::from(new_value & 0xFFFF);
@@ -139,6 +147,7 @@ pub fn update_u32(old_checksum: u16, old_value: u32, new_value: u32) -> u16 {
 ///
 /// TTL and protocol share the 16-bit word at offset 8 of the header, so this is
 /// [`update_u16`] of that word. What a router does per forwarded packet.
+#[inline]
 pub fn update_ttl(old_checksum: u16, protocol: IpProtocol, old_ttl: u8, new_ttl: u8) -> u16 {
     let proto = u8::from(protocol);
     update_u16(

@@ -50,6 +50,7 @@ pub struct VlanTag {
 
 impl VlanTag {
     /// A tag with priority 0 and the given VLAN id (masked to 12 bits).
+    #[inline]
     pub const fn new(vid: u16) -> VlanTag {
         VlanTag {
             pcp: 0,
@@ -59,6 +60,7 @@ impl VlanTag {
     }
 
     /// Decodes a TCI.
+    #[inline]
     pub const fn from_tci(tci: u16) -> VlanTag {
         let [hi, _] = tci.to_be_bytes();
         VlanTag {
@@ -69,6 +71,7 @@ impl VlanTag {
     }
 
     /// Encodes a TCI (out-of-range `pcp`/`vid` bits are masked off).
+    #[inline]
     pub const fn tci(&self) -> u16 {
         let pcp = (self.pcp & 0x07) as u16;
         (pcp << 13) | ((self.dei as u16) << 12) | (self.vid & 0x0FFF)
@@ -83,11 +86,13 @@ pub struct EthernetFrame<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// Wraps a buffer without checking it; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> EthernetFrame<T> {
         EthernetFrame { buffer }
     }
 
     /// [`new_unchecked`](Self::new_unchecked) then [`check_len`](Self::check_len).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<EthernetFrame<T>> {
         let frame = Self::new_unchecked(buffer);
         frame.check_len()?;
@@ -97,6 +102,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// Checks the buffer holds the header, tags included.
     ///
     /// [`Error::Truncated`] if not, [`Error::Unsupported`] for a third tag.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let data = self.buffer.as_ref();
         let mut at = field::ETHERTYPE;
@@ -113,11 +119,13 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Number of VLAN tags, capped at [`MAX_TAGS`] (check_len refuses more).
+    #[inline]
     pub fn tag_count(&self) -> usize {
         let data = self.buffer.as_ref();
         let mut n = 0;
@@ -133,26 +141,31 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// Header length: 14, 18 or 22 bytes.
+    #[inline]
     pub fn header_len(&self) -> usize {
         self.ethertype_at() + 2
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::DESTINATION])
     }
 
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::SOURCE])
     }
 
     /// EtherType of the payload, after any VLAN tags.
+    #[inline]
     pub fn ethertype(&self) -> EtherType {
         EtherType::from(be16(self.buffer.as_ref(), self.ethertype_at()))
     }
 
     /// The tag nearest the payload (the only tag, or the inner C-tag of QinQ).
+    #[inline]
     pub fn vlan(&self) -> Option<VlanTag> {
         match self.tag_count() {
             0 => None,
@@ -161,11 +174,13 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// The outer S-tag of a double-tagged frame; `None` with fewer than two tags.
+    #[inline]
     pub fn outer_vlan(&self) -> Option<VlanTag> {
         (self.tag_count() == 2).then(|| self.tag(0))
     }
 
     /// VLAN id of [`vlan`](Self::vlan): the VLAN the payload belongs to.
+    #[inline]
     pub fn vlan_id(&self) -> Option<u16> {
         self.vlan().map(|t| t.vid)
     }
@@ -179,6 +194,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// Everything after the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
@@ -186,11 +202,13 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst_addr(&mut self, addr: EthernetAddress) {
         self.buffer.as_mut()[field::DESTINATION].copy_from_slice(addr.as_bytes());
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src_addr(&mut self, addr: EthernetAddress) {
         self.buffer.as_mut()[field::SOURCE].copy_from_slice(addr.as_bytes());
     }
@@ -198,12 +216,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     /// Sets the (inner) EtherType, after the tags the frame has now.
     ///
     /// Writing a TPID here changes the layout: check the frame again.
+    #[inline]
     pub fn set_ethertype(&mut self, ethertype: EtherType) {
         let at = self.ethertype_at();
         put16(self.buffer.as_mut(), at, ethertype.into());
     }
 
     /// Sets the TCI of the tag nearest the payload; does nothing untagged.
+    #[inline]
     pub fn set_vlan(&mut self, tag: VlanTag) {
         if let Some(i) = self.tag_count().checked_sub(1) {
             put16(
@@ -215,6 +235,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 
     /// Mutable payload.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let at = self.header_len();
         &mut self.buffer.as_mut()[at..]
@@ -244,6 +265,7 @@ pub struct EthernetRepr {
 
 impl EthernetRepr {
     /// Reads a checked frame. Infallible beyond the check; `Result` for symmetry.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(frame: &EthernetFrame<&T>) -> Result<EthernetRepr> {
         Ok(EthernetRepr {
             src_addr: frame.src_addr(),
@@ -255,6 +277,7 @@ impl EthernetRepr {
     }
 
     /// 14, 18 or 22.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         let tags = match (self.vlan, self.outer_vlan) {
             (None, _) => 0,
@@ -265,11 +288,13 @@ impl EthernetRepr {
     }
 
     /// Same as [`header_len`](Self::header_len): the payload is not part of the repr.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         self.header_len()
     }
 
     /// Writes the header (tags included) at the start of the frame buffer.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
         let data = frame.buffer.as_mut();
         data[field::DESTINATION].copy_from_slice(self.dst_addr.as_bytes());

@@ -65,6 +65,7 @@ enum_with_unknown! {
 impl Icmpv4Message {
     /// Error messages quote an offending datagram; a firewall matches them to
     /// the state of that datagram.
+    #[inline]
     pub fn is_error(self) -> bool {
         matches!(
             self,
@@ -126,6 +127,7 @@ enum_with_unknown! {
 
 /// The first `limit` bytes (at most) of an offending datagram, to quote in an
 /// error; pass [`MAX_ERROR_QUOTE`] for RFC 1812 behaviour.
+#[inline]
 pub fn error_quote(datagram: &[u8], limit: usize) -> &[u8] {
     &datagram[..datagram.len().min(limit)]
 }
@@ -138,11 +140,13 @@ pub struct Icmpv4Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     /// Wraps a buffer without checking it; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Icmpv4Packet<T> {
         Icmpv4Packet { buffer }
     }
 
     /// [`new_unchecked`](Self::new_unchecked) then [`check_len`](Self::check_len).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Icmpv4Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -151,6 +155,7 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
 
     /// [`Error::Truncated`] below the 8-byte header. Every accessor reads
     /// within it, whatever the type.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
@@ -159,57 +164,68 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Message type.
+    #[inline]
     pub fn msg_type(&self) -> Icmpv4Message {
         Icmpv4Message::from(self.buffer.as_ref()[field::TYPE])
     }
 
     /// Message code (meaning depends on the type).
+    #[inline]
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Echo identifier.
+    #[inline]
     pub fn echo_ident(&self) -> u16 {
         be16(self.buffer.as_ref(), field::ECHO_IDENT)
     }
 
     /// Echo sequence number.
+    #[inline]
     pub fn echo_seq_no(&self) -> u16 {
         be16(self.buffer.as_ref(), field::ECHO_SEQNO)
     }
 
     /// Next-hop MTU of "fragmentation needed" (RFC 1191); 0 from old routers.
+    #[inline]
     pub fn next_hop_mtu(&self) -> u16 {
         be16(self.buffer.as_ref(), field::MTU)
     }
 
     /// Pointer of "parameter problem".
+    #[inline]
     pub fn pointer(&self) -> u8 {
         self.buffer.as_ref()[field::POINTER]
     }
 
     /// Header length: always 8.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// What follows the header: echo payload, or the quoted datagram of an error.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         &self.buffer.as_ref()[field::DATA..]
     }
 
     /// `true` when the checksum over the whole message is right (always
     /// under `cfg(fuzzing)`).
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::is_valid(checksum::data(self.buffer.as_ref()))
     }
@@ -217,51 +233,61 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     /// Sets the type.
+    #[inline]
     pub fn set_msg_type(&mut self, value: Icmpv4Message) {
         self.buffer.as_mut()[field::TYPE] = value.into();
     }
 
     /// Sets the code.
+    #[inline]
     pub fn set_msg_code(&mut self, value: u8) {
         self.buffer.as_mut()[field::CODE] = value;
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::CHECKSUM, value);
     }
 
     /// Sets the echo identifier.
+    #[inline]
     pub fn set_echo_ident(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::ECHO_IDENT, value);
     }
 
     /// Sets the echo sequence number.
+    #[inline]
     pub fn set_echo_seq_no(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::ECHO_SEQNO, value);
     }
 
     /// Sets the next-hop MTU (writes bytes 6..8 only).
+    #[inline]
     pub fn set_next_hop_mtu(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::MTU, value);
     }
 
     /// Sets the pointer (byte 4 only).
+    #[inline]
     pub fn set_pointer(&mut self, value: u8) {
         self.buffer.as_mut()[field::POINTER] = value;
     }
 
     /// Zeroes the four "rest of header" bytes.
+    #[inline]
     pub fn clear_rest_of_header(&mut self) {
         self.buffer.as_mut()[field::UNUSED].fill(0);
     }
 
     /// Mutable data after the header.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::DATA..]
     }
 
     /// Computes the checksum over the whole buffer and writes it.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let sum = checksum::data(self.buffer.as_ref());
@@ -331,6 +357,7 @@ impl<'a> Icmpv4Repr<'a> {
     /// [`Error::Unsupported`] for any other type (redirect, timestamp, ...).
     /// Error messages are not required to quote a full IP header here: the
     /// consumer of `quoted` checks what it needs.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &Icmpv4Packet<&'a T>,
         mode: ChecksumMode,
@@ -373,6 +400,7 @@ impl<'a> Icmpv4Repr<'a> {
     }
 
     /// The echo reply answering this request; `None` for anything else.
+    #[inline]
     pub fn echo_reply(&self) -> Option<Icmpv4Repr<'a>> {
         match *self {
             Icmpv4Repr::EchoRequest {
@@ -399,17 +427,20 @@ impl<'a> Icmpv4Repr<'a> {
     }
 
     /// Always 8.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Header plus data (payload or quote).
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         HEADER_LEN + self.data().len()
     }
 
     /// Writes the message, data copied, checksum filled. The buffer must be
     /// exactly [`buffer_len`](Self::buffer_len) long: the checksum covers all of it.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Icmpv4Packet<T>) {
         packet.clear_rest_of_header();
         match *self {

@@ -78,6 +78,7 @@ enum_with_unknown! {
 
 impl Icmpv6Message {
     /// Error messages have a type below 128 (RFC 4443 §2.1).
+    #[inline]
     pub fn is_error(self) -> bool {
         u8::from(self) < 128
     }
@@ -91,11 +92,13 @@ pub struct Icmpv6Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     /// Wraps a buffer without checking it; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Icmpv6Packet<T> {
         Icmpv6Packet { buffer }
     }
 
     /// [`new_unchecked`](Self::new_unchecked) then [`check_len`](Self::check_len).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Icmpv6Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -104,6 +107,7 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
 
     /// [`Error::Truncated`] below 8 bytes, or below 24 for a Neighbor
     /// Solicitation/Advertisement (whose target address accessor reads 8..24).
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -123,47 +127,56 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Message type.
+    #[inline]
     pub fn msg_type(&self) -> Icmpv6Message {
         Icmpv6Message::from(self.buffer.as_ref()[field::TYPE])
     }
 
     /// Message code.
+    #[inline]
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Echo identifier.
+    #[inline]
     pub fn echo_ident(&self) -> u16 {
         be16(self.buffer.as_ref(), field::ECHO_IDENT)
     }
 
     /// Echo sequence number.
+    #[inline]
     pub fn echo_seq_no(&self) -> u16 {
         be16(self.buffer.as_ref(), field::ECHO_SEQNO)
     }
 
     /// MTU of Packet Too Big, pointer of Parameter Problem.
+    #[inline]
     pub fn param(&self) -> u32 {
         be32(self.buffer.as_ref(), field::PARAM)
     }
 
     /// R/S/O flags of a Neighbor Advertisement.
+    #[inline]
     pub fn na_flags(&self) -> u8 {
         self.buffer.as_ref()[field::NA_FLAGS]
     }
 
     /// Target address of a Neighbor Solicitation/Advertisement, `None` for
     /// other types (and for an unchecked short buffer).
+    #[inline]
     pub fn target_addr(&self) -> Option<Ipv6Addr> {
         let data = self.buffer.as_ref();
         if !self.is_ndp() || data.len() < NDP_LEN {
@@ -173,17 +186,20 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     }
 
     /// Header length: always 8.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// What follows the 8-byte header.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         &self.buffer.as_ref()[field::DATA..]
     }
 
     /// `true` when the checksum with the pseudo-header of `src`/`dst` is right
     /// (always under `cfg(fuzzing)`).
+    #[inline]
     pub fn verify_checksum(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
         let data = self.buffer.as_ref();
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
@@ -196,46 +212,55 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     /// Sets the type.
+    #[inline]
     pub fn set_msg_type(&mut self, value: Icmpv6Message) {
         self.buffer.as_mut()[field::TYPE] = value.into();
     }
 
     /// Sets the code.
+    #[inline]
     pub fn set_msg_code(&mut self, value: u8) {
         self.buffer.as_mut()[field::CODE] = value;
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::CHECKSUM, value);
     }
 
     /// Sets the echo identifier.
+    #[inline]
     pub fn set_echo_ident(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::ECHO_IDENT, value);
     }
 
     /// Sets the echo sequence number.
+    #[inline]
     pub fn set_echo_seq_no(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::ECHO_SEQNO, value);
     }
 
     /// Sets the 32-bit MTU / pointer / reserved word (bytes 4..8).
+    #[inline]
     pub fn set_param(&mut self, value: u32) {
         put32(self.buffer.as_mut(), field::PARAM, value);
     }
 
     /// Sets the target address (bytes 8..24).
+    #[inline]
     pub fn set_target_addr(&mut self, value: Ipv6Addr) {
         self.buffer.as_mut()[field::TARGET].copy_from_slice(&value.octets());
     }
 
     /// Mutable data after the header.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::DATA..]
     }
 
     /// Computes the checksum over the pseudo-header and the whole buffer.
+    #[inline]
     pub fn fill_checksum(&mut self, src: &Ipv6Addr, dst: &Ipv6Addr) {
         self.set_checksum(0);
         let data = self.buffer.as_ref();
@@ -327,6 +352,7 @@ impl<'a> Icmpv6Repr<'a> {
     /// Parses a checked message. [`Error::BadChecksum`] when `mode` verifies
     /// and the checksum is wrong; [`Error::Malformed`] for an echo or NDP
     /// message with a non-zero code; [`Error::Unsupported`] for other types.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &Icmpv6Packet<&'a T>,
         src: &Ipv6Addr,
@@ -390,6 +416,7 @@ impl<'a> Icmpv6Repr<'a> {
     }
 
     /// The echo reply answering this request; `None` for anything else.
+    #[inline]
     pub fn echo_reply(&self) -> Option<Icmpv6Repr<'a>> {
         match *self {
             Icmpv6Repr::EchoRequest {
@@ -406,11 +433,13 @@ impl<'a> Icmpv6Repr<'a> {
     }
 
     /// Always 8.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// The whole message.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         match *self {
             Icmpv6Repr::EchoRequest { data, .. }
@@ -426,6 +455,7 @@ impl<'a> Icmpv6Repr<'a> {
 
     /// Writes the message and fills the checksum for `src`/`dst`. The buffer
     /// must be exactly [`buffer_len`](Self::buffer_len) long.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut Icmpv6Packet<T>,

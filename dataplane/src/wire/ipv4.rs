@@ -57,11 +57,13 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Wraps a buffer without checking it; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Ipv4Packet<T> {
         Ipv4Packet { buffer }
     }
 
     /// [`new_unchecked`](Self::new_unchecked) then [`check_len`](Self::check_len).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Ipv4Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -71,6 +73,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// In this order: [`Error::Truncated`] below 20 bytes,
     /// [`Error::BadVersion`] if the version is not 4, [`Error::BadLength`] if
     /// IHL < 5, total length < header length, or total length > buffer.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -91,36 +94,43 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Version nibble.
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// Header length in bytes (IHL × 4), options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0F) * 4
     }
 
     /// Differentiated Services Code Point.
+    #[inline]
     pub fn dscp(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN] >> 2
     }
 
     /// Explicit Congestion Notification.
+    #[inline]
     pub fn ecn(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN] & 0x03
     }
 
     /// Total Length: header plus payload.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// Identification.
+    #[inline]
     pub fn ident(&self) -> u16 {
         be16(self.buffer.as_ref(), field::IDENT.start)
     }
@@ -130,68 +140,81 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Don't Fragment.
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         self.flags_offset() & FLAG_DF != 0
     }
 
     /// More Fragments.
+    #[inline]
     pub fn more_frags(&self) -> bool {
         self.flags_offset() & FLAG_MF != 0
     }
 
     /// The reserved ("evil") bit, which must be zero.
+    #[inline]
     pub fn reserved_flag(&self) -> bool {
         self.flags_offset() & 0x8000 != 0
     }
 
     /// Fragment offset in bytes (the field counts 8-byte units).
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         (self.flags_offset() & OFFSET_MASK) << 3
     }
 
     /// Part of a fragmented datagram: MF set or a non-zero offset. Only the
     /// first fragment (offset 0) carries the transport header.
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.flags_offset() & (FLAG_MF | OFFSET_MASK) != 0
     }
 
     /// Time to live.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// Protocol of the payload.
+    #[inline]
     pub fn next_header(&self) -> IpProtocol {
         IpProtocol::from(self.buffer.as_ref()[field::PROTOCOL])
     }
 
     /// Header checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
         super::ipv4_at(self.buffer.as_ref(), field::SRC_ADDR.start)
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
         super::ipv4_at(self.buffer.as_ref(), field::DST_ADDR.start)
     }
 
     /// `true` when the header checksum is right (always under `cfg(fuzzing)`).
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::is_valid(checksum::data(&self.buffer.as_ref()[..self.header_len()]))
     }
 
     /// Raw option bytes between the fixed header and the payload (empty when
     /// IHL = 5).
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.header_len()]
     }
 
     /// Payload, bounded by Total Length (trailing Ethernet padding excluded).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
     }
@@ -199,6 +222,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets the version nibble.
+    #[inline]
     pub fn set_version(&mut self, value: u8) {
         let b = &mut self.buffer.as_mut()[field::VER_IHL];
         *b = (*b & 0x0F) | (value << 4);
@@ -206,6 +230,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     /// Sets the header length in bytes (a multiple of 4, at most 60).
     /// Changes the layout: check the packet again.
+    #[inline]
     pub fn set_header_len(&mut self, len: usize) {
         let ihl = u8::try_from(len / 4).unwrap_or(0x0F).min(0x0F);
         let b = &mut self.buffer.as_mut()[field::VER_IHL];
@@ -213,23 +238,27 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     /// Sets DSCP (6 bits).
+    #[inline]
     pub fn set_dscp(&mut self, value: u8) {
         let b = &mut self.buffer.as_mut()[field::DSCP_ECN];
         *b = (*b & 0x03) | (value << 2);
     }
 
     /// Sets ECN (2 bits).
+    #[inline]
     pub fn set_ecn(&mut self, value: u8) {
         let b = &mut self.buffer.as_mut()[field::DSCP_ECN];
         *b = (*b & 0xFC) | (value & 0x03);
     }
 
     /// Sets Total Length. Changes the layout: check the packet again.
+    #[inline]
     pub fn set_total_len(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::LENGTH.start, value);
     }
 
     /// Sets Identification.
+    #[inline]
     pub fn set_ident(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::IDENT.start, value);
     }
@@ -239,54 +268,64 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     /// Clears all flags and the fragment offset.
+    #[inline]
     pub fn clear_flags(&mut self) {
         self.set_flags_offset(0);
     }
 
     /// Sets Don't Fragment.
+    #[inline]
     pub fn set_dont_frag(&mut self, value: bool) {
         let raw = self.flags_offset();
         self.set_flags_offset(if value { raw | FLAG_DF } else { raw & !FLAG_DF });
     }
 
     /// Sets More Fragments.
+    #[inline]
     pub fn set_more_frags(&mut self, value: bool) {
         let raw = self.flags_offset();
         self.set_flags_offset(if value { raw | FLAG_MF } else { raw & !FLAG_MF });
     }
 
     /// Sets the fragment offset in bytes (rounded down to a multiple of 8).
+    #[inline]
     pub fn set_frag_offset(&mut self, bytes: u16) {
         let raw = self.flags_offset();
         self.set_flags_offset((raw & !OFFSET_MASK) | (bytes >> 3));
     }
 
     /// Sets TTL (without touching the checksum).
+    #[inline]
     pub fn set_ttl(&mut self, value: u8) {
         self.buffer.as_mut()[field::TTL] = value;
     }
 
     /// Sets the protocol.
+    #[inline]
     pub fn set_next_header(&mut self, value: IpProtocol) {
         self.buffer.as_mut()[field::PROTOCOL] = value.into();
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::CHECKSUM.start, value);
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src_addr(&mut self, value: Ipv4Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&value.octets());
     }
 
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst_addr(&mut self, value: Ipv4Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&value.octets());
     }
 
     /// Computes the header checksum from scratch and writes it.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let header_len = self.header_len();
@@ -296,6 +335,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     /// Sets TTL and updates the checksum incrementally (RFC 1624 eqn. 3),
     /// without reading the rest of the header.
+    #[inline]
     pub fn set_ttl_and_update_checksum(&mut self, ttl: u8) {
         let new = checksum::update_ttl(self.checksum(), self.next_header(), self.ttl(), ttl);
         self.set_ttl(ttl);
@@ -308,6 +348,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     ///
     /// The caller decides what TTL 0 after decrement means (ICMP Time
     /// Exceeded for a forwarded packet).
+    #[inline]
     pub fn decrement_ttl_and_update_checksum(&mut self) -> Option<u8> {
         let ttl = self.ttl().checked_sub(1)?;
         self.set_ttl_and_update_checksum(ttl);
@@ -315,12 +356,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     /// Mutable option bytes.
+    #[inline]
     pub fn options_mut(&mut self) -> &mut [u8] {
         let header_len = self.header_len();
         &mut self.buffer.as_mut()[HEADER_LEN..header_len]
     }
 
     /// Mutable payload, bounded by Total Length.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let range = self.header_len()..usize::from(self.total_len());
         &mut self.buffer.as_mut()[range]
@@ -365,6 +408,7 @@ impl Ipv4Repr {
     /// the header checksum is wrong. Options are accepted and *not* carried:
     /// `payload_len` excludes them and `emit` writes a 20-byte header. Look at
     /// [`Ipv4Packet::options`] first when they matter.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &Ipv4Packet<&T>,
         mode: ChecksumMode,
@@ -388,17 +432,20 @@ impl Ipv4Repr {
     }
 
     /// Always 20: this repr has no options.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Header plus payload.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN + self.payload_len
     }
 
     /// Writes the 20-byte header, checksum included; the payload is the
     /// caller's. Total Length saturates at 65535 for an oversized repr.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>) {
         packet.set_version(4);
         packet.set_header_len(HEADER_LEN);

@@ -66,6 +66,7 @@ pub struct Ipv6FragInfo {
 
 impl Ipv6FragInfo {
     /// Only the first fragment (offset 0) carries the upper-layer header.
+    #[inline]
     pub const fn is_first(&self) -> bool {
         self.offset == 0
     }
@@ -107,11 +108,13 @@ pub struct Ipv6Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// Wraps a buffer without checking it; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Ipv6Packet<T> {
         Ipv6Packet { buffer }
     }
 
     /// [`new_unchecked`](Self::new_unchecked) then [`check_len`](Self::check_len).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Ipv6Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -122,6 +125,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// [`Error::BadVersion`] if the version is not 6, [`Error::BadLength`] if
     /// 40 + Payload Length exceeds the buffer. Extension headers are checked
     /// by the walker.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -137,6 +141,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -146,63 +151,75 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// Version nibble.
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[0] >> 4
     }
 
     /// Traffic class (DSCP and ECN).
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         let [_, tc, _, _] = (self.ver_tc_flow() >> 4).to_be_bytes();
         tc
     }
 
     /// Flow label (20 bits).
+    #[inline]
     pub fn flow_label(&self) -> u32 {
         self.ver_tc_flow() & 0x000F_FFFF
     }
 
     /// Payload Length: everything after the fixed header, extension headers included.
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH)
     }
 
     /// Fixed header plus payload: the packet's bytes without link padding.
+    #[inline]
     pub fn total_len(&self) -> usize {
         HEADER_LEN + usize::from(self.payload_len())
     }
 
     /// The Next Header field of the fixed header.
+    #[inline]
     pub fn next_header(&self) -> IpProtocol {
         IpProtocol::from(self.buffer.as_ref()[field::NXT_HDR])
     }
 
     /// Hop limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
 
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv6Addr {
         super::ipv6_at(self.buffer.as_ref(), field::SRC_ADDR.start)
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv6Addr {
         super::ipv6_at(self.buffer.as_ref(), field::DST_ADDR.start)
     }
 
     /// Fixed header length: always 40 (see [`upper_layer`](Self::upper_layer)
     /// for the extension headers).
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Payload bounded by Payload Length, extension headers included.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.total_len()]
     }
 
     /// Iterates the extension headers; see [`ExtHeaderIter`].
+    #[inline]
     pub fn ext_headers(&self) -> ExtHeaderIter<'_> {
         ExtHeaderIter {
             data: &self.buffer.as_ref()[..self.total_len()],
@@ -220,6 +237,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// [`Error::Malformed`] for a Hop-by-Hop header that is not first or a
     /// second Fragment header, [`Error::TooManyExtHeaders`] past
     /// [`MAX_EXT_HEADERS`].
+    #[inline]
     pub fn upper_layer(&self) -> Result<UpperLayer> {
         let mut iter = self.ext_headers();
         let mut fragment = None;
@@ -237,6 +255,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 
     /// The bytes from `upper.offset` to the end of the payload: the
     /// upper-layer header and its payload. Empty for an out-of-range offset.
+    #[inline]
     pub fn upper_layer_data(&self, upper: &UpperLayer) -> &[u8] {
         let end = self.total_len();
         &self.buffer.as_ref()[upper.offset.min(end)..end]
@@ -249,49 +268,58 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     }
 
     /// Sets the version nibble.
+    #[inline]
     pub fn set_version(&mut self, value: u8) {
         let raw = self.ver_tc_flow();
         self.set_ver_tc_flow((raw & 0x0FFF_FFFF) | (u32::from(value & 0x0F) << 28));
     }
 
     /// Sets the traffic class.
+    #[inline]
     pub fn set_traffic_class(&mut self, value: u8) {
         let raw = self.ver_tc_flow();
         self.set_ver_tc_flow((raw & 0xF00F_FFFF) | (u32::from(value) << 20));
     }
 
     /// Sets the flow label (masked to 20 bits).
+    #[inline]
     pub fn set_flow_label(&mut self, value: u32) {
         let raw = self.ver_tc_flow();
         self.set_ver_tc_flow((raw & 0xFFF0_0000) | (value & 0x000F_FFFF));
     }
 
     /// Sets Payload Length. Changes the layout: check the packet again.
+    #[inline]
     pub fn set_payload_len(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::LENGTH, value);
     }
 
     /// Sets the Next Header field of the fixed header.
+    #[inline]
     pub fn set_next_header(&mut self, value: IpProtocol) {
         self.buffer.as_mut()[field::NXT_HDR] = value.into();
     }
 
     /// Sets the hop limit.
+    #[inline]
     pub fn set_hop_limit(&mut self, value: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = value;
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src_addr(&mut self, value: Ipv6Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&value.octets());
     }
 
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst_addr(&mut self, value: Ipv6Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&value.octets());
     }
 
     /// Mutable payload, bounded by Payload Length.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = self.total_len();
         &mut self.buffer.as_mut()[HEADER_LEN..end]
@@ -322,11 +350,13 @@ pub struct ExtHeaderIter<'a> {
 
 impl ExtHeaderIter<'_> {
     /// Next Header after the headers walked so far.
+    #[inline]
     pub fn next_header(&self) -> IpProtocol {
         self.next_header
     }
 
     /// Offset (from the packet start) after the headers walked so far.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.offset
     }
@@ -430,6 +460,7 @@ pub struct Ipv6Repr {
 impl Ipv6Repr {
     /// Reads a checked packet's fixed header. Infallible beyond the check;
     /// `Result` for symmetry. Use [`Ipv6Packet::upper_layer`] for the chain.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Ipv6Packet<&T>) -> Result<Ipv6Repr> {
         Ok(Ipv6Repr {
             src_addr: packet.src_addr(),
@@ -443,17 +474,20 @@ impl Ipv6Repr {
     }
 
     /// Always 40.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Header plus payload.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN + self.payload_len
     }
 
     /// Writes the fixed header; the payload is the caller's. Payload Length
     /// saturates at 65535 for an oversized repr.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv6Packet<T>) {
         packet.set_ver_tc_flow(6 << 28);
         packet.set_traffic_class(self.traffic_class);

@@ -111,6 +111,7 @@ impl Error {
     pub const COUNT: usize = Self::ALL.len();
 
     /// Stable snake_case name, used as a counter name: never rename one.
+    #[inline]
     pub const fn name(self) -> &'static str {
         match self {
             Error::Truncated => "truncated",
@@ -124,6 +125,7 @@ impl Error {
     }
 
     /// Dense index in `0..Error::COUNT`, for a counter array.
+    #[inline]
     pub const fn index(self) -> usize {
         match self {
             Error::Truncated => 0,
@@ -170,6 +172,7 @@ pub enum ChecksumMode {
 
 impl ChecksumMode {
     /// `true` when the checksum must be computed and compared.
+    #[inline]
     pub const fn verify(self) -> bool {
         matches!(self, ChecksumMode::Verify)
     }
@@ -319,6 +322,7 @@ impl EthernetAddress {
     ///
     /// # Panics
     /// If `data` is shorter than six bytes (callers pass checked field ranges).
+    #[inline]
     pub fn from_bytes(data: &[u8]) -> EthernetAddress {
         let mut bytes = [0; 6];
         bytes.copy_from_slice(&data[..6]);
@@ -326,26 +330,31 @@ impl EthernetAddress {
     }
 
     /// The six address bytes.
+    #[inline]
     pub const fn as_bytes(&self) -> &[u8; 6] {
         &self.0
     }
 
     /// All ones.
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
 
     /// The I/G bit is set (broadcast included).
+    #[inline]
     pub const fn is_multicast(&self) -> bool {
         self.0[0] & 0x01 != 0
     }
 
     /// The I/G bit is clear.
+    #[inline]
     pub const fn is_unicast(&self) -> bool {
         !self.is_multicast()
     }
 
     /// The U/L bit is set: not an OUI-assigned address.
+    #[inline]
     pub const fn is_local(&self) -> bool {
         self.0[0] & 0x02 != 0
     }

@@ -81,31 +81,37 @@ impl TcpFlags {
     pub const CWR: TcpFlags = TcpFlags(0x80);
 
     /// No flag set.
+    #[inline]
     pub const fn empty() -> TcpFlags {
         TcpFlags(0)
     }
 
     /// From the raw byte.
+    #[inline]
     pub const fn from_bits(bits: u8) -> TcpFlags {
         TcpFlags(bits)
     }
 
     /// The raw byte.
+    #[inline]
     pub const fn bits(self) -> u8 {
         self.0
     }
 
     /// All flags of `other` are set in `self`.
+    #[inline]
     pub const fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
 
     /// At least one flag of `other` is set in `self`.
+    #[inline]
     pub const fn intersects(self, other: TcpFlags) -> bool {
         self.0 & other.0 != 0
     }
 
     /// No flag set.
+    #[inline]
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -209,6 +215,7 @@ pub struct TcpOptionIter<'a> {
 
 impl<'a> TcpOptionIter<'a> {
     /// Iterates raw option bytes (what [`TcpPacket::options`] returns).
+    #[inline]
     pub const fn new(data: &'a [u8]) -> TcpOptionIter<'a> {
         TcpOptionIter { data }
     }
@@ -294,6 +301,7 @@ pub struct TcpOptions {
 impl TcpOptions {
     /// Collects options from raw bytes; the last occurrence of a kind wins and
     /// unknown kinds are skipped. [`Error::Malformed`] on a malformed option.
+    #[inline]
     pub fn parse(data: &[u8]) -> Result<TcpOptions> {
         let mut options = TcpOptions::default();
         for option in TcpOptionIter::new(data) {
@@ -338,6 +346,7 @@ impl TcpOptions {
     }
 
     /// Emitted length, padded to a multiple of 4.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         let n = self.sack_count();
         let len = self.fixed_len() + if n > 0 { 2 + 8 * n } else { 0 };
@@ -346,6 +355,7 @@ impl TcpOptions {
 
     /// Writes the options compactly (MSS, WS, SACK-permitted, timestamps,
     /// SACK), padded with zeros (End of List), into `buffer_len()` bytes.
+    #[inline]
     pub fn emit(&self, out: &mut [u8]) {
         let mut at = 0;
         if let Some(mss) = self.mss {
@@ -392,11 +402,13 @@ pub struct TcpPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// Wraps a buffer without checking it; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> TcpPacket<T> {
         TcpPacket { buffer }
     }
 
     /// [`new_unchecked`](Self::new_unchecked) then [`check_len`](Self::check_len).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<TcpPacket<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -406,6 +418,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// [`Error::Truncated`] below 20 bytes; [`Error::BadLength`] if the data
     /// offset is below 5 or past the buffer. Options are not looked at: the
     /// iterator reports their errors.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -419,117 +432,140 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// Sequence number.
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         be32(self.buffer.as_ref(), field::SEQ_NUM)
     }
 
     /// Acknowledgment number (meaningful with ACK).
+    #[inline]
     pub fn ack_number(&self) -> u32 {
         be32(self.buffer.as_ref(), field::ACK_NUM)
     }
 
     /// Header length in bytes (data offset × 4), options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::DATA_OFF] >> 4) * 4
     }
 
     /// The flags byte.
+    #[inline]
     pub fn flags(&self) -> TcpFlags {
         TcpFlags(self.buffer.as_ref()[field::FLAGS])
     }
 
     /// FIN flag.
+    #[inline]
     pub fn fin(&self) -> bool {
         self.flags().contains(TcpFlags::FIN)
     }
 
     /// SYN flag.
+    #[inline]
     pub fn syn(&self) -> bool {
         self.flags().contains(TcpFlags::SYN)
     }
 
     /// RST flag.
+    #[inline]
     pub fn rst(&self) -> bool {
         self.flags().contains(TcpFlags::RST)
     }
 
     /// PSH flag.
+    #[inline]
     pub fn psh(&self) -> bool {
         self.flags().contains(TcpFlags::PSH)
     }
 
     /// ACK flag.
+    #[inline]
     pub fn ack(&self) -> bool {
         self.flags().contains(TcpFlags::ACK)
     }
 
     /// URG flag.
+    #[inline]
     pub fn urg(&self) -> bool {
         self.flags().contains(TcpFlags::URG)
     }
 
     /// ECE flag.
+    #[inline]
     pub fn ece(&self) -> bool {
         self.flags().contains(TcpFlags::ECE)
     }
 
     /// CWR flag.
+    #[inline]
     pub fn cwr(&self) -> bool {
         self.flags().contains(TcpFlags::CWR)
     }
 
     /// Window (unscaled).
+    #[inline]
     pub fn window_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::WIN_SIZE)
     }
 
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Urgent pointer.
+    #[inline]
     pub fn urgent_at(&self) -> u16 {
         be16(self.buffer.as_ref(), field::URGENT)
     }
 
     /// Raw option bytes (padding included).
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[field::OPTIONS..self.header_len()]
     }
 
     /// Iterates the options; see [`TcpOptionIter`].
+    #[inline]
     pub fn options_iter(&self) -> TcpOptionIter<'_> {
         TcpOptionIter::new(self.options())
     }
 
     /// Payload: everything after the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
 
     /// Sequence space taken: payload length, plus one for SYN and one for FIN.
+    #[inline]
     pub fn segment_len(&self) -> usize {
         self.payload().len() + usize::from(self.syn()) + usize::from(self.fin())
     }
 
     /// `true` if the checksum verifies with the pseudo-header of `src`/`dst`
     /// (always under `cfg(fuzzing)`).
+    #[inline]
     pub fn verify_checksum(&self, src: &IpAddr, dst: &IpAddr) -> bool {
         let data = self.buffer.as_ref();
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
@@ -542,65 +578,77 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::SRC_PORT, value);
     }
 
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::DST_PORT, value);
     }
 
     /// Sets the sequence number.
+    #[inline]
     pub fn set_seq_number(&mut self, value: u32) {
         put32(self.buffer.as_mut(), field::SEQ_NUM, value);
     }
 
     /// Sets the acknowledgment number.
+    #[inline]
     pub fn set_ack_number(&mut self, value: u32) {
         put32(self.buffer.as_mut(), field::ACK_NUM, value);
     }
 
     /// Sets the header length in bytes (a multiple of 4, at most 60) and
     /// clears the reserved bits. Changes the layout: check the packet again.
+    #[inline]
     pub fn set_header_len(&mut self, len: usize) {
         let offset = u8::try_from(len / 4).unwrap_or(0x0F).min(0x0F);
         self.buffer.as_mut()[field::DATA_OFF] = offset << 4;
     }
 
     /// Sets the flags byte.
+    #[inline]
     pub fn set_flags(&mut self, flags: TcpFlags) {
         self.buffer.as_mut()[field::FLAGS] = flags.0;
     }
 
     /// Sets the window.
+    #[inline]
     pub fn set_window_len(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::WIN_SIZE, value);
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::CHECKSUM, value);
     }
 
     /// Sets the urgent pointer.
+    #[inline]
     pub fn set_urgent_at(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::URGENT, value);
     }
 
     /// Mutable option bytes.
+    #[inline]
     pub fn options_mut(&mut self) -> &mut [u8] {
         let end = self.header_len();
         &mut self.buffer.as_mut()[field::OPTIONS..end]
     }
 
     /// Mutable payload.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let start = self.header_len();
         &mut self.buffer.as_mut()[start..]
     }
 
     /// Computes the checksum over pseudo-header and the whole buffer, writes it.
+    #[inline]
     pub fn fill_checksum(&mut self, src: &IpAddr, dst: &IpAddr) {
         self.set_checksum(0);
         let data = self.buffer.as_ref();
@@ -645,6 +693,7 @@ pub struct TcpRepr<'a> {
 impl<'a> TcpRepr<'a> {
     /// Parses a checked segment. [`Error::BadChecksum`] when `mode` verifies
     /// and the checksum is wrong; [`Error::Malformed`] for malformed options.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &TcpPacket<&'a T>,
         src: &IpAddr,
@@ -672,6 +721,7 @@ impl<'a> TcpRepr<'a> {
     /// A RST answering a segment (RFC 9293 §3.10.7.1): from its ACK number if
     /// it had ACK, else seq 0 with an ACK of everything it occupied. The
     /// caller swaps the ports and addresses; this keeps the given ports.
+    #[inline]
     pub fn rst_reply(&self) -> TcpRepr<'static> {
         let occupied = self.payload.len()
             + usize::from(self.flags.contains(TcpFlags::SYN))
@@ -702,11 +752,13 @@ impl<'a> TcpRepr<'a> {
     }
 
     /// Header length, options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN + self.options.buffer_len()
     }
 
     /// Header plus payload.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         self.header_len() + self.payload.len()
     }
@@ -714,6 +766,7 @@ impl<'a> TcpRepr<'a> {
     /// Writes header, options, payload and the checksum for `src`/`dst`. The
     /// buffer must be exactly [`buffer_len`](Self::buffer_len) long: the
     /// checksum covers all of it.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut TcpPacket<T>,

@@ -33,11 +33,13 @@ pub struct UdpPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// Wraps a buffer without checking it; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> UdpPacket<T> {
         UdpPacket { buffer }
     }
 
     /// [`new_unchecked`](Self::new_unchecked) then [`check_len`](Self::check_len).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<UdpPacket<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -46,6 +48,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
     /// [`Error::Truncated`] below 8 bytes; [`Error::BadLength`] if the length
     /// field is below 8 or above the buffer.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -59,47 +62,56 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// Length field: header plus payload.
+    #[inline]
     pub fn len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH)
     }
 
     /// `true` when the length field says there is no payload.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         usize::from(self.len()) <= HEADER_LEN
     }
 
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Header length: always 8.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Payload, bounded by the length field.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
     }
 
     /// `true` if the checksum verifies with the pseudo-header of `src`/`dst`,
     /// or is absent (zero) over IPv4. Always `true` under `cfg(fuzzing)`.
+    #[inline]
     pub fn verify_checksum(&self, src: &IpAddr, dst: &IpAddr) -> bool {
         if self.checksum() == 0 {
             return src.is_ipv4() || checksum::FUZZING;
@@ -114,27 +126,32 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::SRC_PORT, value);
     }
 
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::DST_PORT, value);
     }
 
     /// Sets the length field. Changes the layout: check the packet again.
+    #[inline]
     pub fn set_len(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::LENGTH, value);
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         put16(self.buffer.as_mut(), field::CHECKSUM, value);
     }
 
     /// Computes the checksum over the pseudo-header and `length` bytes and
     /// writes it (a zero result is written as `0xFFFF`).
+    #[inline]
     pub fn fill_checksum(&mut self, src: &IpAddr, dst: &IpAddr) {
         self.set_checksum(0);
         let len = self.len();
@@ -149,6 +166,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     }
 
     /// Mutable payload, bounded by the length field.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
         &mut self.buffer.as_mut()[HEADER_LEN..end]
@@ -175,6 +193,7 @@ pub struct UdpRepr<'a> {
 impl<'a> UdpRepr<'a> {
     /// Parses a checked datagram; [`Error::BadChecksum`] when `mode` verifies
     /// and the checksum is wrong (or zero over IPv6).
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &UdpPacket<&'a T>,
         src: &IpAddr,
@@ -193,16 +212,19 @@ impl<'a> UdpRepr<'a> {
     }
 
     /// Always 8.
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Header plus payload.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN + self.payload.len()
     }
 
     /// Writes header and payload and fills the checksum for `src`/`dst`.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut UdpPacket<T>,

@@ -1,0 +1,178 @@
+//! What a scenario measured.
+
+use crate::cpu::Interval;
+use dataplane::counters::WorkerCounters;
+
+/// One measured interval.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epoch {
+    /// Packets received in it.
+    pub packets: u64,
+    /// Its time.
+    pub interval: Interval,
+}
+
+impl Epoch {
+    /// On-CPU cycles per packet.
+    pub fn cycles_per_packet(&self) -> f64 {
+        self.interval.on_cpu_cycles() as f64 / self.packets.max(1) as f64
+    }
+}
+
+/// Packets through one core over some intervals (epochs).
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// What ran (`route + firewall`, ...).
+    pub scenario: String,
+    /// Which loop was measured.
+    pub measured_loop: &'static str,
+    /// Established flows the frames belong to (one frame each in the ring).
+    pub flows: u64,
+    /// The measured intervals.
+    pub epochs: Vec<Epoch>,
+    /// The correctness checks: `Err` says what did not add up.
+    pub check: Result<(), String>,
+    /// Instructions per cycle of the worker thread (`perf stat`), one per measurement.
+    pub ipc: Vec<f64>,
+}
+
+impl Figure {
+    /// All epochs together.
+    pub fn total(&self) -> Epoch {
+        self.epochs.iter().fold(Epoch::default(), |a, e| Epoch {
+            packets: a.packets + e.packets,
+            interval: a.interval.add(e.interval),
+        })
+    }
+
+    /// Cycles per packet of each epoch long enough to count (at least a tenth of the
+    /// longest), ascending.
+    fn per_epoch(&self) -> Vec<f64> {
+        let longest = self.epochs.iter().map(|e| e.packets).max().unwrap_or(0);
+        let mut v: Vec<f64> = self
+            .epochs
+            .iter()
+            .filter(|e| e.packets * 10 >= longest && e.packets > 0)
+            .map(Epoch::cycles_per_packet)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// On-CPU cycles per packet: the median epoch (robust against a noisy neighbour).
+    pub fn cycles_per_packet(&self) -> f64 {
+        let v = self.per_epoch();
+        match v.len() {
+            0 => self.total().cycles_per_packet(),
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+
+    /// The best (least disturbed) epoch's cycles per packet.
+    pub fn best_cycles_per_packet(&self) -> f64 {
+        self.per_epoch()
+            .first()
+            .copied()
+            .unwrap_or_else(|| self.total().cycles_per_packet())
+    }
+
+    /// The worst epoch's cycles per packet.
+    pub fn worst_cycles_per_packet(&self) -> f64 {
+        self.per_epoch()
+            .last()
+            .copied()
+            .unwrap_or_else(|| self.total().cycles_per_packet())
+    }
+
+    /// Million packets per second of on-CPU time, at the median epoch's cost.
+    pub fn mpps(&self, hz: u64) -> f64 {
+        hz as f64 / self.cycles_per_packet().max(1e-9) / 1e6
+    }
+
+    /// Seconds of wall time measured.
+    pub fn seconds(&self, hz: u64) -> f64 {
+        self.total().interval.wall_cycles as f64 / hz as f64
+    }
+
+    /// Mean IPC over the measurements, if any.
+    pub fn mean_ipc(&self) -> Option<f64> {
+        (!self.ipc.is_empty()).then(|| self.ipc.iter().sum::<f64>() / self.ipc.len() as f64)
+    }
+
+    /// On-CPU share of the measured wall time.
+    pub fn share(&self) -> f64 {
+        self.total().interval.share()
+    }
+}
+
+/// The new-connection run.
+#[derive(Debug, Clone)]
+pub struct NewConns {
+    /// SYNs sent, each a new flow.
+    pub conns: u64,
+    /// The measured interval.
+    pub interval: Interval,
+    /// Correctness checks.
+    pub check: Result<(), String>,
+    /// Events offered to the sync queue, and refused because it was full.
+    pub events: (u64, u64),
+    /// Connection table bytes and capacity.
+    pub table: (usize, usize),
+}
+
+impl NewConns {
+    /// Connections per second of on-CPU time.
+    pub fn per_second(&self, hz: u64) -> f64 {
+        let secs = self.interval.on_cpu_cycles() as f64 / hz as f64;
+        self.conns as f64 / secs.max(1e-12)
+    }
+
+    /// On-CPU cycles per new connection.
+    pub fn cycles_per_conn(&self) -> f64 {
+        self.interval.on_cpu_cycles() as f64 / self.conns.max(1) as f64
+    }
+}
+
+/// The counters a check compares, read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// `rx_packets`.
+    pub rx: u64,
+    /// `tx_packets`.
+    pub tx: u64,
+    /// `forwarded`.
+    pub forwarded: u64,
+    /// `accepted_state`.
+    pub accepted_state: u64,
+    /// `accepted_new`.
+    pub accepted_new: u64,
+    /// Every drop reason together.
+    pub dropped: u64,
+}
+
+impl Counts {
+    /// Reads them now.
+    pub fn of(c: &WorkerCounters) -> Self {
+        Self {
+            rx: c.rx_packets.get(),
+            tx: c.tx_packets.get(),
+            forwarded: c.forwarded.get(),
+            accepted_state: c.accepted_state.get(),
+            accepted_new: c.accepted_new.get(),
+            dropped: c.dropped_total(),
+        }
+    }
+
+    /// `self - base`, field by field.
+    pub fn since(&self, base: &Counts) -> Counts {
+        Counts {
+            rx: self.rx - base.rx,
+            tx: self.tx - base.tx,
+            forwarded: self.forwarded - base.forwarded,
+            accepted_state: self.accepted_state - base.accepted_state,
+            accepted_new: self.accepted_new - base.accepted_new,
+            dropped: self.dropped - base.dropped,
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The results table (markdown), printed and written to `bench/results/`.
+
+use crate::figure::{Figure, NewConns};
+use crate::machine::Stamp;
+use crate::testpmd::Ceiling;
+use std::fmt::Write as _;
+
+/// Target: cycles per packet at 10k established flows.
+pub const TARGET_CYCLES: f64 = 150.0;
+/// FD.io VPP's published stateful ACL path, for comparison.
+pub const VPP_CYCLES: f64 = 226.0;
+/// Target: new connections per second per core.
+pub const TARGET_CONNS: f64 = 1_000_000.0;
+
+/// Everything one run found.
+pub struct Run {
+    /// Machine, commit, versions, date.
+    pub stamp: Stamp,
+    /// TSC frequency.
+    pub hz: u64,
+    /// Connection table capacity of every shard built.
+    pub capacity: usize,
+    /// `--quick`.
+    pub quick: bool,
+    /// Rounds over all scenarios.
+    pub rounds: u32,
+    /// The command line.
+    pub command: String,
+    /// Established-flow figures.
+    pub figures: Vec<Result<Figure, (String, u64, String)>>,
+    /// New-connection figures, one per round.
+    pub new_conns: Vec<Result<NewConns, String>>,
+    /// testpmd, net_null then net_ring.
+    pub ceilings: Vec<Result<Ceiling, (String, String)>>,
+    /// Load average when the run ended.
+    pub load_after: String,
+    /// Share of the worker CPU's time the hypervisor stole during the run.
+    pub steal: f64,
+    /// Wall seconds the whole run took.
+    pub took_secs: f64,
+}
+
+fn check_cell(c: &Result<(), String>) -> String {
+    match c {
+        Ok(()) => "ok".into(),
+        Err(e) => format!("**FAILED**: {}", e.replace('|', "/")),
+    }
+}
+
+fn ratio(mpps: f64, ceiling: Option<f64>) -> String {
+    ceiling.map_or("–".into(), |c| format!("{:.3}", mpps / c))
+}
+
+impl Run {
+    /// The new-connection round with the median cost (only rounds whose checks passed).
+    fn median_conns(&self) -> Option<&NewConns> {
+        let mut ok: Vec<&NewConns> = self
+            .new_conns
+            .iter()
+            .flatten()
+            .filter(|n| n.check.is_ok())
+            .collect();
+        ok.sort_by(|a, b| a.cycles_per_conn().total_cmp(&b.cycles_per_conn()));
+        ok.get(ok.len().saturating_sub(1) / 2).copied()
+    }
+
+    /// The null-PMD ceiling in Mpps, if measured.
+    fn ceiling(&self) -> Option<f64> {
+        self.ceilings
+            .iter()
+            .flatten()
+            .find(|c| c.vdev == "net_null")
+            .map(Ceiling::mpps)
+    }
+
+    /// The markdown page.
+    pub fn markdown(&self) -> String {
+        let s = &self.stamp;
+        let hz = self.hz;
+        let mut o = String::new();
+        let _ = writeln!(o, "# tandem bench — {}\n", s.date);
+        let _ = writeln!(o, "| | |\n|---|---|");
+        let virt = if s.virtualised {
+            ", virtual machine"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "| machine | {} ({} CPUs{virt}), kernel {} |",
+            s.cpu, s.cores, s.kernel
+        );
+        let _ = writeln!(o, "| TSC | {:.3} GHz |", hz as f64 / 1e9);
+        let _ = writeln!(o, "| commit | `{}` |", s.commit);
+        let _ = writeln!(o, "| DPDK | {} |", s.dpdk);
+        let _ = writeln!(
+            o,
+            "| memory | DPDK `--no-huge` (4 KiB pages); transparent huge pages: {} |",
+            s.thp
+        );
+        let _ = writeln!(
+            o,
+            "| load average (1/5/15 min) | {} at start, {} at end (other work shares these CPUs) |",
+            s.load_before, self.load_after
+        );
+        let _ = writeln!(
+            o,
+            "| hypervisor steal on the worker CPU | {:.1} % of the run |",
+            100.0 * self.steal
+        );
+        let _ = writeln!(o, "| connection table | capacity {} per shard (as a unit's shard; the 10k-flow runs use the same size) |", self.capacity);
+        let _ = writeln!(
+            o,
+            "| run | `{}` ({}, {} round(s), {:.0} s) |\n",
+            self.command,
+            if self.quick { "quick" } else { "full" },
+            self.rounds,
+            self.took_secs
+        );
+
+        let ceiling = self.ceiling();
+        let _ = writeln!(o, "## Established flows: one worker core, 64-byte frames\n");
+        let _ = writeln!(
+            o,
+            "| scenario | flows | frame | Mpps | cycles/packet | best – worst epoch | instructions/packet (IPC) | ratio to testpmd io (net_null) | CPU share | measured | loop | checks |"
+        );
+        let _ = writeln!(
+            o,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+        );
+        for f in &self.figures {
+            match f {
+                Ok(f) => {
+                    let t = f.total();
+                    let ipc = f.mean_ipc().map_or("–".into(), |ipc| {
+                        format!("{:.0} ({ipc:.2})", ipc * f.cycles_per_packet())
+                    });
+                    let _ = writeln!(
+                        o,
+                        "| {} | {} | 64 B | **{:.2}** | **{:.1}** | {:.1} – {:.1} | {ipc} | {} | {:.0} % | {} pkts, {} epochs, {:.1} s | {} | {} |",
+                        f.scenario,
+                        f.flows,
+                        f.mpps(hz),
+                        f.cycles_per_packet(),
+                        f.best_cycles_per_packet(),
+                        f.worst_cycles_per_packet(),
+                        ratio(f.mpps(hz), ceiling),
+                        100.0 * f.share(),
+                        t.packets,
+                        f.epochs.len(),
+                        f.seconds(hz),
+                        f.measured_loop,
+                        check_cell(&f.check)
+                    );
+                }
+                Err((scenario, flows, e)) => {
+                    let _ = writeln!(o, "| {scenario} | {flows} | 64 B | – | – | – | – | – | – | – | – | **ERROR**: {} |", e.replace('|', "/"));
+                }
+            }
+        }
+        let _ = writeln!(o, "\nMpps and cycles/packet are the median epoch's (on-CPU time); *best – worst* shows the spread between epochs.\n");
+
+        let _ = writeln!(o, "## New connections: one worker core\n");
+        if self.new_conns.is_empty() {
+            let _ = writeln!(o, "(not run)\n");
+        } else {
+            let _ = writeln!(o, "| round | connections | new conns/s | cycles/connection | CPU share | sync events offered / refused (queue full) | checks |");
+            let _ = writeln!(o, "|---:|---:|---:|---:|---:|---|---|");
+            for (i, n) in self.new_conns.iter().enumerate() {
+                match n {
+                    Ok(n) => {
+                        let _ = writeln!(
+                            o,
+                            "| {} | {} | {:.0} | {:.0} | {:.0} % | {} / {} | {} |",
+                            i + 1,
+                            n.conns,
+                            n.per_second(hz),
+                            n.cycles_per_conn(),
+                            100.0 * n.interval.share(),
+                            n.events.0,
+                            n.events.1,
+                            check_cell(&n.check)
+                        );
+                    }
+                    Err(e) => {
+                        let _ = writeln!(
+                            o,
+                            "| {} | – | – | – | – | – | **ERROR**: {} |",
+                            i + 1,
+                            e.replace('|', "/")
+                        );
+                    }
+                }
+            }
+            if let Some(n) = self.median_conns() {
+                let _ = writeln!(
+                    o,
+                    "\nMedian round: **{:.2} M new connections/s, {:.0} cycles per connection**.\n",
+                    n.per_second(hz) / 1e6,
+                    n.cycles_per_conn()
+                );
+                let (bytes, cap) = n.table;
+                if cap > 0 {
+                    let per = bytes as f64 / cap as f64;
+                    let _ = writeln!(
+                        o,
+                        "Connection table memory: `ConnTable::memory_bytes()` = {bytes} bytes for a capacity of {cap}: **{per:.1} bytes per connection** (entry + index slots + wheel); 1M connections: {:.1} MB (10⁶ bytes){}.\n",
+                        per,
+                        if cap == 1_000_000 { "" } else { " (scaled from this capacity)" }
+                    );
+                }
+            }
+        }
+
+        let _ = writeln!(o, "## Ceiling: dpdk-testpmd io forwarding on one core\n");
+        let _ = writeln!(o, "| vdev | Mpps | cycles/packet | best period | CPU share | what it measures | command |");
+        let _ = writeln!(o, "|---|---:|---:|---:|---:|---|---|");
+        for c in &self.ceilings {
+            match c {
+                Ok(c) => {
+                    let what = if c.vdev == "net_null" {
+                        "mbuf alloc (rx) + free (tx) per packet, no data touched: **the ceiling**"
+                    } else {
+                        "one burst per port recirculating by pointer: ring PMD cost only, not a packet rate"
+                    };
+                    let _ = writeln!(
+                        o,
+                        "| {} | **{:.2}** | {:.1} | {:.2} Mpps | {:.0} % | {what} | `{}` |",
+                        c.vdev,
+                        c.mpps(),
+                        c.cycles_per_packet(hz),
+                        c.best_mpps(),
+                        100.0 * c.share(),
+                        c.command
+                    );
+                }
+                Err((vdev, e)) => {
+                    let _ = writeln!(o, "| {vdev} | – | – | – | – | **not measured**: {e} | |");
+                }
+            }
+        }
+        let _ = writeln!(
+            o,
+            "\nMedian of the one-second statistics periods after two of warm-up.\n"
+        );
+
+        let _ = writeln!(o, "## Targets\n");
+        let _ = writeln!(o, "| target | measured | met |\n|---|---|---|");
+        let at10k = self.figures.iter().flatten().find(|f| {
+            f.flows == 10_000 && f.scenario == crate::established::Layer::Firewall.name()
+        });
+        match at10k {
+            Some(f) => {
+                let c = f.cycles_per_packet();
+                let _ = writeln!(
+                    o,
+                    "| ≤ {TARGET_CYCLES:.0} cycles/packet, 10k established flows (VPP stateful ACL: {VPP_CYCLES:.0}) | {c:.1} cycles/packet | {} |",
+                    if c <= TARGET_CYCLES && f.check.is_ok() { "yes" } else { "**no**" }
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "| ≤ {TARGET_CYCLES:.0} cycles/packet at 10k flows | not run | – |"
+                );
+            }
+        }
+        match self.median_conns() {
+            Some(n) => {
+                let r = n.per_second(hz);
+                let _ = writeln!(
+                    o,
+                    "| ≥ 1M new connections/s per core | {:.2} M/s | {} |",
+                    r / 1e6,
+                    if r >= TARGET_CONNS && n.check.is_ok() {
+                        "yes"
+                    } else {
+                        "**no**"
+                    }
+                );
+            }
+            _ => {
+                let _ = writeln!(o, "| ≥ 1M new connections/s per core | not run | – |");
+            }
+        }
+        let _ = writeln!(o);
+        o.push_str(METHOD);
+        o
+    }
+}
+
+const METHOD: &str = "## How it was measured
+
+- **Traffic without a NIC or a generator.** Two ports made with `rte_eth_from_rings`:
+  data1's tx ring *is* data0's rx ring, and the unit has learnt the server's MAC as data0's
+  virtual MAC, so every frame the unit forwards comes back in. The ring is prefilled with
+  one 60-byte TCP ACK (64 bytes on the wire) per established flow, valid IPv4 and TCP
+  checksums, in a random (seeded) flow order — entries were created in flow order, so a
+  sorted ring would let the hardware prefetcher walk the table —: every pass parses, routes,
+  looks up and window-tracks every flow once, and no generator runs on any core. Each flow was opened beforehand by a real
+  handshake through `Router::handle` (SYN in on data0, SYN/ACK in on data1, ACK in on data0).
+- **Epochs and rounds.** Each pass takes one from every frame's TTL (255 at start), so the
+  worker stops after at most 250 passes or 250 ms, puts TTL and the IPv4 checksum back in
+  every frame (untimed, ring order kept), re-confirms the neighbours by ARP, and goes on.
+  One untimed warm-up pass precedes the first epoch; only time inside epochs counts. The
+  whole list of scenarios runs once per round, so a slow spell of a shared host touches all
+  of them alike; a scenario's figure is the **median epoch** over all rounds, with the best
+  and worst epochs beside it.
+- **Loop measured.** `bench copy of Worker::run`: `bench/src/hotloop.rs`, the per-iteration
+  body of `dataplane::worker::Worker::run` statement for statement (clock read, rx burst of
+  up to 64 on each port, `Router::handle` per frame, per-port tx bursts, handoff and
+  neighbour inboxes, the 10 ms timer with expiry, control inbox and counter publication),
+  returning after N packets instead of at a stop flag so the router survives between
+  epochs. `Worker::run, unmodified` is the real loop in one epoch, timed from the main lcore
+  (counter samples every ms): it checks that the copy costs what the original costs.
+  `ring I/O only`: rx burst → tx burst, no frame touched — the floor of the ring PMD.
+- **Cycles are on-CPU cycles.** The machine may be shared: TSC cycles of each epoch minus
+  the time the worker thread waited on a run queue (`/proc/<pid>/task/<tid>/schedstat`),
+  so a preempted worker is not charged for someone else's work (cache pollution by those
+  others, or a busy sibling hyperthread on the host, still is). *CPU share* is on-CPU /
+  wall time; Mpps = 1 / (median cycles per packet) at the TSC rate.
+- **Instructions per packet** (when `perf` is available): `perf stat -e
+  instructions:u,cycles:u -t <worker tid>` over the `Worker::run` measurement gives the IPC;
+  IPC × cycles/packet = instructions/packet, which unlike cycles does not depend on what
+  else the host is doing.
+- **Checks.** Per epoch: packets received = forwarded = sent, no drop of any reason, and
+  with the firewall every packet `accepted_state`; the ring holds exactly one frame per
+  flow after every epoch. New connections: `M` created, `M` `accepted_new`, `M` forwarded,
+  none dropped, `M` in the sink ring.
+- **New connections.** A ring of `M` SYNs of distinct 5-tuples into data0; data1 sends into a
+  sink ring that holds them all. Timed from the first rx burst until all `M` were received
+  and forwarded; each creates a table entry and a sync event (the main lcore drains the
+  event queue meanwhile, standing in for syncd).
+- **Ceiling.** `dpdk-testpmd --forward-mode=io` with one forwarding core, same EAL options
+  (`--no-huge`, `-l 0-1`), its forwarding thread's on-CPU time taken the same way. On
+  `net_null` every packet is an mbuf allocated on rx and freed on tx, which a NIC driver
+  also pays and the recirculating rings do not: the ratio is a conservative comparison
+  (tandem does its per-packet work here *without* the mbuf life cycle that testpmd pays).
+- **Memory.** No hugepages (`--no-huge`): mbufs and the connection table sit on 4 KiB pages,
+  so the 1M-flow figures include TLB misses a hugepage-backed unit would mostly avoid.
+";

@@ -1,0 +1,233 @@
+//! `dpdk-testpmd --forward-mode=io` on one forwarding core: the machine's ceiling.
+//!
+//! Run as a child process (`stdbuf -oL` so its periodic statistics arrive line by line),
+//! with `--stats-period 1`. Each time the cumulative `RX-packets` of both ports arrive,
+//! the bench notes the time and the forwarding thread's (`rte-worker-1`) run-queue wait;
+//! the figure is the packets between the first sample after warm-up and the last,
+//! over the on-CPU time between them, as for tandem. The child is stopped with SIGINT
+//! (by its pid, through `kill`), and killed if it does not exit.
+//!
+//! Two vdev kinds, two meanings:
+//! - `net_null`: rx allocates an mbuf per packet, tx frees it — the mbuf life cycle a
+//!   NIC driver pays — with no packet data touched. The ceiling tandem is compared to.
+//! - `net_ring` with `--tx-first`: one burst per port circulating by pointer; no mbuf
+//!   allocated, nothing touched. Not a packet rate (see DPDK-NOTES.md): it is the cost of
+//!   the ring PMD alone, reported for reference.
+
+use crate::cpu::ThreadStat;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// One testpmd measurement.
+#[derive(Debug, Clone)]
+pub struct Ceiling {
+    /// `net_null`, `net_ring`.
+    pub vdev: &'static str,
+    /// The command line, for the results.
+    pub command: String,
+    /// Per statistics period after warm-up: (packets received by the forwarding core
+    /// on both ports, wall seconds, seconds its thread waited on a run queue).
+    pub periods: Vec<(u64, f64, f64)>,
+}
+
+impl Ceiling {
+    /// On-CPU Mpps of each period, ascending.
+    fn rates(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self
+            .periods
+            .iter()
+            .map(|&(p, wall, pre)| p as f64 / (wall - pre).max(1e-9) / 1e6)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// Million packets per second of on-CPU time: the median period.
+    pub fn mpps(&self) -> f64 {
+        let v = self.rates();
+        match v.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+
+    /// The best period's Mpps.
+    pub fn best_mpps(&self) -> f64 {
+        self.rates().last().copied().unwrap_or(0.0)
+    }
+
+    /// On-CPU cycles per packet at `hz`, at the median rate.
+    pub fn cycles_per_packet(&self, hz: u64) -> f64 {
+        hz as f64 / (self.mpps() * 1e6).max(1e-9)
+    }
+
+    /// On-CPU share of the measured time.
+    pub fn share(&self) -> f64 {
+        let wall: f64 = self.periods.iter().map(|p| p.1).sum();
+        let pre: f64 = self.periods.iter().map(|p| p.2).sum();
+        (wall - pre) / wall.max(1e-9)
+    }
+}
+
+/// Where testpmd is.
+pub const TESTPMD: &str = "/usr/bin/dpdk-testpmd";
+
+/// Runs testpmd io forwarding on two `vdev` ports for about `seconds` after warm-up.
+pub fn measure(vdev: &'static str, seconds: f64) -> Result<Ceiling, String> {
+    if !std::path::Path::new(TESTPMD).exists() {
+        return Err(format!("{TESTPMD} not found (Debian package `dpdk`)"));
+    }
+    let prefix = format!("bench-tp{}-{vdev}", std::process::id());
+    let mut args: Vec<String> = [
+        "-oL",
+        TESTPMD,
+        "--no-huge",
+        "--no-shconf",
+        "-m",
+        "256",
+        "--no-pci",
+        "-l",
+        "0-1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(format!("--file-prefix={prefix}"));
+    args.push(format!("--vdev={vdev}0"));
+    args.push(format!("--vdev={vdev}1"));
+    args.extend(
+        [
+            "--",
+            "--forward-mode=io",
+            "--stats-period",
+            "1",
+            "--nb-cores=1",
+            "--total-num-mbufs=16384",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    if vdev == "net_ring" {
+        args.push("--tx-first".into());
+    }
+    let command = format!("dpdk-testpmd {}", args[2..].join(" "));
+    // taskset: a child inherits this thread's CPU affinity (the main lcore's, after EAL
+    // init); testpmd must be free to put its forwarding lcore on CPU 1.
+    let mut child = Command::new("taskset")
+        .args(["-c", "0-1", "stdbuf"])
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start testpmd: {e}"))?;
+    let result = sample(&mut child, seconds);
+    stop(&mut child);
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR") {
+        let _ = std::fs::remove_dir_all(std::path::Path::new(&xdg).join("dpdk").join(&prefix));
+    }
+    Ok(Ceiling {
+        vdev,
+        command,
+        periods: result?,
+    })
+}
+
+/// (packets, wall seconds, preempted seconds) of each statistics period after warm-up.
+fn sample(child: &mut Child, seconds: f64) -> Result<Vec<(u64, f64, f64)>, String> {
+    let pid = child.id();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = mpsc::channel::<(Instant, usize, u64)>();
+    // Lines arrive as testpmd prints them; parse on a reader thread.
+    std::thread::spawn(move || {
+        let mut port = usize::MAX;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("NIC statistics for port ").nth(1) {
+                port = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(usize::MAX);
+            } else if let Some(rest) = line.trim_start().strip_prefix("RX-packets:") {
+                let n = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if tx.send((Instant::now(), port, n)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut worker: Option<ThreadStat> = None;
+    let mut per_port = [0u64; 2];
+    // (time, packets, wait ns) per statistics period with traffic.
+    let mut samples: Vec<(Instant, u64, u64)> = Vec::new();
+    let warm_up = 2;
+    let periods = usize::try_from(crate::cpu::cycles(seconds.ceil(), 1)).unwrap_or(1);
+    while samples.len() < warm_up + periods + 1 {
+        let timeout = Duration::from_secs(20).saturating_sub(started.elapsed());
+        let (at, port, n) = rx
+            .recv_timeout(timeout)
+            .map_err(|_| "testpmd printed no statistics (did it start?)".to_string())?;
+        if port > 1 {
+            continue;
+        }
+        per_port[port] = n;
+        if port != 1 || per_port[0] + per_port[1] == 0 {
+            continue;
+        }
+        let stat = match &worker {
+            Some(s) => s,
+            None => {
+                worker.insert(forwarding_thread(pid).ok_or("no rte-worker-1 thread in testpmd")?)
+            }
+        };
+        samples.push((at, per_port[0] + per_port[1], stat.wait_ns()));
+    }
+    Ok(samples[warm_up..]
+        .windows(2)
+        .map(|w| {
+            let (t0, p0, w0) = w[0];
+            let (t1, p1, w1) = w[1];
+            let wall = t1.duration_since(t0).as_secs_f64();
+            let pre = (w1.saturating_sub(w0)) as f64 / 1e9;
+            (p1 - p0, wall, pre.min(wall))
+        })
+        .collect())
+}
+
+/// testpmd's forwarding lcore thread.
+fn forwarding_thread(pid: u32) -> Option<ThreadStat> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    for e in dir.flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "rte-worker-1" || comm.trim() == "lcore-worker-1" {
+            let tid = e.file_name().to_str()?.parse().ok()?;
+            return Some(ThreadStat::of(pid, tid));
+        }
+    }
+    None
+}
+
+/// SIGINT to the child's pid (testpmd cleans up), then SIGKILL if it lingers.
+fn stop(child: &mut Child) {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

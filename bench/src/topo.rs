@@ -1,0 +1,152 @@
+//! Ring-backed ports: traffic with no NIC and no generator on the measured core.
+//!
+//! ```text
+//!                 ┌──────────── ring `loop` ◄────────────┐
+//!                 ▼                                      │
+//!   port A (data0) rx                          port B (data1) tx
+//!   port A (data0) tx ──► ring `sink_a`        port B (data1) rx ◄── ring `idle_b` (empty)
+//! ```
+//!
+//! Recirculation: what the unit forwards out of data1 lands in the ring data0 reads, so
+//! a ring prefilled with one frame per flow is processed flow after flow, pass after
+//! pass, with nobody generating anything. For the new-connection run, data1's tx goes
+//! to a sink ring instead, big enough to take every frame (so nothing is freed on the
+//! measured core either).
+
+use dataplane::worker::WorkerPort;
+use dpdk_sys::ring_port::eth_from_rings;
+use dpdk_sys::{Burst, DpdkError, Mbuf, Mempool, Port, PortConfig, Ring, SocketId, BURST_MAX};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static SERIAL: AtomicU32 = AtomicU32::new(0);
+
+/// Two ring-backed ports and the rings behind them.
+pub struct Topology {
+    /// data0.
+    pub a: Port,
+    /// data1.
+    pub b: Port,
+    /// What data0 receives.
+    pub a_rx: Ring,
+    /// What data0 sends.
+    pub a_tx: Ring,
+    /// What data1 sends (= `a_rx` when recirculating).
+    pub b_tx: Ring,
+}
+
+impl Topology {
+    /// data1's tx feeds data0's rx: a ring of `capacity` frames.
+    pub fn recirculating(pool: &Mempool, capacity: u32) -> Result<Topology, DpdkError> {
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let lp = Ring::new(&format!("bl{n}"), capacity, SocketId::ANY)?;
+        let sink_a = Ring::new(&format!("bsa{n}"), 4096, SocketId::ANY)?;
+        let idle_b = Ring::new(&format!("bib{n}"), 1024, SocketId::ANY)?;
+        Self::build(pool, n, lp.clone(), sink_a, idle_b, lp)
+    }
+
+    /// data0 reads a ring of `capacity` frames; data1 sends into a sink of as many.
+    pub fn one_way(pool: &Mempool, capacity: u32) -> Result<Topology, DpdkError> {
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let src = Ring::new(&format!("bsrc{n}"), capacity, SocketId::ANY)?;
+        let sink_a = Ring::new(&format!("bsa{n}"), 4096, SocketId::ANY)?;
+        let idle_b = Ring::new(&format!("bib{n}"), 1024, SocketId::ANY)?;
+        let sink_b = Ring::new(&format!("bsb{n}"), capacity, SocketId::ANY)?;
+        Self::build(pool, n, src, sink_a, idle_b, sink_b)
+    }
+
+    fn build(
+        pool: &Mempool,
+        n: u32,
+        a_rx: Ring,
+        a_tx: Ring,
+        b_rx: Ring,
+        b_tx: Ring,
+    ) -> Result<Topology, DpdkError> {
+        let cfg = PortConfig {
+            promiscuous: true,
+            ..PortConfig::default()
+        };
+        let ida = eth_from_rings(
+            &format!("bench_a{n}"),
+            std::slice::from_ref(&a_rx),
+            std::slice::from_ref(&a_tx),
+            SocketId::ANY,
+        )?;
+        // data1's rx ring stays empty; the port holds it.
+        let idb = eth_from_rings(
+            &format!("bench_b{n}"),
+            &[b_rx],
+            std::slice::from_ref(&b_tx),
+            SocketId::ANY,
+        )?;
+        let a = Port::configure(ida, &cfg, pool)?;
+        let b = Port::configure(idb, &cfg, pool)?;
+        a.start()?;
+        b.start()?;
+        Ok(Topology {
+            a,
+            b,
+            a_rx,
+            a_tx,
+            b_tx,
+        })
+    }
+
+    /// Queue 0 of both ports, as a worker holds them (index = interface).
+    pub fn worker_ports(&self) -> Result<Vec<WorkerPort>, String> {
+        let take = |p: &Port| -> Result<WorkerPort, String> {
+            Ok(WorkerPort {
+                rx: p.rx_queue(0).ok_or("rx queue 0 already taken")?,
+                tx: p.tx_queue(0).ok_or("tx queue 0 already taken")?,
+            })
+        };
+        Ok(vec![take(&self.a)?, take(&self.b)?])
+    }
+}
+
+/// Enqueues every mbuf of `frames` into `ring`, in order. Fails if the ring is full.
+pub fn fill(ring: &Ring, frames: impl IntoIterator<Item = Mbuf>) -> Result<u64, String> {
+    let mut burst = Burst::new();
+    let mut n = 0u64;
+    for m in frames {
+        if let Err(m) = burst.push(m) {
+            flush(ring, &mut burst)?;
+            burst.push(m).map_err(|_| "burst still full")?;
+        }
+        n += 1;
+    }
+    flush(ring, &mut burst)?;
+    Ok(n)
+}
+
+fn flush(ring: &Ring, burst: &mut Burst) -> Result<(), String> {
+    let want = burst.len();
+    if ring.enqueue_burst(burst) != want {
+        return Err(format!("ring {} is full", ring.name()));
+    }
+    Ok(())
+}
+
+/// Dequeues every frame in `ring` once, hands it to `fix`, and enqueues it back at the
+/// tail: the order is kept. Returns how many frames went round, and how many `fix`
+/// refused (those are kept too).
+pub fn rotate(ring: &Ring, mut fix: impl FnMut(&mut Mbuf) -> bool) -> Result<(u64, u64), String> {
+    let total = ring.count();
+    let mut done = 0usize;
+    let mut refused = 0u64;
+    while done < total {
+        let mut part = Burst::with_limit((total - done).min(BURST_MAX));
+        let got = ring.dequeue_burst(&mut part);
+        if got == 0 {
+            break;
+        }
+        for m in part.iter_mut() {
+            if !fix(m) {
+                refused += 1;
+            }
+        }
+        flush(ring, &mut part)?;
+        done += got;
+    }
+    Ok((done as u64, refused))
+}
