@@ -175,7 +175,10 @@ impl<V: Default> ConnTable<V> {
             capacity <= MAX_CAPACITY,
             "capacity {capacity} above {MAX_CAPACITY}"
         );
+        // Huge pages before the first touch: a lookup is a random access
+        // into this memory, and on 4 KiB pages nearly every one misses the TLB.
         let mut entries = Vec::with_capacity(capacity);
+        dpdk_sys::memory::advise_huge_pages(&entries);
         for id in 0..capacity {
             // Thread the free list in id order.
             let next = if id + 1 < capacity {
@@ -193,9 +196,12 @@ impl<V: Default> ConnTable<V> {
         }
         let mut state = seed;
         let secret = std::array::from_fn(|_| splitmix(&mut state));
+        let mut slots = Vec::with_capacity(capacity + capacity / 4 + 1);
+        dpdk_sys::memory::advise_huge_pages(&slots);
+        slots.resize(capacity + capacity / 4 + 1, EMPTY);
         ConnTable {
             entries,
-            slots: vec![EMPTY; capacity + capacity / 4 + 1],
+            slots,
             wheel: Wheel::new(),
             free: if capacity == 0 { NONE } else { 0 },
             len: 0,
