@@ -6,7 +6,7 @@
 //! between epochs (to put the frames' TTL back) without losing the router and its
 //! connection table, which `Worker::run` consumes. Per iteration it does what the real
 //! loop does: a clock read, an rx burst on every port, `Router::handle` for every frame,
-//! per-port tx bursts (`transmit`/`send`, copied), the handoff and neighbour inboxes,
+//! per-port tx bursts (`dataplane::worker::transmit`, the real one), the handoff and neighbour inboxes,
 //! the neighbour/expiry timer every 10 ms with the control inbox and the counters'
 //! publication. The bench also runs the real `Worker::run` (see
 //! [`crate::established`]) to check that the copy costs what the original costs.
@@ -17,40 +17,13 @@
 use crate::unit::Unit;
 use crossbeam::queue::ArrayQueue;
 use dataplane::control::WorkerInbox;
-use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::forward::router::Learned;
 use dataplane::forward::IfIndex;
-use dataplane::worker::WorkerPort;
-use dpdk_sys::{lcore, Burst, Mbuf, TxQueue};
+use dataplane::worker::{transmit, WorkerPort, POLL_INTERVAL_NS};
+use dpdk_sys::{Burst, Mbuf};
 use std::sync::Arc;
 
-/// `worker.rs`: how often the neighbour timers run.
-const POLL_INTERVAL_NS: u64 = 10_000_000;
-/// `worker.rs`: attempts to hand a burst to a full tx queue before dropping the rest.
-const TX_ATTEMPTS: usize = 4;
-
-/// Nanoseconds of the TSC since the loop's owner started (`worker.rs`'s `Clock`).
-pub struct Clock {
-    start: u64,
-    hz: u128,
-}
-
-impl Clock {
-    /// Starts now.
-    pub fn new() -> Self {
-        Self {
-            start: lcore::tsc(),
-            hz: u128::from(lcore::tsc_hz().max(1)),
-        }
-    }
-
-    /// Nanoseconds since [`Clock::new`].
-    #[inline]
-    pub fn now_ns(&self) -> u64 {
-        let ticks = u128::from(lcore::tsc().wrapping_sub(self.start));
-        u64::try_from(ticks * 1_000_000_000 / self.hz).unwrap_or(u64::MAX)
-    }
-}
+pub use dataplane::worker::Clock;
 
 /// When a measured loop returns.
 #[derive(Debug, Clone, Copy)]
@@ -170,48 +143,4 @@ pub fn run_io(ports: &mut [WorkerPort], clock: &Clock, rx: &mut Burst, stop: Sto
             return processed;
         }
     }
-}
-
-/// `worker.rs`'s `transmit`: moves `out` into per-port bursts and sends them.
-fn transmit(
-    ports: &mut [WorkerPort],
-    out: &mut Vec<(IfIndex, Mbuf)>,
-    tx: &mut [Burst],
-    counters: &WorkerCounters,
-) {
-    for (iface, m) in out.drain(..) {
-        let Some(burst) = tx.get_mut(iface) else {
-            continue;
-        };
-        if let Err(m) = burst.push(m) {
-            send(&mut ports[iface].tx, burst, counters);
-            if burst.push(m).is_err() {
-                counters.record_drop(DropReason::TxFull);
-            }
-        }
-    }
-    for (port, burst) in ports.iter_mut().zip(tx.iter_mut()) {
-        if !burst.is_empty() {
-            send(&mut port.tx, burst, counters);
-        }
-    }
-}
-
-/// `worker.rs`'s `send`: sends a burst, retrying a full queue a few times.
-fn send(txq: &mut TxQueue, burst: &mut Burst, counters: &WorkerCounters) {
-    for _ in 0..TX_ATTEMPTS {
-        let bytes: usize = burst.iter().map(Mbuf::len).sum();
-        let sent = txq.tx_burst(burst);
-        let left: usize = burst.iter().map(Mbuf::len).sum();
-        counters.tx_packets.add(sent as u64);
-        counters.tx_bytes.add((bytes - left) as u64);
-        if burst.is_empty() {
-            return;
-        }
-        lcore::pause();
-    }
-    for _ in 0..burst.len() {
-        counters.record_drop(DropReason::TxFull);
-    }
-    burst.clear();
 }

@@ -61,7 +61,7 @@ pub enum IdlePolicy {
 /// Empty polls before an adaptive worker starts to sleep.
 pub const SPIN_BEFORE_SLEEP: u32 = 256;
 /// How often the neighbour timers run.
-const POLL_INTERVAL_NS: u64 = 10_000_000;
+pub const POLL_INTERVAL_NS: u64 = 10_000_000;
 /// Attempts to hand a burst to a full tx queue before dropping the rest.
 const TX_ATTEMPTS: usize = 4;
 
@@ -276,8 +276,9 @@ impl Worker {
     }
 }
 
-/// Moves `out` into per-port bursts and sends them.
-fn transmit(
+/// Moves `out` into per-port bursts and sends them (public for the bench,
+/// which drives the same per-burst steps).
+pub fn transmit(
     ports: &mut [WorkerPort],
     out: &mut Vec<(IfIndex, Mbuf)>,
     tx: &mut [Burst],
@@ -321,20 +322,29 @@ fn send(txq: &mut TxQueue, burst: &mut Burst, counters: &WorkerCounters) {
 }
 
 /// Nanoseconds of the TSC since the worker started.
-struct Clock {
+pub struct Clock {
     start: u64,
     hz: u128,
 }
 
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Clock {
-    fn new() -> Self {
+    /// Starts now.
+    pub fn new() -> Self {
         Self {
             start: lcore::tsc(),
             hz: u128::from(lcore::tsc_hz().max(1)),
         }
     }
 
-    fn now_ns(&self) -> u64 {
+    /// Nanoseconds since [`Clock::new`].
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
         let ticks = u128::from(lcore::tsc().wrapping_sub(self.start));
         u64::try_from(ticks * 1_000_000_000 / self.hz).unwrap_or(u64::MAX)
     }

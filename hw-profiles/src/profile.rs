@@ -128,7 +128,7 @@ impl Port {
 }
 
 /// Which lcore does what. Lcore ids are CPU ids: [`Profile::eal_args`] passes them with
-/// `-l`, which runs lcore N on CPU N.
+/// `-l`, which runs lcore N on CPU N, unless `cpu_of` moves some lcores onto other CPUs.
 ///
 /// Queue mapping: worker `i` (the `i`-th entry of `workers`) polls rx queue `i` of every
 /// data port and transmits on tx queue `i` of every data port. Hence every data port has
@@ -151,6 +151,13 @@ pub struct Cores {
     /// a poll loop is a false failover.
     #[serde(default)]
     pub control: Vec<u32>,
+    /// `(lcore, cpu)` pairs: lcores that run on another CPU than the one of their number,
+    /// e.g. `[(2, 1)]` runs lcore 2 on CPU 1. Lets a lab profile have more lcores than
+    /// the machine has CPUs (two workers on a two-CPU box); lcores sharing a CPU should
+    /// idle adaptively. Empty (the default) keeps lcore N on CPU N; when it is not,
+    /// [`Profile::eal_args`] passes `--lcores` instead of `-l`.
+    #[serde(default)]
+    pub cpu_of: Vec<(u32, u32)>,
 }
 
 impl Cores {
@@ -172,10 +179,18 @@ impl Cores {
         u16::try_from(i).ok()
     }
 
+    /// The CPU an lcore runs on: its `cpu_of` entry, else the CPU of its number.
+    pub fn cpu(&self, lcore: u32) -> u32 {
+        self.cpu_of
+            .iter()
+            .find(|&&(l, _)| l == lcore)
+            .map_or(lcore, |&(_, cpu)| cpu)
+    }
+
     /// The CPUs for the non-lcore threads: `control`, or the main lcore's CPU.
     pub fn control_cpus(&self) -> Vec<u32> {
         if self.control.is_empty() {
-            vec![self.main]
+            vec![self.cpu(self.main)]
         } else {
             self.control.clone()
         }
@@ -303,22 +318,31 @@ impl Profile {
     /// The EAL arguments for this profile, without the program name (`argv[0]`), which
     /// the caller puts first.
     ///
-    /// `-l` lists main, workers and sync; `--main-lcore` names the main one; `-m` sizes
-    /// memory. Without hugepages: `--no-huge --no-shconf` (the combination that works
+    /// `-l` lists main, workers and sync (or, when `cores.cpu_of` is not empty,
+    /// `--lcores=0@0,1@1,2@1` gives each its CPU); `--main-lcore` names the main one;
+    /// `-m` sizes memory. Without hugepages: `--no-huge --no-shconf` (the combination that works
     /// without hugepages; `--in-memory` does not). Without PCI ports: `--no-pci`, so EAL
     /// does not probe NICs that belong to the host. Then one `-a <address>` per PCI
     /// port (allow-list: EAL touches no other NIC), one `--vdev=<spec>` per vdev port,
     /// and `--file-prefix=<file_prefix>` so that two units on one host never share EAL
     /// runtime files. `file_prefix` should be a plain name (no `/`); it is passed as is.
     pub fn eal_args(&self, file_prefix: &str) -> Vec<String> {
-        let mut args = vec![
-            "-l".to_string(),
-            lcore_list(&self.cores.lcores()),
+        let lcores = self.cores.lcores();
+        let mut args = if self.cores.cpu_of.is_empty() {
+            vec!["-l".to_string(), lcore_list(&lcores)]
+        } else {
+            let map: Vec<String> = lcores
+                .iter()
+                .map(|&l| format!("{l}@{}", self.cores.cpu(l)))
+                .collect();
+            vec![format!("--lcores={}", map.join(","))]
+        };
+        args.extend([
             "--main-lcore".to_string(),
             self.cores.main.to_string(),
             "-m".to_string(),
             self.memory.eal_memory_mb.to_string(),
-        ];
+        ]);
         if !self.memory.hugepages {
             args.push("--no-huge".to_string());
             args.push("--no-shconf".to_string());
@@ -396,6 +420,7 @@ mod tests {
             workers: vec![2, 3, 4],
             sync: Some(5),
             control: vec![],
+            cpu_of: vec![],
         };
         assert_eq!(c.queue_of(2), Some(0));
         assert_eq!(c.queue_of(4), Some(2));

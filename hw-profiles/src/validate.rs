@@ -152,6 +152,18 @@ fn check_lcore_ids(p: &Profile) -> Result<(), Invalid> {
     for (i, &k) in c.control.iter().enumerate() {
         check_lcore_id(&format!("cores.control[{i}]"), k)?;
     }
+    for (i, &(l, cpu)) in c.cpu_of.iter().enumerate() {
+        check_lcore_id(&format!("cores.cpu_of[{i}]"), l)?;
+        if cpu >= MAX_LCORE {
+            return bad(
+                format!("cores.cpu_of[{i}]"),
+                format!(
+                    "CPU {cpu} is beyond DPDK's limit (RTE_MAX_LCORE = {MAX_LCORE}, ids 0..={})",
+                    MAX_LCORE - 1
+                ),
+            );
+        }
+    }
     Ok(())
 }
 
@@ -208,6 +220,22 @@ fn check_core_relations(p: &Profile) -> Result<(), Invalid> {
             return bad(
                 field,
                 format!("core {k} is listed twice (also cores.control[{j}])"),
+            );
+        }
+    }
+    let lcores = c.lcores();
+    for (i, &(l, _)) in c.cpu_of.iter().enumerate() {
+        let field = format!("cores.cpu_of[{i}]");
+        if !lcores.contains(&l) {
+            return bad(
+                field,
+                format!("lcore {l} is not the main, a worker or the sync core"),
+            );
+        }
+        if let Some(j) = c.cpu_of[..i].iter().position(|&(x, _)| x == l) {
+            return bad(
+                field,
+                format!("lcore {l} is listed twice (also cores.cpu_of[{j}])"),
             );
         }
     }

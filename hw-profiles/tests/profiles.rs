@@ -47,7 +47,7 @@ fn every_shipped_profile_loads() {
         }
     }
     names.sort();
-    assert_eq!(names, ["bench", "lab", "t4100"]);
+    assert_eq!(names, ["bench", "lab", "lab-2w", "t4100"]);
 }
 
 #[test]
@@ -94,6 +94,35 @@ fn lab_eal_args() {
             "--vdev=net_af_packet1,iface=data1,qpairs=1",
             "--vdev=net_af_packet2,iface=ha0,qpairs=1",
             "--file-prefix=lab-a",
+        ]
+    );
+}
+
+/// Two workers on a two-CPU machine: lcore 2 shares CPU 1, so EAL gets `--lcores`
+/// (an lcore-to-CPU map) where every other profile gets `-l`.
+#[test]
+fn lab_2w_eal_args() {
+    let p = Profile::load(profiles_dir().join("lab-2w.ron")).unwrap();
+    assert_eq!(p.cores.workers, [1, 2]);
+    assert_eq!(p.cores.cpu(2), 1);
+    assert_eq!(p.cores.cpu(1), 1);
+    assert_eq!(p.cores.control_cpus(), [0]);
+    assert!(p.data_ports().all(|d| d.rx_queues == 2 && d.tx_queues == 2));
+    assert_eq!(
+        p.eal_args("lab-b"),
+        [
+            "--lcores=0@0,1@1,2@1",
+            "--main-lcore",
+            "0",
+            "-m",
+            "128",
+            "--no-huge",
+            "--no-shconf",
+            "--no-pci",
+            "--vdev=net_af_packet0,iface=data0,qpairs=2",
+            "--vdev=net_af_packet1,iface=data1,qpairs=2",
+            "--vdev=net_af_packet2,iface=ha0,qpairs=1",
+            "--file-prefix=lab-b",
         ]
     );
 }
@@ -190,7 +219,7 @@ fn load_names_the_file_as_given() {
 fn unknown_field() {
     assert_eq!(
         error_for("sync: None", "synk: None"),
-        "lab.ron:16:9: cores.synk: unknown field `synk`, expected `main`, `workers`, `sync` or `control`"
+        "lab.ron:16:9: cores.synk: unknown field `synk`, expected `main`, `workers`, `sync`, `control` or `cpu_of`"
     );
 }
 
@@ -367,6 +396,30 @@ fn control_core_on_a_worker() {
         error_for("sync: None,", "sync: None, control: [1],"),
         "lab.ron:16:31: cores.control[0]: core 1 is a worker (cores.workers[0]): heartbeats \
          would wait behind its poll loop"
+    );
+}
+
+#[test]
+fn cpu_of_an_lcore_that_does_not_exist() {
+    assert_eq!(
+        error_for("sync: None,", "sync: None, cpu_of: [(3, 1)],"),
+        "lab.ron:16:30: cores.cpu_of[0]: lcore 3 is not the main, a worker or the sync core"
+    );
+}
+
+#[test]
+fn cpu_of_an_lcore_listed_twice() {
+    assert_eq!(
+        error_for("sync: None,", "sync: None, cpu_of: [(1, 0), (1, 1)],"),
+        "lab.ron:16:38: cores.cpu_of[1]: lcore 1 is listed twice (also cores.cpu_of[0])"
+    );
+}
+
+#[test]
+fn cpu_of_beyond_dpdk_limit() {
+    assert_eq!(
+        error_for("sync: None,", "sync: None, cpu_of: [(1, 128)],"),
+        "lab.ron:16:30: cores.cpu_of[0]: CPU 128 is beyond DPDK's limit (RTE_MAX_LCORE = 128, ids 0..=127)"
     );
 }
 
