@@ -114,7 +114,7 @@ impl Proc {
 
     fn sigterm(&mut self) {
         // The std library offers only SIGKILL; `kill(1)` sends the pid we own
-        // (unreaped, hence not reused) a SIGTERM without any unsafe code.
+        // (unreaped, hence not reused) a SIGTERM, and the crate stays free of FFI.
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.pid().to_string())

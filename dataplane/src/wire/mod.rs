@@ -12,7 +12,7 @@
 //!
 //! Fields are always read with `u16::from_be_bytes` and friends; no buffer is
 //! ever cast to a `repr(packed)` struct (unaligned references are UB, and the
-//! crate forbids `unsafe` anyway).
+//! crate is `#![forbid(unsafe_code)]` anyway).
 //!
 //! ## The contract
 //!
