@@ -71,96 +71,60 @@ struct File {
     timeouts: TimeoutsFile,
 }
 
-/// Connection timeouts in seconds; each one left out keeps Linux's default.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct TimeoutsFile {
-    tcp_syn_sent: u32,
-    tcp_syn_recv: u32,
-    tcp_established: u32,
-    tcp_fin_wait: u32,
-    tcp_close_wait: u32,
-    tcp_last_ack: u32,
-    tcp_time_wait: u32,
-    tcp_close: u32,
-    tcp_retrans: u32,
-    tcp_unacknowledged: u32,
-    udp_unreplied: u32,
-    udp_replied: u32,
-    icmp: u32,
-    other: u32,
-}
-
-impl Default for TimeoutsFile {
-    fn default() -> Self {
-        let t = Timeouts::default();
-        Self {
-            tcp_syn_sent: t.tcp.syn_sent,
-            tcp_syn_recv: t.tcp.syn_recv,
-            tcp_established: t.tcp.established,
-            tcp_fin_wait: t.tcp.fin_wait,
-            tcp_close_wait: t.tcp.close_wait,
-            tcp_last_ack: t.tcp.last_ack,
-            tcp_time_wait: t.tcp.time_wait,
-            tcp_close: t.tcp.close,
-            tcp_retrans: t.tcp.retrans,
-            tcp_unacknowledged: t.tcp.unacknowledged,
-            udp_unreplied: t.udp_unreplied,
-            udp_replied: t.udp_replied,
-            icmp: t.icmp,
-            other: t.other,
-        }
-    }
-}
-
 /// The longest timeout accepted: a year, far beyond any sane setting, and
 /// far below where seconds-since-boot arithmetic could overflow.
 const MAX_TIMEOUT: u32 = 366 * 24 * 3600;
 
-impl TimeoutsFile {
-    fn to_timeouts(&self) -> Result<Timeouts, Invalid> {
-        let f = self;
-        let checked = [
-            ("tcp_syn_sent", f.tcp_syn_sent),
-            ("tcp_syn_recv", f.tcp_syn_recv),
-            ("tcp_established", f.tcp_established),
-            ("tcp_fin_wait", f.tcp_fin_wait),
-            ("tcp_close_wait", f.tcp_close_wait),
-            ("tcp_last_ack", f.tcp_last_ack),
-            ("tcp_time_wait", f.tcp_time_wait),
-            ("tcp_close", f.tcp_close),
-            ("tcp_retrans", f.tcp_retrans),
-            ("tcp_unacknowledged", f.tcp_unacknowledged),
-            ("udp_unreplied", f.udp_unreplied),
-            ("udp_replied", f.udp_replied),
-            ("icmp", f.icmp),
-            ("other", f.other),
-        ];
-        for (name, v) in checked {
-            if v == 0 || v > MAX_TIMEOUT {
-                return invalid(
-                    format!("timeouts.{name}"),
-                    format!("{v} s is not in 1..={MAX_TIMEOUT}"),
-                );
+/// One list of `file field => place in Timeouts`, from which the file's
+/// struct, its defaults (Linux's) and its validation are all generated.
+macro_rules! timeouts_file {
+    ($($name:ident => $($path:ident).+,)*) => {
+        /// Connection timeouts in seconds; each one left out keeps Linux's default.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        struct TimeoutsFile {
+            $($name: u32,)*
+        }
+
+        impl Default for TimeoutsFile {
+            fn default() -> Self {
+                let t = Timeouts::default();
+                Self { $($name: t.$($path).+,)* }
             }
         }
-        let mut t = Timeouts::default();
-        t.tcp.syn_sent = f.tcp_syn_sent;
-        t.tcp.syn_recv = f.tcp_syn_recv;
-        t.tcp.established = f.tcp_established;
-        t.tcp.fin_wait = f.tcp_fin_wait;
-        t.tcp.close_wait = f.tcp_close_wait;
-        t.tcp.last_ack = f.tcp_last_ack;
-        t.tcp.time_wait = f.tcp_time_wait;
-        t.tcp.close = f.tcp_close;
-        t.tcp.retrans = f.tcp_retrans;
-        t.tcp.unacknowledged = f.tcp_unacknowledged;
-        t.udp_unreplied = f.udp_unreplied;
-        t.udp_replied = f.udp_replied;
-        t.icmp = f.icmp;
-        t.other = f.other;
-        Ok(t)
-    }
+
+        impl TimeoutsFile {
+            fn to_timeouts(&self) -> Result<Timeouts, Invalid> {
+                let mut t = Timeouts::default();
+                $(
+                    let v = self.$name;
+                    if v == 0 || v > MAX_TIMEOUT {
+                        let field = concat!("timeouts.", stringify!($name));
+                        return invalid(field, format!("{v} s is not in 1..={MAX_TIMEOUT}"));
+                    }
+                    t.$($path).+ = v;
+                )*
+                Ok(t)
+            }
+        }
+    };
+}
+
+timeouts_file! {
+    tcp_syn_sent => tcp.syn_sent,
+    tcp_syn_recv => tcp.syn_recv,
+    tcp_established => tcp.established,
+    tcp_fin_wait => tcp.fin_wait,
+    tcp_close_wait => tcp.close_wait,
+    tcp_last_ack => tcp.last_ack,
+    tcp_time_wait => tcp.time_wait,
+    tcp_close => tcp.close,
+    tcp_retrans => tcp.retrans,
+    tcp_unacknowledged => tcp.unacknowledged,
+    udp_unreplied => udp_unreplied,
+    udp_replied => udp_replied,
+    icmp => icmp,
+    other => other,
 }
 
 #[derive(Debug, Deserialize)]
