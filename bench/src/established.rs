@@ -13,7 +13,7 @@
 
 use crate::cpu::{Interval, ThreadStat};
 use crate::figure::{Counts, Epoch, Figure};
-use crate::frames::{self, Flow, RECIRC_TTL};
+use crate::frames::{self, Flow, Size, RECIRC_TTL};
 use crate::hotloop::{self, Clock, LoopState, Stop};
 use crate::topo::{self, Topology};
 use crate::unit::{self, Unit};
@@ -67,6 +67,8 @@ pub struct Params {
     pub capacity: usize,
     /// Wall seconds to measure.
     pub seconds: f64,
+    /// Frame size.
+    pub size: Size,
 }
 
 /// A unit with `flows` open connections (or none without the firewall), and the ring
@@ -89,9 +91,12 @@ fn prepare(layer: Layer, p: &Params, pool: &Mempool, topo: &Topology) -> Result<
         }
     }
     let order = frames::shuffled(p.flows, 0x0dd_f10e);
-    let frames = order
-        .into_iter()
-        .map(|f| unit::mbuf_with(pool, &Flow::nth(f).ack(RECIRC_TTL)));
+    let frames = order.into_iter().map(|f| {
+        unit::mbuf_with(
+            pool,
+            &Flow::nth(f).ack_sized(RECIRC_TTL, p.size.wire_len(f)),
+        )
+    });
     let frames: Result<Vec<_>, String> = frames.collect();
     topo::fill(&topo.a_rx, frames?)?;
     Ok(unit)
@@ -163,6 +168,7 @@ pub fn bench_loop(layer: Layer, p: Params, pool: &Mempool, wl: LcoreId) -> Resul
             Stop {
                 packets: flows,
                 deadline_ns: u64::MAX,
+                latency: false,
             },
         );
         restore(&mut unit, clock.now_ns())?;
@@ -178,6 +184,7 @@ pub fn bench_loop(layer: Layer, p: Params, pool: &Mempool, wl: LcoreId) -> Resul
             let stop = Stop {
                 packets: EPOCH_PASSES * flows,
                 deadline_ns: clock.now_ns().saturating_add(left_ns),
+                latency: layer != Layer::Io,
             };
             let s0 = stat.start();
             let n = run(&mut unit, stop);
@@ -204,6 +211,8 @@ pub fn bench_loop(layer: Layer, p: Params, pool: &Mempool, wl: LcoreId) -> Resul
             epochs,
             check,
             ipc: Vec::new(),
+            size: p.size,
+            latency: (layer != Layer::Io).then(|| st.latency.clone()),
         })
     })?;
     let fig = sink_empty(fig, &topo);
@@ -345,6 +354,8 @@ pub fn real_worker(p: Params, pool: &Mempool, wl: LcoreId) -> Result<Figure, Str
         epochs,
         check,
         ipc: ipc.into_iter().collect(),
+        size: Size::Bytes(64),
+        latency: None,
     };
     let fig = sink_empty(fig, &topo);
     drop(topo);

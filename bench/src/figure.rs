@@ -1,7 +1,9 @@
 //! What a scenario measured.
 
 use crate::cpu::Interval;
+use crate::frames::Size;
 use dataplane::counters::WorkerCounters;
+use hdrhistogram::Histogram;
 
 /// One measured interval.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,6 +36,11 @@ pub struct Figure {
     pub check: Result<(), String>,
     /// Instructions per cycle of the worker thread (`perf stat`), one per measurement.
     pub ipc: Vec<f64>,
+    /// Frame size.
+    pub size: Size,
+    /// TSC cycles each packet spent in the loop, rx burst return to its tx burst
+    /// (bench loop only).
+    pub latency: Option<Histogram<u64>>,
 }
 
 impl Figure {
@@ -98,6 +105,18 @@ impl Figure {
     /// Mean IPC over the measurements, if any.
     pub fn mean_ipc(&self) -> Option<f64> {
         (!self.ipc.is_empty()).then(|| self.ipc.iter().sum::<f64>() / self.ipc.len() as f64)
+    }
+
+    /// Latency quantiles in ns (p50, p99, p99.9, max), if recorded.
+    pub fn latency_ns(&self, hz: u64) -> Option<[f64; 4]> {
+        let h = self.latency.as_ref().filter(|h| !h.is_empty())?;
+        let ns = |c: u64| c as f64 * 1e9 / hz as f64;
+        Some([
+            ns(h.value_at_quantile(0.5)),
+            ns(h.value_at_quantile(0.99)),
+            ns(h.value_at_quantile(0.999)),
+            ns(h.max()),
+        ])
     }
 
     /// On-CPU share of the measured wall time.

@@ -57,6 +57,65 @@ pub const SERVER_PORT: u16 = 80;
 /// Client addresses per port number.
 const CLIENT_HOSTS: u32 = 32_766;
 
+/// The frame size of a scenario: a fixed size on the wire (FCS included), or the
+/// simple IMIX (7:4:1 of 64, 576 and 1500-byte frames, assigned by flow number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// Every frame this many bytes on the wire (64..=1518).
+    Bytes(u16),
+    /// 7 × 64 : 4 × 576 : 1 × 1500 bytes.
+    Imix,
+}
+
+impl Size {
+    /// Parses `64`, `512`, `1500` or `imix`.
+    pub fn parse(s: &str) -> Result<Size, String> {
+        if s.eq_ignore_ascii_case("imix") {
+            return Ok(Size::Imix);
+        }
+        match s.parse::<u16>() {
+            Ok(n) if (64..=1518).contains(&n) => Ok(Size::Bytes(n)),
+            _ => Err(format!("--sizes {s}: 64..=1518 or imix")),
+        }
+    }
+
+    /// Wire size (with FCS) of flow `f`'s frame.
+    pub fn wire_len(self, f: u32) -> u16 {
+        match self {
+            Size::Bytes(n) => n,
+            Size::Imix => match f % 12 {
+                0..=6 => 64,
+                7..=10 => 576,
+                _ => 1500,
+            },
+        }
+    }
+
+    /// The largest frame of this size.
+    pub fn max_wire_len(self) -> u16 {
+        match self {
+            Size::Bytes(n) => n,
+            Size::Imix => 1500,
+        }
+    }
+
+    /// Mean wire size (the IMIX's: 7·64 + 4·576 + 1500 over 12).
+    pub fn mean_wire_len(self) -> f64 {
+        match self {
+            Size::Bytes(n) => f64::from(n),
+            Size::Imix => (7.0 * 64.0 + 4.0 * 576.0 + 1500.0) / 12.0,
+        }
+    }
+
+    /// As in the results table.
+    pub fn label(self) -> String {
+        match self {
+            Size::Bytes(n) => format!("{n} B"),
+            Size::Imix => "IMIX".into(),
+        }
+    }
+}
+
 /// One client connection of the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {
@@ -111,6 +170,25 @@ impl Flow {
             self.server_isn.wrapping_add(1),
             ttl,
         )
+    }
+
+    /// The same ACK carrying `wire_len − 58` bytes of (zero) data, so that the frame is
+    /// `wire_len` bytes on the wire; 64 bytes is [`Flow::ack`] (no data, padding).
+    pub fn ack_sized(&self, ttl: u8, wire_len: u16) -> Vec<u8> {
+        let small = self.ack(ttl);
+        let len = usize::from(wire_len).saturating_sub(4);
+        if len <= FRAME_LEN {
+            return small.to_vec();
+        }
+        let payload = len - (L3 + 40);
+        let mut buf = vec![0u8; len];
+        buf[..L3 + 40].copy_from_slice(&small[..L3 + 40]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut buf[L3..]);
+        ip.set_total_len(u16::try_from(40 + payload).expect("at most 1500"));
+        ip.fill_checksum();
+        let mut t = TcpPacket::new_unchecked(&mut buf[L3 + 20..]);
+        t.fill_checksum(&IpAddr::V4(self.client), &IpAddr::V4(SERVER));
+        buf
     }
 
     fn client_frame(&self, flags: u8, seq: u32, ack: u32, ttl: u8) -> [u8; FRAME_LEN] {
@@ -250,6 +328,21 @@ mod tests {
         assert_ne!(Flow::nth(0).client, Flow::nth(1).client);
         assert_eq!(Flow::nth(32_766).client, Flow::nth(0).client);
         assert_ne!(Flow::nth(32_766).port, Flow::nth(0).port);
+    }
+
+    #[test]
+    fn sized_frames_are_valid() {
+        let fl = Flow::nth(12_345);
+        for wire in [64u16, 512, 576, 1500, 1518] {
+            let frame = fl.ack_sized(RECIRC_TTL, wire);
+            assert_eq!(frame.len(), usize::from(wire.max(64)) - 4);
+            let ip = Ipv4Packet::new_checked(&frame[L3..]).unwrap();
+            assert!(ip.verify_checksum());
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(tcp.verify_checksum(&IpAddr::V4(fl.client), &IpAddr::V4(SERVER)));
+        }
+        let n = |w| (0..12).filter(|&f| Size::Imix.wire_len(f) == w).count();
+        assert_eq!((n(64), n(576), n(1500)), (7, 4, 1));
     }
 
     #[test]

@@ -20,7 +20,9 @@ use dataplane::control::WorkerInbox;
 use dataplane::forward::router::Learned;
 use dataplane::forward::IfIndex;
 use dataplane::worker::{transmit, WorkerPort, POLL_INTERVAL_NS};
+use dpdk_sys::lcore::tsc;
 use dpdk_sys::{Burst, Mbuf};
+use hdrhistogram::Histogram;
 use std::sync::Arc;
 
 pub use dataplane::worker::Clock;
@@ -32,6 +34,8 @@ pub struct Stop {
     pub packets: u64,
     /// Or once the clock passes this (ns of the loop's [`Clock`]).
     pub deadline_ns: u64,
+    /// Record each burst's time in the loop into [`LoopState::latency`].
+    pub latency: bool,
 }
 
 /// What `Worker::run` keeps across iterations (its locals and links).
@@ -47,6 +51,10 @@ pub struct LoopState {
     mesh: ArrayQueue<Learned>,
     /// Rules and listings from the control thread.
     inbox: WorkerInbox,
+    /// TSC cycles from an rx burst's return to the end of the tx bursts that sent its
+    /// frames, recorded once per packet of the burst (bench only: `Worker::run` has no
+    /// such clock reads).
+    pub latency: Histogram<u64>,
 }
 
 impl LoopState {
@@ -61,6 +69,7 @@ impl LoopState {
             handoff: ArrayQueue::new(4096),
             mesh: ArrayQueue::new(256),
             inbox: WorkerInbox::default(),
+            latency: Histogram::new(3).expect("3 significant figures"),
         }
     }
 }
@@ -82,6 +91,7 @@ pub fn run_unit(
         let mut got = 0;
         for i in 0..ports.len() {
             let n = ports[i].rx.rx_burst(&mut st.rx);
+            let t0 = if stop.latency && n > 0 { tsc() } else { 0 };
             got += n;
             for m in st.rx.drain() {
                 counters.rx_packets.inc();
@@ -90,6 +100,9 @@ pub fn run_unit(
                 router.handle(i, m, now, pool, &mut st.out);
             }
             transmit(ports, &mut st.out, &mut st.tx, &counters);
+            if t0 != 0 {
+                let _ = st.latency.record_n(tsc().saturating_sub(t0), n as u64);
+            }
         }
         while let Some((i, m)) = st.handoff.pop() {
             got += 1;

@@ -2,12 +2,13 @@
 //! ring-backed DPDK ports, against `dpdk-testpmd` io forwarding as the machine's ceiling.
 //!
 //! ```text
-//! bench [--quick] [--cores 1] [--flows 10000,1000000] [--new-conns N] [--seconds S] [--rounds N]
+//! bench [--quick] [--cores 1] [--flows 1000,10000,100000,1000000] [--sizes 64,512,1500,imix]
+//!       [--new-conns N] [--seconds S] [--rounds N]
 //!       [--only io,route,firewall,worker,newconns,testpmd] [--out DIR]
 //! ```
 //!
 //! Every run prints a markdown table and writes it to `DIR/<date>-<commit>.md` and
-//! `DIR/latest.md`, stamped with machine, TSC, commit, DPDK version and load. How each
+//! `DIR/latest.md` (and the plot, `DIR/<date>-<commit>.svg` and `DIR/latest.svg`), stamped with machine, TSC, commit, DPDK version and load. How each
 //! figure is obtained is written at the end of that page ([`report`]); the lab it runs
 //! is drawn in [`frames`] and [`topo`].
 //!
@@ -26,6 +27,7 @@ mod hotloop;
 mod machine;
 mod newconns;
 mod perf;
+mod plot;
 mod report;
 mod testpmd;
 mod topo;
@@ -43,6 +45,11 @@ const DATA_ROOM: u16 = 256;
 const POOL_CACHE: u32 = 256;
 /// Bytes of DPDK memory per mbuf (mbuf header, data room, mempool header, rounding).
 const MBUF_FOOTPRINT: u64 = 512;
+/// Data room of the pool for frames above 64 bytes: headroom + 2048, as NIC setups use.
+const BIG_DATA_ROOM: u16 = 2176;
+/// Bytes of DPDK memory per mbuf of that pool: without hugepages an object may not
+/// cross a 4 KiB page, so each takes a page of its own.
+const BIG_MBUF_FOOTPRINT: u64 = 4096 + 256;
 
 #[derive(Parser, Debug)]
 #[command(about = "tandem throughput bench: one worker core on ring-backed DPDK ports")]
@@ -53,13 +60,18 @@ struct Args {
     /// Worker cores (only 1 for now; more is the multi-core harness, a later issue).
     #[arg(long, default_value_t = 1)]
     cores: u32,
-    /// Established-flow counts, comma-separated [default: 10000,1000000; quick: 10000].
+    /// Established-flow counts, comma-separated [default: 1000,10000,100000,1000000;
+    /// quick: 10000].
     #[arg(long, value_delimiter = ',')]
     flows: Option<Vec<u32>>,
+    /// Frame sizes for the route and firewall scenarios, wire bytes or `imix`
+    /// (7:4:1 of 64/576/1500) [default: 64,512,1500,imix; quick: 64].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<String>>,
     /// New connections to open [default: 1000000; quick: 100000].
     #[arg(long)]
     new_conns: Option<u32>,
-    /// Measured wall seconds per scenario and round [default: 2; quick: 1].
+    /// Measured wall seconds per scenario and round [default: 1; quick: 1].
     #[arg(long)]
     seconds: Option<f64>,
     /// Rounds over all scenarios, pooled [default: 3; quick: 1].
@@ -95,17 +107,30 @@ fn run(args: &Args) -> Result<(), String> {
         if args.quick {
             vec![10_000]
         } else {
-            vec![10_000, 1_000_000]
+            vec![1_000, 10_000, 100_000, 1_000_000]
         }
     });
     if let Some(f) = flows.iter().find(|&&f| f == 0 || f > 1_900_000) {
         return Err(format!("--flows {f}: 1..=1900000"));
     }
+    let sizes = match &args.sizes {
+        Some(v) => v
+            .iter()
+            .map(|s| frames::Size::parse(s))
+            .collect::<Result<Vec<_>, _>>()?,
+        None if args.quick => vec![frames::Size::Bytes(64)],
+        None => vec![
+            frames::Size::Bytes(64),
+            frames::Size::Bytes(512),
+            frames::Size::Bytes(1500),
+            frames::Size::Imix,
+        ],
+    };
     let new_conns = args
         .new_conns
         .unwrap_or(if args.quick { 100_000 } else { 1_000_000 })
         .clamp(1, 1_900_000);
-    let seconds = args.seconds.unwrap_or(if args.quick { 1.0 } else { 2.0 });
+    let seconds = args.seconds.unwrap_or(1.0);
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     const SCENARIOS: [&str; 6] = ["io", "route", "firewall", "worker", "newconns", "testpmd"];
     if let Some(bad) = args
@@ -131,7 +156,16 @@ fn run(args: &Args) -> Result<(), String> {
     let capacity = max_flows.max(new_conns) as usize;
     let n_mbufs = max_flows.max(new_conns) + 16_384;
     let ring_bytes = (u64::from(n_mbufs) + 1024).next_power_of_two() * 8;
-    let mem_mb = (u64::from(n_mbufs) * MBUF_FOOTPRINT + 3 * ring_bytes) / (1 << 20) + 128;
+    let n_big = if sizes.iter().any(|s| s.max_wire_len() > 64) {
+        max_flows + 16_384
+    } else {
+        0
+    };
+    let mem_mb = (u64::from(n_mbufs) * MBUF_FOOTPRINT
+        + u64::from(n_big) * BIG_MBUF_FOOTPRINT
+        + 3 * ring_bytes)
+        / (1 << 20)
+        + 256;
     let eal_args = [
         "--no-huge".to_string(),
         "--no-shconf".into(),
@@ -150,12 +184,41 @@ fn run(args: &Args) -> Result<(), String> {
     let wl = lcore::workers().next().ok_or("no worker lcore")?;
     let pool = Mempool::new("bench_pool", n_mbufs, POOL_CACHE, DATA_ROOM, SocketId::ANY)
         .map_err(|e| e.to_string())?;
+    let big_pool = if n_big > 0 {
+        Some(
+            Mempool::new("bench_big", n_big, POOL_CACHE, BIG_DATA_ROOM, SocketId::ANY)
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
     eprintln!(
-        "bench: TSC {:.3} GHz; {} mbufs of {} bytes; worker {wl}; {rounds} round(s)",
+        "bench: TSC {:.3} GHz; {} mbufs of {} bytes, {} of {}; worker {wl}; {rounds} round(s)",
         hz as f64 / 1e9,
         n_mbufs,
-        DATA_ROOM
+        DATA_ROOM,
+        n_big,
+        BIG_DATA_ROOM
     );
+    // Progress: scenario i of n, elapsed.
+    let per_flow = |f: u32| {
+        usize::from(wants("io"))
+            + sizes.len() * (usize::from(wants("route")) + usize::from(wants("firewall")))
+            + usize::from(wants("worker") && f >= established::MIN_WORKER_FLOWS)
+    };
+    let per_round = flows.iter().map(|&f| per_flow(f)).sum::<usize>()
+        + usize::from(wants("newconns"))
+        + usize::from(wants("testpmd"));
+    let total = per_round * rounds as usize + usize::from(wants("testpmd"));
+    let done = std::cell::Cell::new(0usize);
+    let progress = |what: &str| {
+        done.set(done.get() + 1);
+        eprintln!(
+            "bench: [{}/{total}, {:.0} s] {what}",
+            done.get(),
+            started.elapsed().as_secs_f64()
+        );
+    };
 
     // Rounds: every scenario once per round, so that a slow spell of a shared host
     // touches all of them alike; epochs of the same scenario are pooled across rounds.
@@ -172,7 +235,9 @@ fn run(args: &Args) -> Result<(), String> {
             };
             for &vdev in vdevs {
                 let tp_secs = if args.quick { 3.0 } else { 4.0 };
-                eprintln!("bench: dpdk-testpmd io forwarding on two {vdev} ports ({tp_secs:.0} s)");
+                progress(&format!(
+                    "dpdk-testpmd io forwarding on two {vdev} ports ({tp_secs:.0} s)"
+                ));
                 let c = testpmd::measure(vdev, tp_secs);
                 match &c {
                     Ok(c) => eprintln!(
@@ -186,17 +251,21 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
         for &f in &flows {
-            let p = Params {
+            let p64 = Params {
                 flows: f,
                 capacity,
                 seconds,
+                size: frames::Size::Bytes(64),
             };
             let mut scenario =
-                |name: &str, key: &str, r: &dyn Fn() -> Result<figure::Figure, String>| {
+                |name: &str,
+                 key: &str,
+                 size: frames::Size,
+                 r: &dyn Fn() -> Result<figure::Figure, String>| {
                     if !wants(key) {
                         return;
                     }
-                    eprintln!("bench: {name}, {f} flows");
+                    progress(&format!("{name}, {f} flows, {}", size.label()));
                     let r = r();
                     match &r {
                     Ok(fig) => eprintln!(
@@ -216,36 +285,53 @@ fn run(args: &Args) -> Result<(), String> {
                     ),
                     Err(e) => eprintln!("    ERROR: {e}"),
                 }
-                    if pool.in_use() != 0 {
-                        eprintln!(
-                            "    warning: {} mbufs still in use after the scenario",
-                            pool.in_use()
-                        );
+                    if let Ok(fig) = &r {
+                        if let Some([p50, p99, p999, max]) = fig.latency_ns(hz) {
+                            eprintln!("    in the loop (rx burst to its tx burst): p50 {p50:.0} ns, p99 {p99:.0} ns, p99.9 {p999:.0} ns, max {max:.0} ns");
+                        }
                     }
-                    merge_figure(&mut figures, name, u64::from(f), r);
+                    for p in std::iter::once(&pool).chain(big_pool.as_ref()) {
+                        if p.in_use() != 0 {
+                            eprintln!(
+                                "    warning: {} mbufs of {} still in use after the scenario",
+                                p.in_use(),
+                                p.name()
+                            );
+                        }
+                    }
+                    merge_figure(&mut figures, name, u64::from(f), size, r);
                 };
-            scenario(Layer::Io.name(), "io", &|| {
-                established::bench_loop(Layer::Io, p, &pool, wl)
+            scenario(Layer::Io.name(), "io", p64.size, &|| {
+                established::bench_loop(Layer::Io, p64, &pool, wl)
             });
-            scenario(Layer::Route.name(), "route", &|| {
-                established::bench_loop(Layer::Route, p, &pool, wl)
-            });
-            scenario(Layer::Firewall.name(), "firewall", &|| {
-                established::bench_loop(Layer::Firewall, p, &pool, wl)
-            });
+            for &size in &sizes {
+                let p = Params { size, ..p64 };
+                let pl = if size.max_wire_len() > 64 {
+                    big_pool.as_ref().unwrap_or(&pool)
+                } else {
+                    &pool
+                };
+                scenario(Layer::Route.name(), "route", size, &|| {
+                    established::bench_loop(Layer::Route, p, pl, wl)
+                });
+                scenario(Layer::Firewall.name(), "firewall", size, &|| {
+                    established::bench_loop(Layer::Firewall, p, pl, wl)
+                });
+            }
             if f >= established::MIN_WORKER_FLOWS {
-                scenario(established::WORKER_SCENARIO, "worker", &|| {
-                    established::real_worker(p, &pool, wl)
+                scenario(established::WORKER_SCENARIO, "worker", p64.size, &|| {
+                    established::real_worker(p64, &pool, wl)
                 });
             }
         }
         if wants("newconns") {
-            eprintln!("bench: new connections, {new_conns}");
+            progress(&format!("new connections, {new_conns}"));
             let r = newconns::run(
                 Params {
                     flows: new_conns,
                     capacity,
                     seconds,
+                    size: frames::Size::Bytes(64),
                 },
                 &pool,
                 wl,
@@ -280,17 +366,39 @@ fn run(args: &Args) -> Result<(), String> {
         steal: (machine::steal_secs(1) - steal0) / started.elapsed().as_secs_f64().max(1e-9),
         took_secs: started.elapsed().as_secs_f64(),
     };
-    let page = run.markdown();
-    println!("{page}");
+    let ok: Vec<&figure::Figure> = run.figures.iter().flatten().collect();
+    let title = format!(
+        "tandem bench {} ({}), one worker core",
+        run.stamp.date,
+        run.stamp.short_commit()
+    );
+    let svg = match plot::svg(&ok, hz, &title) {
+        Ok(svg) => svg,
+        Err(e) => {
+            eprintln!("bench: plot not drawn: {e}");
+            None
+        }
+    };
+    let plotted = svg.is_some() && !args.no_write;
+    println!("{}", run.markdown(plotted.then_some("latest.svg")));
     if !args.no_write {
         std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-        let name = format!("{}-{}.md", run.stamp.day, run.stamp.short_commit());
-        for file in [name.as_str(), "latest.md"] {
-            let path = args.out.join(file);
-            std::fs::write(&path, &page).map_err(|e| format!("{}: {e}", path.display()))?;
-            eprintln!("bench: wrote {}", path.display());
+        let stem = format!("{}-{}", run.stamp.day, run.stamp.short_commit());
+        for name in [stem.as_str(), "latest"] {
+            let svg_name = format!("{name}.svg");
+            let page = run.markdown(plotted.then_some(svg_name.as_str()));
+            let mut files = vec![(format!("{name}.md"), page)];
+            if let Some(svg) = &svg {
+                files.push((svg_name.clone(), svg.clone()));
+            }
+            for (file, text) in files {
+                let path = args.out.join(file);
+                std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+                eprintln!("bench: wrote {}", path.display());
+            }
         }
     }
+    drop(big_pool);
     drop(pool);
     if let Err(e) = eal.cleanup() {
         eprintln!("bench: {e}");
@@ -310,13 +418,15 @@ fn merge_figure(
     all: &mut Vec<Result<figure::Figure, (String, u64, String)>>,
     name: &str,
     flows: u64,
+    size: frames::Size,
     r: Result<figure::Figure, String>,
 ) {
+    let err_name = format!("{name} ({})", size.label());
     let same = |x: &Result<figure::Figure, (String, u64, String)>| match x {
-        Ok(f) => f.scenario == name && f.flows == flows,
-        Err((n, f, _)) => n == name && *f == flows,
+        Ok(f) => f.scenario == name && f.flows == flows && f.size == size,
+        Err((n, f, _)) => *n == err_name && *f == flows,
     };
-    let r = r.map_err(|e| (name.to_string(), flows, e));
+    let r = r.map_err(|e| (err_name.clone(), flows, e));
     match (all.iter_mut().find(|x| same(x)), r) {
         (None, r) => all.push(r),
         (Some(Ok(old)), Ok(new)) => {
@@ -325,6 +435,9 @@ fn merge_figure(
                 old.check = new.check;
             }
             old.ipc.extend(new.ipc);
+            if let (Some(a), Some(b)) = (old.latency.as_mut(), new.latency.as_ref()) {
+                let _ = a.add(b);
+            }
         }
         (Some(slot @ Ok(_)), Err(e)) => *slot = Err(e),
         (Some(Err(_)), _) => {}

@@ -45,6 +45,7 @@ pub fn run(p: Params, pool: &Mempool, wl: LcoreId) -> Result<NewConns, String> {
         let stop = Stop {
             packets: u64::from(m),
             deadline_ns: 600_000_000_000,
+            latency: false,
         };
         let s0 = stat.start();
         let n = hotloop::run_unit(&mut ports, &mut unit, &clock, &mut st, stop);

@@ -73,8 +73,8 @@ impl Run {
             .map(Ceiling::mpps)
     }
 
-    /// The markdown page.
-    pub fn markdown(&self) -> String {
+    /// The markdown page, linking the plot `plot` (an SVG file beside it) if given.
+    pub fn markdown(&self, plot: Option<&str>) -> String {
         let s = &self.stamp;
         let hz = self.hz;
         let mut o = String::new();
@@ -118,15 +118,21 @@ impl Run {
             self.took_secs
         );
 
+        if let Some(svg) = plot {
+            let _ = writeln!(
+                o,
+                "Plot: [Mpps and cycles/packet against established flows]({svg}) (log x; one line per scenario and frame size; ring I/O left out).\n\n![Mpps and cycles/packet against established flows]({svg})\n"
+            );
+        }
         let ceiling = self.ceiling();
-        let _ = writeln!(o, "## Established flows: one worker core, 64-byte frames\n");
+        let _ = writeln!(o, "## Established flows: one worker core\n");
         let _ = writeln!(
             o,
-            "| scenario | flows | frame | Mpps | cycles/packet | best – worst epoch | instructions/packet (IPC) | ratio to testpmd io (net_null) | CPU share | measured | loop | checks |"
+            "| scenario | flows | frame | Mpps | Gbit/s | cycles/packet | best – worst epoch | in-loop p50 / p99 / p99.9 / max (ns) | instructions/packet (IPC) | ratio to testpmd io (net_null) | CPU share | measured | loop | checks |"
         );
         let _ = writeln!(
             o,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
         );
         for f in &self.figures {
             match f {
@@ -135,12 +141,17 @@ impl Run {
                     let ipc = f.mean_ipc().map_or("–".into(), |ipc| {
                         format!("{:.0} ({ipc:.2})", ipc * f.cycles_per_packet())
                     });
+                    let lat = f.latency_ns(hz).map_or("–".into(), |[a, b, c, d]| {
+                        format!("{a:.0} / {b:.0} / {c:.0} / {d:.0}")
+                    });
                     let _ = writeln!(
                         o,
-                        "| {} | {} | 64 B | **{:.2}** | **{:.1}** | {:.1} – {:.1} | {ipc} | {} | {:.0} % | {} pkts, {} epochs, {:.1} s | {} | {} |",
+                        "| {} | {} | {} | **{:.2}** | {:.2} | **{:.1}** | {:.1} – {:.1} | {lat} | {ipc} | {} | {:.0} % | {} pkts, {} epochs, {:.1} s | {} | {} |",
                         f.scenario,
                         f.flows,
+                        f.size.label(),
                         f.mpps(hz),
+                        f.mpps(hz) * f.size.mean_wire_len() * 8.0 / 1e3,
                         f.cycles_per_packet(),
                         f.best_cycles_per_packet(),
                         f.worst_cycles_per_packet(),
@@ -154,11 +165,11 @@ impl Run {
                     );
                 }
                 Err((scenario, flows, e)) => {
-                    let _ = writeln!(o, "| {scenario} | {flows} | 64 B | – | – | – | – | – | – | – | – | **ERROR**: {} |", e.replace('|', "/"));
+                    let _ = writeln!(o, "| {scenario} | {flows} | – | – | – | – | – | – | – | – | – | – | – | **ERROR**: {} |", e.replace('|', "/"));
                 }
             }
         }
-        let _ = writeln!(o, "\nMpps and cycles/packet are the median epoch's (on-CPU time); *best – worst* shows the spread between epochs.\n");
+        let _ = writeln!(o, "\nMpps and cycles/packet are the median epoch's (on-CPU time); *best – worst* shows the spread between epochs. Gbit/s = Mpps × mean frame size (FCS included, no preamble or gap). IMIX = 7:4:1 of 64/576/1500-byte frames, assigned by flow number (mean 353.8 B).\n\n*In-loop p50 / p99 / p99.9 / max* is **not wire latency**: it is the time (TSC, all epochs pooled in an HdrHistogram) from the return of the rx burst that brought a packet to the end of the tx bursts that sent that burst's frames, counted once per packet — the time a packet spends inside the worker loop (bench copy only; `Worker::run` has no such clock reads). Queueing in the ring before rx is not included.\n");
 
         let _ = writeln!(o, "## New connections: one worker core\n");
         if self.new_conns.is_empty() {
