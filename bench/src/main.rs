@@ -90,9 +90,21 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
+    let result = run(&args);
+    remove_runtime_dir();
+    if let Err(e) = result {
         eprintln!("bench: {e}");
         std::process::exit(1);
+    }
+}
+
+/// EAL leaves its (empty, with --no-shconf) runtime directory behind; it goes
+/// however the run ended.
+fn remove_runtime_dir() {
+    let prefix = format!("bench-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR") {
+        let _ = std::fs::remove_dir_all(std::path::Path::new(&xdg).join("dpdk").join(prefix));
     }
 }
 
@@ -402,12 +414,6 @@ fn run(args: &Args) -> Result<(), String> {
     drop(pool);
     if let Err(e) = eal.cleanup() {
         eprintln!("bench: {e}");
-    }
-    // EAL leaves its (empty, with --no-shconf) runtime directory behind.
-    let prefix = format!("bench-{}", std::process::id());
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
-    if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR") {
-        let _ = std::fs::remove_dir_all(std::path::Path::new(&xdg).join("dpdk").join(prefix));
     }
     Ok(())
 }
