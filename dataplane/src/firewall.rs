@@ -224,9 +224,9 @@ impl Firewall {
     }
 }
 
-/// The flow a frame belongs to, for choosing the worker that owns it:
-/// untagged Ethernet, IPv4, not a fragment. An ICMP error belongs to the
-/// flow it quotes. `None` for anything else (ARP, IPv6 for now), which the
+/// The flow a frame belongs to (the same key the filter builds), for
+/// choosing the worker that owns it: untagged Ethernet, IPv4, not a
+/// fragment. An ICMP error belongs to the flow it quotes. `None` for anything else (ARP, IPv6 for now), which the
 /// receiving worker handles.
 pub fn flow_key_of_frame(frame: &[u8]) -> Option<FlowKey> {
     if frame.get(12..14)? != [0x08, 0x00] {
@@ -239,23 +239,10 @@ pub fn flow_key_of_frame(frame: &[u8]) -> Option<FlowKey> {
     let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
     let l4 = ip.payload();
     let proto = ip.next_header();
-    let ports = |b: &[u8]| {
-        Some((
-            u16::from_be_bytes([*b.first()?, *b.get(1)?]),
-            u16::from_be_bytes([*b.get(2)?, *b.get(3)?]),
-        ))
-    };
-    let (sport, dport) = match proto {
-        IpProtocol::Tcp | IpProtocol::Udp => ports(l4)?,
-        IpProtocol::Icmp => {
-            let ty = Icmpv4Message::from(*l4.first()?);
-            if ty.is_error() {
-                return quoted_key(l4.get(8..)?);
-            }
-            (0, 0)
-        }
-        _ => (0, 0),
-    };
+    if proto == IpProtocol::Icmp && Icmpv4Message::from(*l4.first()?).is_error() {
+        return quoted_key(l4.get(8..)?);
+    }
+    let (sport, dport) = key_ports(proto, l4)?;
     Some(FlowKey::from_packet(src, sport, dst, dport, u8::from(proto)).0)
 }
 
@@ -284,18 +271,25 @@ fn quoted_key(quoted: &[u8]) -> Option<FlowKey> {
     let l4 = &quoted[hl..];
     let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
     let proto = u8::from(ip.next_header());
-    let (sport, dport) = match ip.next_header() {
-        IpProtocol::Tcp | IpProtocol::Udp => (
-            u16::from_be_bytes([l4[0], l4[1]]),
-            u16::from_be_bytes([l4[2], l4[3]]),
-        ),
-        IpProtocol::Icmp => {
-            let id = u16::from_be_bytes([l4[4], l4[5]]);
-            (id, id)
-        }
-        _ => (0, 0),
-    };
+    let (sport, dport) = key_ports(ip.next_header(), l4)?;
     Some(FlowKey::from_packet(src, sport, dst, dport, proto).0)
+}
+
+/// The two port fields of a flow key, as the filter builds them: TCP and
+/// UDP ports, the identifier (both sides) for ICMP echo, zero otherwise.
+fn key_ports(proto: IpProtocol, l4: &[u8]) -> Option<(u16, u16)> {
+    let be16 = |at: usize| Some(u16::from_be_bytes([*l4.get(at)?, *l4.get(at + 1)?]));
+    match proto {
+        IpProtocol::Tcp | IpProtocol::Udp => Some((be16(0)?, be16(2)?)),
+        IpProtocol::Icmp => match Icmpv4Message::from(*l4.first()?) {
+            Icmpv4Message::EchoRequest | Icmpv4Message::EchoReply => {
+                let id = be16(4)?;
+                Some((id, id))
+            }
+            _ => Some((0, 0)),
+        },
+        _ => Some((0, 0)),
+    }
 }
 
 fn refused(r: Refused) -> DropReason {
