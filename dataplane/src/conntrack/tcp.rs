@@ -50,24 +50,25 @@ const MAX_ACK_WINDOW_CONST: u32 = 66_000;
 /// RFC 7323: the largest shift a window scale option may ask for.
 const MAX_WSCALE: u8 = 14;
 
-/// TCP flag bits as on the wire.
+/// TCP flag bits as bytes, from the wire module's definitions.
 pub mod flags {
+    use crate::wire::TcpFlags;
     /// FIN.
-    pub const FIN: u8 = 0x01;
+    pub const FIN: u8 = TcpFlags::FIN.bits();
     /// SYN.
-    pub const SYN: u8 = 0x02;
+    pub const SYN: u8 = TcpFlags::SYN.bits();
     /// RST.
-    pub const RST: u8 = 0x04;
+    pub const RST: u8 = TcpFlags::RST.bits();
     /// PSH.
-    pub const PSH: u8 = 0x08;
+    pub const PSH: u8 = TcpFlags::PSH.bits();
     /// ACK.
-    pub const ACK: u8 = 0x10;
+    pub const ACK: u8 = TcpFlags::ACK.bits();
     /// URG.
-    pub const URG: u8 = 0x20;
+    pub const URG: u8 = TcpFlags::URG.bits();
     /// ECE.
-    pub const ECE: u8 = 0x40;
+    pub const ECE: u8 = TcpFlags::ECE.bits();
     /// CWR.
-    pub const CWR: u8 = 0x80;
+    pub const CWR: u8 = TcpFlags::CWR.bits();
 }
 
 /// Direction of a packet relative to the connection's first packet.
