@@ -1,28 +1,28 @@
 //! Established flows: every flow's ACK recirculates through the unit, pass after pass.
 //!
-//! Setup (untimed, on the main lcore): the unit learns its neighbours through ARP, every
-//! flow is opened with a real handshake through `Router::handle`, and the data0 ring is
-//! filled with one 60-byte ACK per flow (TTL 255), in a random flow order. Then the worker lcore
-//! runs the measured loop in epochs: each pass over the ring takes one from every
-//! frame's TTL, so an epoch stops after at most [`EPOCH_PASSES`] passes (or
-//! [`EPOCH_MAX_NS`]), the core puts the TTLs back (untimed, ring order kept), re-confirms
-//! the neighbours (ARP entries go stale after 30 s of the unit's clock) and goes again.
-//! Only the time inside epochs counts, and each epoch's counters must add up: every
-//! packet received was forwarded and sent, none dropped, and with the firewall every
-//! one was passed by its connection's entry.
+//! Setup (untimed, on the main lcore): each worker learns its neighbours through ARP,
+//! every flow is opened with a real handshake through `Router::handle` of the worker
+//! RSS gives it, and that worker's ring is filled with one ACK per flow (TTL 255), in a
+//! random flow order. Then every worker lcore runs the measured loop
+//! (`Worker::poll_once`) in epochs, all at once: each pass over a ring takes one from
+//! every frame's TTL, so an epoch stops after at most [`EPOCH_PASSES`] passes (or
+//! [`EPOCH_MAX_NS`]), the core puts the TTLs back (untimed, ring order kept),
+//! re-confirms the neighbours (ARP entries go stale after 30 s of the unit's clock) and
+//! goes again. Only the time inside epochs counts, and each epoch's counters must add
+//! up: every packet received was forwarded and sent by the same worker, none dropped,
+//! and with the firewall every one was passed by its connection's entry.
 
 use crate::cpu::{Interval, ThreadStat};
 use crate::figure::{Counts, Epoch, Figure};
 use crate::frames::{self, Flow, Size, RECIRC_TTL};
-use crate::hotloop::{self, Clock, LoopState, Stop};
+use crate::hotloop::{self, Clock, Stop};
 use crate::topo::{self, Topology};
 use crate::unit::{self, Unit};
-use dataplane::control::WorkerInbox;
-use dataplane::worker::{Handoff, IdlePolicy, NeighborMesh, Worker, WorkerLinks};
-use dpdk_sys::{lcore, Burst, LcoreId, Mempool};
-use std::sync::atomic::{AtomicBool, Ordering};
+use dataplane::worker::{Handoff, WorkerLinks, WorkerPort};
+use dpdk_sys::{lcore, Burst, LcoreId, Mempool, Ring};
+use hdrhistogram::Histogram;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Most passes per epoch: TTL 255 allows 254 forwards.
@@ -71,169 +71,314 @@ pub struct Params {
     pub size: Size,
 }
 
-/// A unit with `flows` open connections (or none without the firewall), and the ring
-/// filled with one ACK per flow.
-fn prepare(layer: Layer, p: &Params, pool: &Mempool, topo: &Topology) -> Result<Unit, String> {
-    let mut unit = Unit::new(pool, (layer == Layer::Firewall).then_some(p.capacity));
+/// The flows RSS gives each of `workers` workers (`Handoff::owner`, the worker's own
+/// choice), each list in ring order: shuffled, since entries were created in flow order
+/// and a sorted ring would let the hardware prefetcher walk the table.
+fn partition(flows: u32, workers: usize) -> Vec<Vec<u32>> {
+    let rss = Handoff::new(workers);
+    let mut parts = vec![Vec::new(); workers];
+    for f in frames::shuffled(flows, 0x0dd_f10e) {
+        parts[rss.owner(&Flow::nth(f).ack(64), 0)].push(f);
+    }
+    parts
+}
+
+/// Fills queue `w`'s loop ring with one ACK per flow of `flows`.
+fn fill_ring(
+    pool: &Mempool,
+    topo: &Topology,
+    w: usize,
+    flows: &[u32],
+    size: Size,
+) -> Result<(), String> {
+    let frames = flows
+        .iter()
+        .map(|&f| unit::mbuf_with(pool, &Flow::nth(f).ack_sized(RECIRC_TTL, size.wire_len(f))));
+    topo::fill(&topo.a_rx[w], frames.collect::<Result<Vec<_>, String>>()?)?;
+    Ok(())
+}
+
+/// Worker `w` with `flows` open (with the firewall) and its ring filled.
+fn prepare(
+    layer: Layer,
+    p: &Params,
+    pool: &Mempool,
+    topo: &Topology,
+    w: usize,
+    links: WorkerLinks,
+    flows: &[u32],
+) -> Result<Unit, String> {
+    let ports = topo.worker_ports(queue(w)?)?;
+    let firewall = (layer == Layer::Firewall).then_some(p.capacity);
+    let mut unit = Unit::new(pool, firewall, w, ports, links);
     unit.teach_neighbours(0)?;
     if layer == Layer::Firewall {
         eprintln!(
-            "    opening {} connections (3-way handshakes through Router::handle)",
-            p.flows
+            "    worker {w}: opening {} connections (3-way handshakes through Router::handle)",
+            flows.len()
         );
-        unit.establish(p.flows, 0)?;
-        if unit.connections() != p.flows as usize {
+        unit.establish(flows, 0)?;
+        if unit.connections() != flows.len() {
             return Err(format!(
-                "{} connections in the table after {} handshakes",
+                "worker {w}: {} connections in the table after {} handshakes",
                 unit.connections(),
-                p.flows
+                flows.len()
             ));
         }
     }
-    let order = frames::shuffled(p.flows, 0x0dd_f10e);
-    let frames = order.into_iter().map(|f| {
-        unit::mbuf_with(
-            pool,
-            &Flow::nth(f).ack_sized(RECIRC_TTL, p.size.wire_len(f)),
-        )
-    });
-    let frames: Result<Vec<_>, String> = frames.collect();
-    topo::fill(&topo.a_rx, frames?)?;
+    fill_ring(pool, topo, w, flows, p.size)?;
     Ok(unit)
 }
 
-/// Runs `f` on worker lcore `wl` and returns its result.
-pub fn on_worker<T, F>(wl: LcoreId, f: F) -> Result<T, String>
+fn queue(w: usize) -> Result<u16, String> {
+    u16::try_from(w).map_err(|_| format!("worker {w}: too many queues"))
+}
+
+/// Runs each job on its lcore, all at once, and returns their results in order.
+pub fn on_workers<T, F>(lcores: &[LcoreId], jobs: Vec<F>) -> Vec<Result<T, String>>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, String> + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel();
-    let h = lcore::launch(wl, move || {
-        let _ = tx.send(f());
-        0
-    })
-    .map_err(|e| e.to_string())?;
-    // Sleep rather than spin while it runs: the main lcore's CPU is shared.
-    while h.is_running() {
+    let mut running = Vec::new();
+    for (&wl, job) in lcores.iter().zip(jobs) {
+        let (tx, rx) = mpsc::channel();
+        let h = lcore::launch(wl, move || {
+            let _ = tx.send(job());
+            0
+        });
+        running.push(h.map(|h| (h, rx)).map_err(|e| e.to_string()));
+    }
+    // Sleep rather than spin while they run: the main lcore's CPU may be a worker's.
+    while running.iter().flatten().any(|(h, _)| h.is_running()) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    if h.wait() == lcore::PANICKED {
-        return Err("the worker lcore panicked".into());
-    }
-    rx.recv()
-        .map_err(|_| "the worker lcore sent nothing".to_string())?
+    running
+        .into_iter()
+        .map(|r| {
+            let (h, rx) = r?;
+            if h.wait() == lcore::PANICKED {
+                return Err("the worker lcore panicked".into());
+            }
+            rx.recv()
+                .map_err(|_| "the worker lcore sent nothing".to_string())?
+        })
+        .collect()
 }
 
-/// The bench loop ([`hotloop`]) in epochs.
-pub fn bench_loop(layer: Layer, p: Params, pool: &Mempool, wl: LcoreId) -> Result<Figure, String> {
-    let topo = Topology::recirculating(pool, p.flows + 1024).map_err(|e| e.to_string())?;
-    let mut unit = prepare(layer, &p, pool, &topo)?;
-    let mut ports = topo.worker_ports()?;
-    let ring = topo.a_rx.clone();
-    eprintln!("    measuring on {wl} ({:.1} s)", p.seconds);
-    let fig = on_worker(wl, move || {
-        let hz = lcore::tsc_hz();
-        let flows = u64::from(p.flows);
-        let clock = Clock::new();
-        let stat = ThreadStat::current();
-        let mut st = LoopState::new(ports.len());
-        let mut rx = Burst::new();
-        let mut run = |unit: &mut Unit, stop: Stop| match layer {
-            Layer::Io => hotloop::run_io(&mut ports, &clock, &mut rx, stop),
-            Layer::Route | Layer::Firewall => {
-                hotloop::run_unit(&mut ports, unit, &clock, &mut st, stop)
-            }
-        };
-        let restore = |unit: &mut Unit, now: u64| -> Result<(), String> {
-            let (n, bad) = if layer == Layer::Io {
-                (ring.count() as u64, 0)
-            } else {
-                topo::rotate(&ring, |m| frames::restore_ttl(m.data_mut()))?
-            };
-            if n != flows || bad != 0 {
-                return Err(format!(
-                    "{n} frames back in the ring ({bad} unreadable), {flows} expected; counters: {}",
-                    unit::nonzero(&unit.counters)
-                ));
-            }
-            if layer != Layer::Io {
-                unit.teach_neighbours(now)?;
-            }
-            Ok(())
-        };
-        // Warm-up: one pass, untimed.
-        run(
-            &mut unit,
-            Stop {
-                packets: flows,
-                deadline_ns: u64::MAX,
-                latency: false,
-            },
-        );
-        restore(&mut unit, clock.now_ns())?;
+/// What an epoch loop measures and how it puts things back in between.
+trait Measured {
+    /// Runs until `stop`; returns the packets received.
+    fn run(&mut self, clock: &Clock, stop: Stop) -> u64;
+    /// After an epoch of `n` packets: its check (`Ok(Err)` = the figures are wrong),
+    /// then the frames' TTLs put back (`Err` = cannot go on).
+    fn after(&mut self, n: u64, clock: &Clock) -> Result<Result<(), String>, String>;
+    /// Time in the loop, if recorded.
+    fn latency(&self) -> Option<Histogram<u64>> {
+        None
+    }
+}
 
-        let budget = crate::cpu::cycles(p.seconds, hz);
-        let mut wall = 0u64;
-        let mut epochs = Vec::new();
-        let mut check = Ok(());
-        while wall < budget {
-            let left_ns = u128::from(budget - wall) * 1_000_000_000 / u128::from(hz);
-            let left_ns = u64::try_from(left_ns).unwrap_or(u64::MAX).min(EPOCH_MAX_NS);
-            let before = Counts::of(&unit.counters);
-            let stop = Stop {
-                packets: EPOCH_PASSES * flows,
-                deadline_ns: clock.now_ns().saturating_add(left_ns),
-                latency: layer != Layer::Io,
-            };
-            let s0 = stat.start();
-            let n = run(&mut unit, stop);
-            let s1 = stat.end();
-            let interval = Interval::between(s0, s1, hz);
-            wall += interval.wall_cycles;
-            epochs.push(Epoch {
-                packets: n,
-                interval,
-            });
-            if layer != Layer::Io && check.is_ok() {
-                check = verify(layer, &Counts::of(&unit.counters).since(&before), n, &unit);
-            }
-            restore(&mut unit, clock.now_ns())?;
+/// A worker polling its queues: `Worker::poll_once`.
+struct WorkerLoop {
+    unit: Unit,
+    layer: Layer,
+    ring: Ring,
+    flows: u64,
+    before: Counts,
+    latency: Histogram<u64>,
+}
+
+impl Measured for WorkerLoop {
+    fn run(&mut self, clock: &Clock, stop: Stop) -> u64 {
+        self.before = Counts::of(&self.unit.counters);
+        hotloop::run_worker(&mut self.unit.worker, clock, stop, Some(&mut self.latency))
+    }
+
+    fn after(&mut self, n: u64, clock: &Clock) -> Result<Result<(), String>, String> {
+        let check = verify(
+            self.layer,
+            &Counts::of(&self.unit.counters).since(&self.before),
+            n,
+            &self.unit,
+        );
+        let (back, bad) = topo::rotate(&self.ring, |m| frames::restore_ttl(m.data_mut()))?;
+        if back != self.flows || bad != 0 {
+            return Err(format!(
+                "{back} frames back in the ring ({bad} unreadable), {} expected; counters: {}",
+                self.flows,
+                unit::nonzero(&self.unit.counters)
+            ));
         }
-        Ok(Figure {
+        self.unit.teach_neighbours(clock.now_ns())?;
+        Ok(check)
+    }
+
+    fn latency(&self) -> Option<Histogram<u64>> {
+        Some(self.latency.clone())
+    }
+}
+
+/// The ring PMD alone.
+struct IoLoop {
+    ports: Vec<WorkerPort>,
+    rx: Burst,
+    ring: Ring,
+    flows: u64,
+}
+
+impl Measured for IoLoop {
+    fn run(&mut self, clock: &Clock, stop: Stop) -> u64 {
+        hotloop::run_io(&mut self.ports, clock, &mut self.rx, stop)
+    }
+
+    fn after(&mut self, _: u64, _: &Clock) -> Result<Result<(), String>, String> {
+        let back = self.ring.count() as u64;
+        if back != self.flows {
+            return Err(format!(
+                "{back} frames back in the ring, {} expected",
+                self.flows
+            ));
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// One untimed warm-up pass, then epochs for `seconds` of wall time.
+fn epochs(
+    m: &mut dyn Measured,
+    flows: u64,
+    seconds: f64,
+) -> Result<(Vec<Epoch>, Result<(), String>), String> {
+    let hz = lcore::tsc_hz();
+    let clock = Clock::new();
+    let stat = ThreadStat::current();
+    let warm = m.run(
+        &clock,
+        Stop {
+            packets: flows,
+            deadline_ns: u64::MAX,
+        },
+    );
+    let _ = m.after(warm, &clock)?;
+    let budget = crate::cpu::cycles(seconds, hz);
+    let mut wall = 0u64;
+    let mut epochs = Vec::new();
+    let mut check = Ok(());
+    while wall < budget {
+        let left_ns = u128::from(budget - wall) * 1_000_000_000 / u128::from(hz);
+        let left_ns = u64::try_from(left_ns).unwrap_or(u64::MAX).min(EPOCH_MAX_NS);
+        let stop = Stop {
+            packets: EPOCH_PASSES * flows,
+            deadline_ns: clock.now_ns().saturating_add(left_ns),
+        };
+        let s0 = stat.start();
+        let n = m.run(&clock, stop);
+        let s1 = stat.end();
+        let interval = Interval::between(s0, s1, hz);
+        wall += interval.wall_cycles;
+        epochs.push(Epoch {
+            packets: n,
+            interval,
+        });
+        let c = m.after(n, &clock)?;
+        if check.is_ok() {
+            check = c;
+        }
+    }
+    Ok((epochs, check))
+}
+
+/// The established-flow loop on `lcores.len()` workers at once, each on its own
+/// queue pair with the flows RSS gives it; one figure per worker.
+pub fn bench_loop(
+    layer: Layer,
+    p: Params,
+    pool: &Mempool,
+    lcores: &[LcoreId],
+) -> Result<Vec<Figure>, String> {
+    let parts = partition(p.flows, lcores.len());
+    let capacity: Vec<u32> = parts
+        .iter()
+        .map(|f| {
+            u32::try_from(f.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(1024)
+        })
+        .collect();
+    let topo = Topology::recirculating(pool, &capacity).map_err(|e| e.to_string())?;
+    let mut jobs = Vec::new();
+    for (w, (links, flows)) in unit::links(lcores.len())
+        .into_iter()
+        .zip(&parts)
+        .enumerate()
+    {
+        let n = flows.len() as u64;
+        let ring = topo.a_rx[w].clone();
+        let m: Box<dyn Measured + Send> = if layer == Layer::Io {
+            fill_ring(pool, &topo, w, flows, p.size)?;
+            Box::new(IoLoop {
+                ports: topo.worker_ports(queue(w)?)?,
+                rx: Burst::new(),
+                ring,
+                flows: n,
+            })
+        } else {
+            Box::new(WorkerLoop {
+                unit: prepare(layer, &p, pool, &topo, w, links, flows)?,
+                layer,
+                ring,
+                flows: n,
+                before: Counts::default(),
+                latency: Histogram::new(3).map_err(|e| e.to_string())?,
+            })
+        };
+        jobs.push(move || {
+            let mut m = m;
+            let (epochs, check) = epochs(m.as_mut(), n, p.seconds)?;
+            Ok((epochs, check, m.latency()))
+        });
+    }
+    let on: Vec<String> = lcores.iter().map(ToString::to_string).collect();
+    eprintln!("    measuring on {} ({:.1} s)", on.join(", "), p.seconds);
+    let results = on_workers(lcores, jobs);
+    let mut figs = Vec::new();
+    for (w, r) in results.into_iter().enumerate() {
+        let (epochs, check, latency) = r?;
+        let fig = Figure {
             scenario: layer.name().to_string(),
             measured_loop: if layer == Layer::Io {
                 "bench io loop"
             } else {
-                "bench copy of Worker::run"
+                "Worker::poll_once"
             },
-            flows,
+            flows: parts[w].len() as u64,
             epochs,
             check,
             ipc: Vec::new(),
             size: p.size,
-            latency: (layer != Layer::Io).then(|| st.latency.clone()),
-        })
-    })?;
-    let fig = sink_empty(fig, &topo);
+            latency,
+        };
+        figs.push(sink_empty(fig, &topo, w));
+    }
     drop(topo);
-    Ok(fig)
+    Ok(figs)
 }
 
 /// Nothing may go back out of data0 (towards the clients) in steady state.
-fn sink_empty(mut fig: Figure, topo: &Topology) -> Figure {
-    let back = topo.a_tx.count();
+fn sink_empty(mut fig: Figure, topo: &Topology, w: usize) -> Figure {
+    let back = topo.a_tx[w].count();
     if back != 0 && fig.check.is_ok() {
-        fig.check = Err(format!("{back} frames sent out of data0"));
+        fig.check = Err(format!("{back} frames sent out of data0 queue {w}"));
     }
     fig
 }
 
-/// Every packet of an epoch went through: forwarded, sent, none dropped; passed by its
-/// connection's entry when the firewall is on.
+/// Every packet of an epoch went through: forwarded, sent, none dropped, none handed
+/// to another worker; passed by its connection's entry when the firewall is on.
 fn verify(layer: Layer, d: &Counts, n: u64, unit: &Unit) -> Result<(), String> {
     let fw_ok = layer != Layer::Firewall || d.accepted_state == n;
-    if d.rx == n && d.forwarded == n && d.tx == n && d.dropped == 0 && fw_ok {
+    if d.rx == n && d.forwarded == n && d.tx == n && d.dropped == 0 && d.handed_off == 0 && fw_ok {
         return Ok(());
     }
     Err(format!(
@@ -248,26 +393,17 @@ fn verify(layer: Layer, d: &Counts, n: u64, unit: &Unit) -> Result<(), String> {
 /// the frames' TTL runs out, then sets the stop flag. One epoch, at most
 /// [`EPOCH_PASSES`] − 20 passes.
 pub fn real_worker(p: Params, pool: &Mempool, wl: LcoreId) -> Result<Figure, String> {
-    let topo = Topology::recirculating(pool, p.flows + 1024).map_err(|e| e.to_string())?;
-    let unit = prepare(Layer::Firewall, &p, pool, &topo)?;
-    let ports = topo.worker_ports()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let counters = Arc::clone(&unit.counters);
+    let flows: Vec<u32> = partition(p.flows, 1).remove(0);
+    let topo = Topology::recirculating(pool, &[p.flows + 1024]).map_err(|e| e.to_string())?;
+    let links = unit::links(1).remove(0);
+    let Unit {
+        worker,
+        counters,
+        stop,
+        ..
+    } = prepare(Layer::Firewall, &p, pool, &topo, 0, links, &flows)?;
     let base = Counts::of(&counters);
     let (tid_tx, tid_rx) = mpsc::channel();
-    let worker = Worker::new(
-        0,
-        ports,
-        unit.router,
-        pool.clone(),
-        IdlePolicy::BusyPoll,
-        Arc::clone(&stop),
-        WorkerLinks {
-            mesh: NeighborMesh::new(1),
-            handoff: Handoff::new(1),
-            inbox: Arc::new(WorkerInbox::default()),
-        },
-    );
     eprintln!("    measuring Worker::run on {wl}");
     let handle = lcore::launch(wl, move || {
         let _ = tid_tx.send(ThreadStat::current_tid());
@@ -357,7 +493,7 @@ pub fn real_worker(p: Params, pool: &Mempool, wl: LcoreId) -> Result<Figure, Str
         size: Size::Bytes(64),
         latency: None,
     };
-    let fig = sink_empty(fig, &topo);
+    let fig = sink_empty(fig, &topo, 0);
     drop(topo);
     Ok(fig)
 }

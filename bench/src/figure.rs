@@ -123,6 +123,83 @@ impl Figure {
     pub fn share(&self) -> f64 {
         self.total().interval.share()
     }
+
+    /// Adds a later round's measurement of the same scenario: epochs, IPC and latency
+    /// pooled, the first failed check kept.
+    pub fn merge(&mut self, other: Figure) {
+        self.epochs.extend(other.epochs);
+        if self.check.is_ok() {
+            self.check = other.check;
+        }
+        self.ipc.extend(other.ipc);
+        if let (Some(a), Some(b)) = (self.latency.as_mut(), other.latency.as_ref()) {
+            let _ = a.add(b);
+        }
+    }
+}
+
+/// Several workers at once, each on its own core with the flows RSS gives it.
+#[derive(Debug, Clone)]
+pub struct Scaling {
+    /// The workers' CPUs, in worker order.
+    pub cpus: Vec<u32>,
+    /// Established flows over all workers.
+    pub flows: u64,
+    /// One figure per worker (its flows, its epochs).
+    pub per_worker: Vec<Figure>,
+}
+
+impl Scaling {
+    /// Workers.
+    pub fn workers(&self) -> usize {
+        self.per_worker.len()
+    }
+
+    /// What the cores can do together: the sum of each worker's on-CPU rate
+    /// (median epoch).
+    pub fn mpps(&self, hz: u64) -> f64 {
+        self.per_worker.iter().map(|f| f.mpps(hz)).sum()
+    }
+
+    /// What they did: each worker's packets over its measured wall time, summed
+    /// (they ran at the same time). Below [`Scaling::mpps`] when something else took
+    /// the CPUs meanwhile.
+    pub fn wall_mpps(&self, hz: u64) -> f64 {
+        self.per_worker
+            .iter()
+            .map(|f| f.total().packets as f64 / f.seconds(hz).max(1e-12) / 1e6)
+            .sum()
+    }
+
+    /// Cycles per packet of each worker (median epoch).
+    pub fn cycles_per_packet(&self) -> Vec<f64> {
+        self.per_worker
+            .iter()
+            .map(Figure::cycles_per_packet)
+            .collect()
+    }
+
+    /// Each worker's on-CPU share of the wall time.
+    pub fn shares(&self) -> Vec<f64> {
+        self.per_worker.iter().map(Figure::share).collect()
+    }
+
+    /// The first failed check of any worker.
+    pub fn check(&self) -> Result<(), String> {
+        for (w, f) in self.per_worker.iter().enumerate() {
+            if let Err(e) = &f.check {
+                return Err(format!("worker {w}: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a later round's epochs, worker by worker.
+    pub fn merge(&mut self, other: Scaling) {
+        for (a, b) in self.per_worker.iter_mut().zip(other.per_worker) {
+            a.merge(b);
+        }
+    }
 }
 
 /// The new-connection run.
@@ -168,6 +245,8 @@ pub struct Counts {
     pub accepted_new: u64,
     /// Every drop reason together.
     pub dropped: u64,
+    /// `handed_off` (to the worker that owns the flow).
+    pub handed_off: u64,
 }
 
 impl Counts {
@@ -180,6 +259,7 @@ impl Counts {
             accepted_state: c.accepted_state.get(),
             accepted_new: c.accepted_new.get(),
             dropped: c.dropped_total(),
+            handed_off: c.handed_off.get(),
         }
     }
 
@@ -192,6 +272,7 @@ impl Counts {
             accepted_state: self.accepted_state - base.accepted_state,
             accepted_new: self.accepted_new - base.accepted_new,
             dropped: self.dropped - base.dropped,
+            handed_off: self.handed_off - base.handed_off,
         }
     }
 }

@@ -1,10 +1,10 @@
-//! `bench`: cycles/packet, Mpps and new connections/s of one tandem worker core on
+//! `bench`: cycles/packet, Mpps and new connections/s of tandem worker cores on
 //! ring-backed DPDK ports, against `dpdk-testpmd` io forwarding as the machine's ceiling.
 //!
 //! ```text
-//! bench [--quick] [--cores 1] [--flows 1000,10000,100000,1000000] [--sizes 64,512,1500,imix]
-//!       [--new-conns N] [--seconds S] [--rounds N]
-//!       [--only io,route,firewall,worker,newconns,testpmd] [--out DIR]
+//! bench [--quick] [--cores LIST] [--flows 1000,10000,100000,1000000]
+//!       [--sizes 64,512,1500,imix] [--new-conns N] [--seconds S] [--rounds N]
+//!       [--only io,route,firewall,worker,scaling,newconns,testpmd] [--out DIR]
 //! ```
 //!
 //! Every run prints a markdown table and writes it to `DIR/<date>-<commit>.md` and
@@ -12,13 +12,13 @@
 //! figure is obtained is written at the end of that page ([`report`]); the lab it runs
 //! is drawn in [`frames`] and [`topo`].
 //!
-//! Layout (one concern per module, so the later harness — more cores, latency with
-//! hdrhistogram, failover — grows beside it): [`cpu`] (on-CPU time of a thread),
-//! [`machine`] (the stamp), [`frames`] (addresses and frames), [`unit`] (the router and
-//! firewall as `tandemd` builds them), [`topo`] (ring ports), [`hotloop`] (the measured
-//! loops), [`established`], [`newconns`], [`testpmd`], [`perf`] (IPC of a thread),
-//! [`figure`] (what a scenario measured), [`report`].
+//! Layout (one concern per module): [`cores`] (which CPUs), [`cpu`] (on-CPU time of a
+//! thread), [`machine`] (the stamp), [`frames`] (addresses and frames), [`unit`] (a
+//! worker as `tandemd` builds it), [`topo`] (ring ports), [`hotloop`] (the measured
+//! loops), [`established`] (one or several workers), [`newconns`], [`testpmd`], [`perf`]
+//! (IPC of a thread), [`figure`] (what a scenario measured), [`report`], [`plot`].
 
+mod cores;
 mod cpu;
 mod established;
 mod figure;
@@ -52,14 +52,17 @@ const BIG_DATA_ROOM: u16 = 2176;
 const BIG_MBUF_FOOTPRINT: u64 = 4096 + 256;
 
 #[derive(Parser, Debug)]
-#[command(about = "tandem throughput bench: one worker core on ring-backed DPDK ports")]
+#[command(about = "tandem throughput bench: worker cores on ring-backed DPDK ports")]
 struct Args {
     /// CI smoke run: 10k flows, 100k new connections, ~1 s per scenario.
     #[arg(long)]
     quick: bool,
-    /// Worker cores (only 1 for now; more is the multi-core harness, a later issue).
-    #[arg(long, default_value_t = 1)]
-    cores: u32,
+    /// CPUs for the worker lcores, e.g. `1-15` or `1,0`: one-worker scenarios run on
+    /// the first; the scaling scenario runs 1, 2, 4, … and all of them at once
+    /// [default: every online CPU but the first, and the first too when that leaves
+    /// fewer than two].
+    #[arg(long)]
+    cores: Option<String>,
     /// Established-flow counts, comma-separated [default: 1000,10000,100000,1000000;
     /// quick: 10000].
     #[arg(long, value_delimiter = ',')]
@@ -77,7 +80,7 @@ struct Args {
     /// Rounds over all scenarios, pooled [default: 3; quick: 1].
     #[arg(long)]
     rounds: Option<u32>,
-    /// Run only these: io, route, firewall, worker, newconns, testpmd.
+    /// Run only these: io, route, firewall, worker, scaling, newconns, testpmd.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
     /// Where the results go.
@@ -110,11 +113,15 @@ fn remove_runtime_dir() {
 
 fn run(args: &Args) -> Result<(), String> {
     let started = Instant::now();
-    if args.cores != 1 {
-        return Err(
-            "only --cores 1 is implemented (the multi-core harness is a later issue)".into(),
-        );
+    let online = cores::online();
+    let cpus = match &args.cores {
+        Some(list) => cores::parse_list(list).map_err(|e| format!("--cores: {e}"))?,
+        None => cores::default_workers(&online),
+    };
+    if let Some(c) = cpus.iter().find(|c| !online.contains(c)) {
+        return Err(format!("--cores: CPU {c} is not online ({online:?})"));
     }
+    let main_cpu = cores::main_cpu(&online, &cpus);
     let flows = args.flows.clone().unwrap_or_else(|| {
         if args.quick {
             vec![10_000]
@@ -144,7 +151,9 @@ fn run(args: &Args) -> Result<(), String> {
         .clamp(1, 1_900_000);
     let seconds = args.seconds.unwrap_or(1.0);
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
-    const SCENARIOS: [&str; 6] = ["io", "route", "firewall", "worker", "newconns", "testpmd"];
+    const SCENARIOS: [&str; 7] = [
+        "io", "route", "firewall", "worker", "scaling", "newconns", "testpmd",
+    ];
     if let Some(bad) = args
         .only
         .iter()
@@ -157,7 +166,8 @@ fn run(args: &Args) -> Result<(), String> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
 
     let stamp = machine::Stamp::collect();
-    let steal0 = machine::steal_secs(1);
+    let steal_cpu = cpus[0] as usize;
+    let steal0 = machine::steal_secs(steal_cpu);
     eprintln!(
         "bench: {} ({} CPUs), commit {}, {}",
         stamp.cpu, stamp.cores, stamp.commit, stamp.dpdk
@@ -184,8 +194,7 @@ fn run(args: &Args) -> Result<(), String> {
         "-m".into(),
         mem_mb.to_string(),
         "--no-pci".into(),
-        "-l".into(),
-        format!("0-{}", args.cores),
+        cores::eal_lcores(main_cpu, &cpus),
         format!("--file-prefix=bench-{}", std::process::id()),
         "--no-telemetry".into(),
         "--log-level=lib.eal:warning".into(),
@@ -193,7 +202,12 @@ fn run(args: &Args) -> Result<(), String> {
     eprintln!("bench: EAL {}", eal_args.join(" "));
     let eal = Eal::init(&eal_args).map_err(|e| e.to_string())?;
     let hz = lcore::tsc_hz();
-    let wl = lcore::workers().next().ok_or("no worker lcore")?;
+    let lcores: Vec<_> = lcore::workers().collect();
+    let wl = *lcores.first().ok_or("no worker lcore")?;
+    let steps: Vec<usize> = cores::steps(lcores.len())
+        .into_iter()
+        .filter(|&k| k > 1)
+        .collect();
     let pool = Mempool::new("bench_pool", n_mbufs, POOL_CACHE, DATA_ROOM, SocketId::ANY)
         .map_err(|e| e.to_string())?;
     let big_pool = if n_big > 0 {
@@ -205,7 +219,7 @@ fn run(args: &Args) -> Result<(), String> {
         None
     };
     eprintln!(
-        "bench: TSC {:.3} GHz; {} mbufs of {} bytes, {} of {}; worker {wl}; {rounds} round(s)",
+        "bench: TSC {:.3} GHz; {} mbufs of {} bytes, {} of {}; main lcore on CPU {main_cpu}, workers on CPUs {cpus:?}; {rounds} round(s)",
         hz as f64 / 1e9,
         n_mbufs,
         DATA_ROOM,
@@ -217,6 +231,7 @@ fn run(args: &Args) -> Result<(), String> {
         usize::from(wants("io"))
             + sizes.len() * (usize::from(wants("route")) + usize::from(wants("firewall")))
             + usize::from(wants("worker") && f >= established::MIN_WORKER_FLOWS)
+            + if wants("scaling") { steps.len() } else { 0 }
     };
     let per_round = flows.iter().map(|&f| per_flow(f)).sum::<usize>()
         + usize::from(wants("newconns"))
@@ -237,6 +252,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut figures: Vec<Result<figure::Figure, (String, u64, String)>> = Vec::new();
     let mut conns: Vec<Result<figure::NewConns, String>> = Vec::new();
     let mut ceilings: Vec<Result<testpmd::Ceiling, (String, String)>> = Vec::new();
+    let mut scaling: Vec<Result<figure::Scaling, (usize, u64, String)>> = Vec::new();
     for round in 1..=rounds {
         eprintln!("bench: round {round} of {rounds}");
         if wants("testpmd") {
@@ -250,7 +266,7 @@ fn run(args: &Args) -> Result<(), String> {
                 progress(&format!(
                     "dpdk-testpmd io forwarding on two {vdev} ports ({tp_secs:.0} s)"
                 ));
-                let c = testpmd::measure(vdev, tp_secs);
+                let c = testpmd::measure(vdev, tp_secs, main_cpu, cpus[0]);
                 match &c {
                     Ok(c) => eprintln!(
                         "    {:.2} Mpps on-CPU ({:.0} % CPU share)",
@@ -313,8 +329,11 @@ fn run(args: &Args) -> Result<(), String> {
                     }
                     merge_figure(&mut figures, name, u64::from(f), size, r);
                 };
+            let one = |layer, p, pl| {
+                established::bench_loop(layer, p, pl, &[wl]).map(|mut v| v.remove(0))
+            };
             scenario(Layer::Io.name(), "io", p64.size, &|| {
-                established::bench_loop(Layer::Io, p64, &pool, wl)
+                one(Layer::Io, p64, &pool)
             });
             for &size in &sizes {
                 let p = Params { size, ..p64 };
@@ -324,16 +343,54 @@ fn run(args: &Args) -> Result<(), String> {
                     &pool
                 };
                 scenario(Layer::Route.name(), "route", size, &|| {
-                    established::bench_loop(Layer::Route, p, pl, wl)
+                    one(Layer::Route, p, pl)
                 });
                 scenario(Layer::Firewall.name(), "firewall", size, &|| {
-                    established::bench_loop(Layer::Firewall, p, pl, wl)
+                    one(Layer::Firewall, p, pl)
                 });
             }
             if f >= established::MIN_WORKER_FLOWS {
                 scenario(established::WORKER_SCENARIO, "worker", p64.size, &|| {
                     established::real_worker(p64, &pool, wl)
                 });
+            }
+        }
+        if wants("scaling") {
+            for &f in &flows {
+                for &k in &steps {
+                    progress(&format!(
+                        "{}, {f} flows, 64 B, {k} workers on CPUs {:?}",
+                        Layer::Firewall.name(),
+                        &cpus[..k]
+                    ));
+                    let p = Params {
+                        flows: f,
+                        capacity,
+                        seconds,
+                        size: frames::Size::Bytes(64),
+                    };
+                    let r = established::bench_loop(Layer::Firewall, p, &pool, &lcores[..k]).map(
+                        |per_worker| figure::Scaling {
+                            cpus: cpus[..k].to_vec(),
+                            flows: u64::from(f),
+                            per_worker,
+                        },
+                    );
+                    match &r {
+                        Ok(s) => eprintln!(
+                            "    {:.2} Mpps on-CPU together ({:.2} over wall time); cycles/packet per worker {:?}{}",
+                            s.mpps(hz),
+                            s.wall_mpps(hz),
+                            s.cycles_per_packet().iter().map(|c| c.round()).collect::<Vec<_>>(),
+                            match s.check() {
+                                Ok(()) => String::new(),
+                                Err(e) => format!("\n    CHECK FAILED: {e}"),
+                            }
+                        ),
+                        Err(e) => eprintln!("    ERROR: {e}"),
+                    }
+                    merge_scaling(&mut scaling, k, u64::from(f), r);
+                }
             }
         }
         if wants("newconns") {
@@ -364,8 +421,29 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
 
+    // One worker is the firewall scenario at 64 B: the same loop on the first CPU.
+    for f in figures.iter().flatten() {
+        if wants("scaling")
+            && f.scenario == Layer::Firewall.name()
+            && f.size == frames::Size::Bytes(64)
+        {
+            scaling.push(Ok(figure::Scaling {
+                cpus: vec![cpus[0]],
+                flows: f.flows,
+                per_worker: vec![f.clone()],
+            }));
+        }
+    }
+    let key = |s: &Result<figure::Scaling, (usize, u64, String)>| match s {
+        Ok(s) => (s.flows, s.workers()),
+        Err((w, f, _)) => (*f, *w),
+    };
+    scaling.sort_by_key(key);
     let run = report::Run {
         stamp,
+        cpus: cpus.clone(),
+        main_cpu,
+        scaling,
         hz,
         capacity,
         quick: args.quick,
@@ -375,16 +453,18 @@ fn run(args: &Args) -> Result<(), String> {
         new_conns: conns,
         ceilings,
         load_after: machine::load(),
-        steal: (machine::steal_secs(1) - steal0) / started.elapsed().as_secs_f64().max(1e-9),
+        steal: (machine::steal_secs(steal_cpu) - steal0)
+            / started.elapsed().as_secs_f64().max(1e-9),
         took_secs: started.elapsed().as_secs_f64(),
     };
     let ok: Vec<&figure::Figure> = run.figures.iter().flatten().collect();
     let title = format!(
-        "tandem bench {} ({}), one worker core",
+        "tandem bench {} ({})",
         run.stamp.date,
         run.stamp.short_commit()
     );
-    let svg = match plot::svg(&ok, hz, &title) {
+    let scaled: Vec<&figure::Scaling> = run.scaling.iter().flatten().collect();
+    let svg = match plot::svg(&ok, &scaled, hz, &title) {
         Ok(svg) => svg,
         Err(e) => {
             eprintln!("bench: plot not drawn: {e}");
@@ -435,17 +515,27 @@ fn merge_figure(
     let r = r.map_err(|e| (err_name.clone(), flows, e));
     match (all.iter_mut().find(|x| same(x)), r) {
         (None, r) => all.push(r),
-        (Some(Ok(old)), Ok(new)) => {
-            old.epochs.extend(new.epochs);
-            if old.check.is_ok() {
-                old.check = new.check;
-            }
-            old.ipc.extend(new.ipc);
-            if let (Some(a), Some(b)) = (old.latency.as_mut(), new.latency.as_ref()) {
-                let _ = a.add(b);
-            }
-        }
+        (Some(Ok(old)), Ok(new)) => old.merge(new),
         (Some(slot @ Ok(_)), Err(e)) => *slot = Err(e),
+        (Some(Err(_)), _) => {}
+    }
+}
+
+/// Adds a round's scaling run to the same (workers, flows) of earlier rounds.
+fn merge_scaling(
+    all: &mut Vec<Result<figure::Scaling, (usize, u64, String)>>,
+    workers: usize,
+    flows: u64,
+    r: Result<figure::Scaling, String>,
+) {
+    let same = |x: &Result<figure::Scaling, (usize, u64, String)>| match x {
+        Ok(s) => s.workers() == workers && s.flows == flows,
+        Err((w, f, _)) => *w == workers && *f == flows,
+    };
+    match (all.iter_mut().find(|x| same(x)), r) {
+        (None, r) => all.push(r.map_err(|e| (workers, flows, e))),
+        (Some(Ok(old)), Ok(new)) => old.merge(new),
+        (Some(slot @ Ok(_)), Err(e)) => *slot = Err((workers, flows, e)),
         (Some(Err(_)), _) => {}
     }
 }

@@ -13,7 +13,7 @@ use crate::cpu::{Interval, ThreadStat};
 use crate::established::Params;
 use crate::figure::{Counts, NewConns};
 use crate::frames::Flow;
-use crate::hotloop::{self, Clock, LoopState, Stop};
+use crate::hotloop::{self, Clock, Stop};
 use crate::topo::{self, Topology};
 use crate::unit::{self, Unit};
 use dpdk_sys::{lcore, LcoreId, Mempool};
@@ -24,33 +24,30 @@ use std::time::Duration;
 pub fn run(p: Params, pool: &Mempool, wl: LcoreId) -> Result<NewConns, String> {
     let m = p.flows;
     let topo = Topology::one_way(pool, m + 1024).map_err(|e| e.to_string())?;
-    let mut unit = Unit::new(pool, Some(p.capacity));
+    let mut unit = Unit::single(pool, Some(p.capacity), topo.worker_ports(0)?);
     unit.teach_neighbours(0)?;
     let syns: Result<Vec<_>, String> = (0..m)
         .map(|f| unit::mbuf_with(pool, &Flow::nth(f).syn(64)))
         .collect();
-    topo::fill(&topo.a_rx, syns?)?;
-    let mut ports = topo.worker_ports()?;
+    topo::fill(&topo.a_rx[0], syns?)?;
     let events = unit.events.clone();
-    let sink = topo.b_tx.clone();
+    let sink = topo.b_tx[0].clone();
     eprintln!("    opening {m} connections on {wl}");
     let (tx, rx) = mpsc::channel();
     let handle = lcore::launch(wl, move || {
         let hz = lcore::tsc_hz();
         let clock = Clock::new();
         let stat = ThreadStat::current();
-        let mut st = LoopState::new(ports.len());
         let before = Counts::of(&unit.counters);
         let created = unit.created();
         let stop = Stop {
             packets: u64::from(m),
             deadline_ns: 600_000_000_000,
-            latency: false,
         };
         let s0 = stat.start();
-        let n = hotloop::run_unit(&mut ports, &mut unit, &clock, &mut st, stop);
+        let n = hotloop::run_worker(&mut unit.worker, &clock, stop, None);
         let s1 = stat.end();
-        if let Some(fw) = unit.router.firewall() {
+        if let Some(fw) = unit.worker.router().firewall() {
             fw.publish(&unit.counters);
         }
         let d = Counts::of(&unit.counters).since(&before);

@@ -1,6 +1,6 @@
 //! The results table (markdown), printed and written to `bench/results/`.
 
-use crate::figure::{Figure, NewConns};
+use crate::figure::{Figure, NewConns, Scaling};
 use crate::machine::Stamp;
 use crate::testpmd::Ceiling;
 use std::fmt::Write as _;
@@ -16,6 +16,12 @@ pub const TARGET_CONNS: f64 = 1_000_000.0;
 pub struct Run {
     /// Machine, commit, versions, date.
     pub stamp: Stamp,
+    /// The workers' CPUs (`--cores`); one-worker scenarios run on the first.
+    pub cpus: Vec<u32>,
+    /// The main lcore's CPU.
+    pub main_cpu: u32,
+    /// Several workers at once, by flows then workers.
+    pub scaling: Vec<Result<Scaling, (usize, u64, String)>>,
     /// TSC frequency.
     pub hz: u64,
     /// Connection table capacity of every shard built.
@@ -108,6 +114,11 @@ impl Run {
             "| hypervisor steal on the worker CPU | {:.1} % of the run |",
             100.0 * self.steal
         );
+        let _ = writeln!(
+            o,
+            "| CPUs | workers on {:?} (`--cores`; one-worker scenarios on the first), main lcore on {} |",
+            self.cpus, self.main_cpu
+        );
         let _ = writeln!(o, "| connection table | capacity {} per shard (as a unit's shard; the 10k-flow runs use the same size) |", self.capacity);
         let _ = writeln!(
             o,
@@ -125,7 +136,11 @@ impl Run {
             );
         }
         let ceiling = self.ceiling();
-        let _ = writeln!(o, "## Established flows: one worker core\n");
+        let _ = writeln!(
+            o,
+            "## Established flows: one worker core (CPU {})\n",
+            self.cpus.first().copied().unwrap_or(0)
+        );
         let _ = writeln!(
             o,
             "| scenario | flows | frame | Mpps | Gbit/s | cycles/packet | best – worst epoch | in-loop p50 / p99 / p99.9 / max (ns) | instructions/packet (IPC) | ratio to testpmd io (net_null) | CPU share | measured | loop | checks |"
@@ -169,7 +184,9 @@ impl Run {
                 }
             }
         }
-        let _ = writeln!(o, "\nMpps and cycles/packet are the median epoch's (on-CPU time); *best – worst* shows the spread between epochs. Gbit/s = Mpps × mean frame size (FCS included, no preamble or gap). IMIX = 7:4:1 of 64/576/1500-byte frames, assigned by flow number (mean 353.8 B).\n\n*In-loop p50 / p99 / p99.9 / max* is **not wire latency**: it is the time (TSC, all epochs pooled in an HdrHistogram) from the return of the rx burst that brought a packet to the end of the tx bursts that sent that burst's frames, counted once per packet — the time a packet spends inside the worker loop (bench copy only; `Worker::run` has no such clock reads). Queueing in the ring before rx is not included.\n");
+        let _ = writeln!(o, "\nMpps and cycles/packet are the median epoch's (on-CPU time); *best – worst* shows the spread between epochs. Gbit/s = Mpps × mean frame size (FCS included, no preamble or gap). IMIX = 7:4:1 of 64/576/1500-byte frames, assigned by flow number (mean 353.8 B).\n\n*In-loop p50 / p99 / p99.9 / max* is **not wire latency**: it is the duration (TSC, all epochs pooled in an HdrHistogram) of the `Worker::poll_once` call that received a packet — from its first rx burst to the end of its last tx burst — counted once per packet: an upper bound on the time a packet spends inside the worker. Queueing in the ring before rx is not included.\n");
+
+        self.scaling_section(&mut o);
 
         let _ = writeln!(o, "## New connections: one worker core\n");
         if self.new_conns.is_empty() {
@@ -300,16 +317,73 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Several workers at once: what the cores do together.
+    fn scaling_section(&self, o: &mut String) {
+        let _ = writeln!(o, "## Scaling with worker cores\n");
+        if self.scaling.is_empty() {
+            let _ = writeln!(o, "(not run)\n");
+            return;
+        }
+        let hz = self.hz;
+        let _ = writeln!(o, "| scenario | flows | workers | CPUs | Mpps together | × one worker | Mpps over wall time | cycles/packet per worker | CPU share per worker | checks |");
+        let _ = writeln!(o, "|---|---:|---:|---|---:|---:|---:|---|---|---|");
+        let one = |flows: u64| {
+            self.scaling
+                .iter()
+                .flatten()
+                .find(|s| s.flows == flows && s.workers() == 1)
+                .map(|s| s.mpps(hz))
+        };
+        let list = |v: Vec<f64>, f: &dyn Fn(f64) -> String| {
+            v.into_iter().map(f).collect::<Vec<_>>().join(" / ")
+        };
+        for s in &self.scaling {
+            match s {
+                Ok(s) => {
+                    let speedup =
+                        one(s.flows).map_or("–".into(), |b| format!("{:.2}", s.mpps(hz) / b));
+                    let _ = writeln!(
+                        o,
+                        "| {}, 64 B | {} | {} | {:?} | **{:.2}** | {speedup} | {:.2} | {} | {} | {} |",
+                        crate::established::Layer::Firewall.name(),
+                        s.flows,
+                        s.workers(),
+                        s.cpus,
+                        s.mpps(hz),
+                        s.wall_mpps(hz),
+                        list(s.cycles_per_packet(), &|c| format!("{c:.0}")),
+                        list(s.shares(), &|x| format!("{:.0} %", 100.0 * x)),
+                        check_cell(&s.check())
+                    );
+                }
+                Err((workers, flows, e)) => {
+                    let _ = writeln!(
+                        o,
+                        "| {} | {flows} | {workers} | – | – | – | – | – | – | **ERROR**: {} |",
+                        crate::established::Layer::Firewall.name(),
+                        e.replace('|', "/")
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o, "\nEach worker has its own queue pair on both ports, its own ring and its own connection shard, and gets the flows symmetric RSS gives it (`Handoff::owner`, what the worker itself checks: no packet was handed to another worker). *Mpps together* is the sum of each worker's on-CPU rate (median epoch); *over wall time* is packets / elapsed time summed over the workers, lower when something else had the CPUs. With the same flows split over more shards each shard is smaller, so a worker can run faster than the one-worker figure (fewer cache misses per packet); a worker sharing its CPU with the sleeping main lcore is charged only for its on-CPU time.\n");
+    }
+}
+
 const METHOD: &str = "## How it was measured
 
 - **Traffic without a NIC or a generator.** Two ports made with `rte_eth_from_rings`:
   data1's tx ring *is* data0's rx ring, and the unit has learnt the server's MAC as data0's
   virtual MAC, so every frame the unit forwards comes back in. The ring is prefilled with
-  one 60-byte TCP ACK (64 bytes on the wire) per established flow, valid IPv4 and TCP
-  checksums, in a random (seeded) flow order — entries were created in flow order, so a
-  sorted ring would let the hardware prefetcher walk the table —: every pass parses, routes,
-  looks up and window-tracks every flow once, and no generator runs on any core. Each flow was opened beforehand by a real
-  handshake through `Router::handle` (SYN in on data0, SYN/ACK in on data1, ACK in on data0).
+  one TCP ACK per established flow (60 bytes + FCS = 64 on the wire, or the size of the
+  row: 512, 1500, or IMIX by flow number), valid IPv4 and TCP checksums, in a random
+  (seeded) flow order — entries were created in flow order, so a sorted ring would let the
+  hardware prefetcher walk the table —: every pass parses, routes, looks up and
+  window-tracks every flow once, and no generator runs on any core. Each flow was opened
+  beforehand by a real handshake through `Router::handle` (SYN in on data0, SYN/ACK in on
+  data1, ACK in on data0). With several workers each has a queue pair and a ring of its
+  own holding the flows RSS gives it.
 - **Epochs and rounds.** Each pass takes one from every frame's TTL (255 at start), so the
   worker stops after at most 250 passes or 250 ms, puts TTL and the IPv4 checksum back in
   every frame (untimed, ring order kept), re-confirms the neighbours by ARP, and goes on.
@@ -317,14 +391,15 @@ const METHOD: &str = "## How it was measured
   whole list of scenarios runs once per round, so a slow spell of a shared host touches all
   of them alike; a scenario's figure is the **median epoch** over all rounds, with the best
   and worst epochs beside it.
-- **Loop measured.** `bench copy of Worker::run`: `bench/src/hotloop.rs`, the per-iteration
-  body of `dataplane::worker::Worker::run` statement for statement (clock read, rx burst of
-  up to 64 on each port, `Router::handle` per frame, per-port tx bursts, handoff and
-  neighbour inboxes, the 10 ms timer with expiry, control inbox and counter publication),
-  returning after N packets instead of at a stop flag so the router survives between
-  epochs. `Worker::run, unmodified` is the real loop in one epoch, timed from the main lcore
-  (counter samples every ms): it checks that the copy costs what the original costs.
-  `ring I/O only`: rx burst → tx burst, no frame touched — the floor of the ring PMD.
+- **Loop measured.** `Worker::poll_once`: the body of `dataplane::worker::Worker::run`,
+  the function `tandemd` runs (clock read, rx burst of up to 64 on each port, the owner
+  check when there are several workers, `Router::handle` per frame, per-port tx bursts,
+  handoff and neighbour inboxes, the 10 ms timer with expiry, control inbox and counter
+  publication), called by the bench until N packets instead of until a stop flag, so
+  the worker and its table survive between epochs. `Worker::run, unmodified` is the
+  whole loop in one epoch, timed from the main lcore (counter samples every ms): the
+  same work without the bench's epochs and latency clock reads. `ring I/O only`: rx
+  burst → tx burst, no frame touched — the floor of the ring PMD.
 - **Cycles are on-CPU cycles.** The machine may be shared: TSC cycles of each epoch minus
   the time the worker thread waited on a run queue (`/proc/<pid>/task/<tid>/schedstat`),
   so a preempted worker is not charged for someone else's work (cache pollution by those
@@ -343,7 +418,8 @@ const METHOD: &str = "## How it was measured
   and forwarded; each creates a table entry and a sync event (the main lcore drains the
   event queue meanwhile, standing in for syncd).
 - **Ceiling.** `dpdk-testpmd --forward-mode=io` with one forwarding core, same EAL options
-  (`--no-huge`, `-l 0-1`), its forwarding thread's on-CPU time taken the same way. On
+  (`--no-huge`; its main lcore on the bench's main CPU, its forwarding lcore on the first
+  worker CPU), its forwarding thread's on-CPU time taken the same way. On
   `net_null` every packet is an mbuf allocated on rx and freed on tx, which a NIC driver
   also pays and the recirculating rings do not: the ratio is a conservative comparison
   (tandem does its per-packet work here *without* the mbuf life cycle that testpmd pays).

@@ -75,8 +75,10 @@ impl Ceiling {
 /// Where testpmd is.
 pub const TESTPMD: &str = "/usr/bin/dpdk-testpmd";
 
-/// Runs testpmd io forwarding on two `vdev` ports for about `seconds` after warm-up.
-pub fn measure(vdev: &'static str, seconds: f64) -> Result<Ceiling, String> {
+/// Runs testpmd io forwarding on two `vdev` ports for about `seconds` after warm-up,
+/// its main lcore on CPU `main` and its forwarding lcore on CPU `fwd` (the bench's own
+/// main and first worker CPU).
+pub fn measure(vdev: &'static str, seconds: f64, main: u32, fwd: u32) -> Result<Ceiling, String> {
     if !std::path::Path::new(TESTPMD).exists() {
         return Err(format!("{TESTPMD} not found (Debian package `dpdk`)"));
     }
@@ -89,12 +91,11 @@ pub fn measure(vdev: &'static str, seconds: f64) -> Result<Ceiling, String> {
         "-m",
         "256",
         "--no-pci",
-        "-l",
-        "0-1",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.push(crate::cores::eal_lcores(main, &[fwd]));
     args.push(format!("--file-prefix={prefix}"));
     args.push(format!("--vdev={vdev}0"));
     args.push(format!("--vdev={vdev}1"));
@@ -115,9 +116,9 @@ pub fn measure(vdev: &'static str, seconds: f64) -> Result<Ceiling, String> {
     }
     let command = format!("dpdk-testpmd {}", args[2..].join(" "));
     // taskset: a child inherits this thread's CPU affinity (the main lcore's, after EAL
-    // init); testpmd must be free to put its forwarding lcore on CPU 1.
+    // init); testpmd must be free to put its forwarding lcore on its CPU.
     let mut child = Command::new("taskset")
-        .args(["-c", "0-1", "stdbuf"])
+        .args(["-c", &format!("{main},{fwd}"), "stdbuf"])
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

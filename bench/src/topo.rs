@@ -9,7 +9,8 @@
 //!
 //! Recirculation: what the unit forwards out of data1 lands in the ring data0 reads, so
 //! a ring prefilled with one frame per flow is processed flow after flow, pass after
-//! pass, with nobody generating anything. For the new-connection run, data1's tx goes
+//! pass, with nobody generating anything. With several workers each has its own queue
+//! pair on both ports and its own loop ring, holding the flows RSS would give it. For the new-connection run, data1's tx goes
 //! to a sink ring instead, big enough to take every frame (so nothing is freed on the
 //! measured core either).
 
@@ -20,65 +21,65 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 
-/// Two ring-backed ports and the rings behind them.
+/// Two ring-backed ports with a queue pair per worker, and the rings behind them
+/// (index = queue = worker).
 pub struct Topology {
     /// data0.
     pub a: Port,
     /// data1.
     pub b: Port,
-    /// What data0 receives.
-    pub a_rx: Ring,
-    /// What data0 sends.
-    pub a_tx: Ring,
-    /// What data1 sends (= `a_rx` when recirculating).
-    pub b_tx: Ring,
+    /// What data0 receives, per queue.
+    pub a_rx: Vec<Ring>,
+    /// What data0 sends, per queue.
+    pub a_tx: Vec<Ring>,
+    /// What data1 sends, per queue (= `a_rx` when recirculating).
+    pub b_tx: Vec<Ring>,
 }
 
 impl Topology {
-    /// data1's tx feeds data0's rx: a ring of `capacity` frames.
-    pub fn recirculating(pool: &Mempool, capacity: u32) -> Result<Topology, DpdkError> {
+    /// Queue `w` of data1's tx feeds queue `w` of data0's rx: a ring of `capacity[w]`
+    /// frames per worker.
+    pub fn recirculating(pool: &Mempool, capacity: &[u32]) -> Result<Topology, DpdkError> {
         let n = SERIAL.fetch_add(1, Ordering::Relaxed);
-        let lp = Ring::new(&format!("bl{n}"), capacity, SocketId::ANY)?;
-        let sink_a = Ring::new(&format!("bsa{n}"), 4096, SocketId::ANY)?;
-        let idle_b = Ring::new(&format!("bib{n}"), 1024, SocketId::ANY)?;
-        Self::build(pool, n, lp.clone(), sink_a, idle_b, lp)
+        let mut loops = Vec::new();
+        for (w, &c) in capacity.iter().enumerate() {
+            loops.push(Ring::new(&format!("bl{n}.{w}"), c, SocketId::ANY)?);
+        }
+        Self::build(pool, n, loops.clone(), loops)
     }
 
-    /// data0 reads a ring of `capacity` frames; data1 sends into a sink of as many.
+    /// One queue: data0 reads a ring of `capacity` frames; data1 sends into a sink
+    /// of as many.
     pub fn one_way(pool: &Mempool, capacity: u32) -> Result<Topology, DpdkError> {
         let n = SERIAL.fetch_add(1, Ordering::Relaxed);
         let src = Ring::new(&format!("bsrc{n}"), capacity, SocketId::ANY)?;
-        let sink_a = Ring::new(&format!("bsa{n}"), 4096, SocketId::ANY)?;
-        let idle_b = Ring::new(&format!("bib{n}"), 1024, SocketId::ANY)?;
         let sink_b = Ring::new(&format!("bsb{n}"), capacity, SocketId::ANY)?;
-        Self::build(pool, n, src, sink_a, idle_b, sink_b)
+        Self::build(pool, n, vec![src], vec![sink_b])
     }
 
     fn build(
         pool: &Mempool,
         n: u32,
-        a_rx: Ring,
-        a_tx: Ring,
-        b_rx: Ring,
-        b_tx: Ring,
+        a_rx: Vec<Ring>,
+        b_tx: Vec<Ring>,
     ) -> Result<Topology, DpdkError> {
+        let queues = a_rx.len();
+        let mut a_tx = Vec::new();
+        // data1's rx rings stay empty; the port holds them.
+        let mut b_rx = Vec::new();
+        for w in 0..queues {
+            a_tx.push(Ring::new(&format!("bsa{n}.{w}"), 4096, SocketId::ANY)?);
+            b_rx.push(Ring::new(&format!("bib{n}.{w}"), 1024, SocketId::ANY)?);
+        }
+        let q = u16::try_from(queues).unwrap_or(u16::MAX);
         let cfg = PortConfig {
             promiscuous: true,
+            rx_queues: q,
+            tx_queues: q,
             ..PortConfig::default()
         };
-        let ida = eth_from_rings(
-            &format!("bench_a{n}"),
-            std::slice::from_ref(&a_rx),
-            std::slice::from_ref(&a_tx),
-            SocketId::ANY,
-        )?;
-        // data1's rx ring stays empty; the port holds it.
-        let idb = eth_from_rings(
-            &format!("bench_b{n}"),
-            &[b_rx],
-            std::slice::from_ref(&b_tx),
-            SocketId::ANY,
-        )?;
+        let ida = eth_from_rings(&format!("bench_a{n}"), &a_rx, &a_tx, SocketId::ANY)?;
+        let idb = eth_from_rings(&format!("bench_b{n}"), &b_rx, &b_tx, SocketId::ANY)?;
         let a = Port::configure(ida, &cfg, pool)?;
         let b = Port::configure(idb, &cfg, pool)?;
         a.start()?;
@@ -92,12 +93,12 @@ impl Topology {
         })
     }
 
-    /// Queue 0 of both ports, as a worker holds them (index = interface).
-    pub fn worker_ports(&self) -> Result<Vec<WorkerPort>, String> {
+    /// Queue `w` of both ports, as worker `w` holds them (index = interface).
+    pub fn worker_ports(&self, w: u16) -> Result<Vec<WorkerPort>, String> {
         let take = |p: &Port| -> Result<WorkerPort, String> {
             Ok(WorkerPort {
-                rx: p.rx_queue(0).ok_or("rx queue 0 already taken")?,
-                tx: p.tx_queue(0).ok_or("tx queue 0 already taken")?,
+                rx: p.rx_queue(w).ok_or(format!("rx queue {w} already taken"))?,
+                tx: p.tx_queue(w).ok_or(format!("tx queue {w} already taken"))?,
             })
         };
         Ok(vec![take(&self.a)?, take(&self.b)?])

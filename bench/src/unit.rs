@@ -1,18 +1,23 @@
-//! The unit under test: a `Router` (and `Firewall`) built the way `tandemd` builds one
-//! worker's (see `mgmt/src/unit.rs`), for the lab of [`crate::frames`].
+//! The unit under test: a `dataplane::worker::Worker` with its `Router` (and
+//! `Firewall`) built the way `tandemd` builds one (see `mgmt/src/unit.rs`), for the lab
+//! of [`crate::frames`]. The bench drives the worker's own `poll_once`.
 
 use crate::frames::{self, Flow, GW, GW_MAC, SERVER, SERVER_MAC, UNIT0, UNIT1};
 use dataplane::conntrack::conn::Timeouts;
 use dataplane::conntrack::event::EventQueue;
 use dataplane::conntrack::shard::Shard;
+use dataplane::control::WorkerInbox;
 use dataplane::counters::WorkerCounters;
 use dataplane::filter::{Action, PortRange, Rule, RuleSet};
 use dataplane::firewall::Firewall;
 use dataplane::forward::router::Interface;
 use dataplane::forward::{IfIndex, InterfaceConfig, Router, RouterConfig, StaticRoute};
-use dataplane::worker::PoolAlloc;
+use dataplane::worker::{
+    Handoff, IdlePolicy, NeighborMesh, PoolAlloc, Worker, WorkerLinks, WorkerPort,
+};
 use dpdk_sys::{Mbuf, Mempool};
 use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// `tandemd`'s event queue length per worker.
@@ -55,23 +60,32 @@ pub fn rules() -> RuleSet {
     RuleSet::new(vec![web], Action::Block).expect("one rule")
 }
 
-/// A worker's router with `firewall_capacity` connections of table, or no firewall.
+/// One worker with a router and, given a capacity, a firewall.
 pub struct Unit {
-    /// The router (owns the firewall).
-    pub router: Router<Mbuf>,
+    /// The worker (owns the router, which owns the firewall, and its queues).
+    pub worker: Worker,
     /// Its counters.
     pub counters: Arc<WorkerCounters>,
     /// The shard's event queue (the consumer end is syncd's; here the bench drains it).
     pub events: EventQueue,
-    /// Buffers for frames the router builds.
-    pub pool: PoolAlloc,
-    /// Frames the router emitted outside the measured loop (dropped: freed).
+    /// Set to end `Worker::run`.
+    pub stop: Arc<AtomicBool>,
+    /// Buffers for frames fed outside the loop.
+    pool: PoolAlloc,
+    /// Frames the router emitted outside the loop (dropped: freed).
     out: Vec<(IfIndex, Mbuf)>,
 }
 
 impl Unit {
-    /// Builds the unit. All table memory is taken (and touched) here.
-    pub fn new(pool: &Mempool, firewall_capacity: Option<usize>) -> Unit {
+    /// Worker `index` on `ports`, sharing `links` with the others. All table memory is
+    /// taken (and touched) here.
+    pub fn new(
+        pool: &Mempool,
+        firewall_capacity: Option<usize>,
+        index: usize,
+        ports: Vec<WorkerPort>,
+        links: WorkerLinks,
+    ) -> Unit {
         let cfg = config();
         let ifaces = vec![
             Interface::new(&cfg.interfaces[0], frames::MAC0, MTU),
@@ -85,20 +99,41 @@ impl Unit {
             let shard = Shard::new(capacity, SEED, Timeouts::default(), events.clone());
             router.set_firewall(Firewall::new(shard, Arc::new(rules())));
         }
-        Unit {
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker::new(
+            index,
+            ports,
             router,
+            pool.clone(),
+            IdlePolicy::BusyPoll,
+            Arc::clone(&stop),
+            links,
+        );
+        Unit {
+            worker,
             counters,
             events,
+            stop,
             pool: PoolAlloc(pool.clone()),
             out: Vec::with_capacity(64),
         }
+    }
+
+    /// A lone worker (index 0 of 1).
+    pub fn single(
+        pool: &Mempool,
+        firewall_capacity: Option<usize>,
+        ports: Vec<WorkerPort>,
+    ) -> Unit {
+        Unit::new(pool, firewall_capacity, 0, ports, links(1).remove(0))
     }
 
     /// Hands one frame to the router as received on `iface` at `now` (ns) and frees
     /// whatever comes out. Not the measured path: setup only.
     pub fn feed(&mut self, iface: IfIndex, frame: &[u8], now: u64) -> Result<usize, String> {
         let mbuf = mbuf_with(&self.pool.0, frame)?;
-        self.router
+        self.worker
+            .router_mut()
             .handle(iface, mbuf, now, &mut self.pool, &mut self.out);
         let n = self.out.len();
         self.out.clear();
@@ -113,10 +148,10 @@ impl Unit {
         Ok(())
     }
 
-    /// Opens flows `0..n` with a full handshake through the router (SYN in on data0,
+    /// Opens `flows` with a full handshake through the router (SYN in on data0,
     /// SYN/ACK in on data1, ACK in on data0). Events are drained as syncd would.
-    pub fn establish(&mut self, n: u32, now: u64) -> Result<(), String> {
-        for f in 0..n {
+    pub fn establish(&mut self, flows: &[u32], now: u64) -> Result<(), String> {
+        for &f in flows {
             let fl = Flow::nth(f);
             let sent = self.feed(0, &fl.syn(64), now)?
                 + self.feed(1, &fl.syn_ack(64), now)?
@@ -148,25 +183,39 @@ impl Unit {
 
     /// Connections in the table.
     pub fn connections(&self) -> usize {
-        self.router
+        self.worker
+            .router()
             .firewall()
             .map_or(0, |fw| fw.shard().table().len())
     }
 
     /// Connections created so far (shard statistics).
     pub fn created(&self) -> u64 {
-        self.router
+        self.worker
+            .router()
             .firewall()
             .map_or(0, |fw| fw.shard().stats().created)
     }
 
     /// (bytes, capacity) of the connection table.
     pub fn table_memory(&self) -> Option<(usize, usize)> {
-        self.router.firewall().map(|fw| {
+        self.worker.router().firewall().map(|fw| {
             let t = fw.shard().table();
             (t.memory_bytes(), t.capacity())
         })
     }
+}
+
+/// What `n` workers share: a neighbour mesh and handoff inboxes; an inbox each.
+pub fn links(n: usize) -> Vec<WorkerLinks> {
+    let (mesh, handoff) = (NeighborMesh::new(n), Handoff::new(n));
+    (0..n)
+        .map(|_| WorkerLinks {
+            mesh: mesh.clone(),
+            handoff: handoff.clone(),
+            inbox: Arc::new(WorkerInbox::default()),
+        })
+        .collect()
 }
 
 /// An mbuf holding `frame`.

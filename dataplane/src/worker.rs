@@ -124,8 +124,9 @@ impl Handoff {
     }
 
     /// The worker that owns the flow of this frame; frames with no flow
-    /// (ARP, anything the router handles alone) stay where they are.
-    fn owner(&self, frame: &[u8], me: usize) -> usize {
+    /// (ARP, anything the router handles alone) stay where they are. A NIC's
+    /// symmetric RSS with the default RETA picks the same one.
+    pub fn owner(&self, frame: &[u8], me: usize) -> usize {
         match flow_key_of_frame(frame) {
             Some(key) => self.rss.owner_of(&key, self.workers()),
             None => me,
@@ -153,6 +154,14 @@ pub struct Worker {
     idle: IdlePolicy,
     stop: Arc<AtomicBool>,
     links: WorkerLinks,
+    counters: Arc<WorkerCounters>,
+    /// Scratch kept across iterations, so a poll allocates nothing.
+    rx: Burst,
+    out: Vec<(IfIndex, Mbuf)>,
+    tx: Vec<Burst>,
+    learned: Vec<Learned>,
+    next_timer: u64,
+    query: Option<ActiveQuery>,
 }
 
 impl Worker {
@@ -166,7 +175,9 @@ impl Worker {
         stop: Arc<AtomicBool>,
         links: WorkerLinks,
     ) -> Self {
+        let tx = ports.iter().map(|_| Burst::new()).collect();
         Self {
+            counters: Arc::clone(router.counters()),
             index,
             ports,
             router,
@@ -174,74 +185,22 @@ impl Worker {
             idle,
             stop,
             links,
+            rx: Burst::new(),
+            out: Vec::with_capacity(4 * dpdk_sys::BURST_MAX),
+            tx,
+            learned: Vec::new(),
+            next_timer: 0,
+            query: None,
         }
     }
 
     /// Polls until `stop` is set. Returns 0 (the lcore's exit status).
     pub fn run(mut self) -> i32 {
         let clock = Clock::new();
-        let counters = Arc::clone(self.router.counters());
-        let mut rx = Burst::new();
-        let mut out: Vec<(IfIndex, Mbuf)> = Vec::with_capacity(4 * dpdk_sys::BURST_MAX);
-        let mut tx: Vec<Burst> = self.ports.iter().map(|_| Burst::new()).collect();
-        let mut learned = Vec::new();
         let mut empty_polls = 0u32;
         let mut sleep_us = 1u32;
-        let mut next_timer = 0u64;
-
-        let mut query: Option<ActiveQuery> = None;
-        let workers = self.links.handoff.workers();
         while !self.stop.load(Ordering::Relaxed) {
-            let now = clock.now_ns();
-            let mut got = 0;
-            for i in 0..self.ports.len() {
-                let n = self.ports[i].rx.rx_burst(&mut rx);
-                got += n;
-                for m in rx.drain() {
-                    counters.rx_packets.inc();
-                    counters.rx_bytes.add(m.len() as u64);
-                    if workers > 1 {
-                        let owner = self.links.handoff.owner(m.data(), self.index);
-                        if owner != self.index {
-                            counters.handed_off.inc();
-                            if self.links.handoff.inboxes[owner].push((i, m)).is_err() {
-                                counters.record_drop(DropReason::HandoffFull);
-                            }
-                            continue;
-                        }
-                    }
-                    self.router.handle(i, m, now, &mut self.pool, &mut out);
-                }
-                transmit(&mut self.ports, &mut out, &mut tx, &counters);
-            }
-            while let Some((i, m)) = self.links.handoff.inboxes[self.index].pop() {
-                got += 1;
-                self.router.handle(i, m, now, &mut self.pool, &mut out);
-            }
-            while let Some(l) = self.links.mesh.inboxes[self.index].pop() {
-                self.router.learn_shared(l, now, &mut out);
-            }
-            self.router.take_learned(&mut learned);
-            if !learned.is_empty() {
-                self.links.mesh.tell_others(self.index, &learned);
-                learned.clear();
-            }
-            if now >= next_timer {
-                self.router.poll(now, &mut self.pool, &mut out);
-                next_timer = now + POLL_INTERVAL_NS;
-                self.control(&mut query);
-            }
-            if let Some(q) = query.as_mut() {
-                if let Some(fw) = self.router.firewall() {
-                    let secs = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
-                    if q.step(self.index, fw.shard().table(), secs) {
-                        query = None;
-                    }
-                }
-            }
-            transmit(&mut self.ports, &mut out, &mut tx, &counters);
-
-            if got > 0 {
+            if self.poll_once(clock.now_ns()) > 0 {
                 empty_polls = 0;
                 sleep_us = 1;
                 continue;
@@ -249,7 +208,7 @@ impl Worker {
             if let IdlePolicy::Adaptive { max_sleep_us } = self.idle {
                 empty_polls = empty_polls.saturating_add(1);
                 if empty_polls >= SPIN_BEFORE_SLEEP {
-                    counters.idle_sleeps.inc();
+                    self.counters.idle_sleeps.inc();
                     std::thread::sleep(Duration::from_micros(u64::from(sleep_us)));
                     sleep_us = (sleep_us * 2).min(max_sleep_us.max(1));
                 }
@@ -257,28 +216,93 @@ impl Worker {
         }
         0
     }
+
+    /// One iteration of the loop at `now` (ns of the worker's [`Clock`]): a burst
+    /// from every port through the router and out, the frames other workers handed
+    /// over, the neighbours they learnt, and every [`POLL_INTERVAL_NS`] the timers,
+    /// the control inbox and the gauges. Returns the packets it received; the bench
+    /// drives this same call.
+    pub fn poll_once(&mut self, now: u64) -> usize {
+        let workers = self.links.handoff.workers();
+        let mut got = 0;
+        for i in 0..self.ports.len() {
+            got += self.ports[i].rx.rx_burst(&mut self.rx);
+            for m in self.rx.drain() {
+                self.counters.rx_packets.inc();
+                self.counters.rx_bytes.add(m.len() as u64);
+                if workers > 1 {
+                    let owner = self.links.handoff.owner(m.data(), self.index);
+                    if owner != self.index {
+                        self.counters.handed_off.inc();
+                        if self.links.handoff.inboxes[owner].push((i, m)).is_err() {
+                            self.counters.record_drop(DropReason::HandoffFull);
+                        }
+                        continue;
+                    }
+                }
+                self.router.handle(i, m, now, &mut self.pool, &mut self.out);
+            }
+            transmit(&mut self.ports, &mut self.out, &mut self.tx, &self.counters);
+        }
+        while let Some((i, m)) = self.links.handoff.inboxes[self.index].pop() {
+            got += 1;
+            self.router.handle(i, m, now, &mut self.pool, &mut self.out);
+        }
+        while let Some(l) = self.links.mesh.inboxes[self.index].pop() {
+            self.router.learn_shared(l, now, &mut self.out);
+        }
+        self.router.take_learned(&mut self.learned);
+        if !self.learned.is_empty() {
+            self.links.mesh.tell_others(self.index, &self.learned);
+            self.learned.clear();
+        }
+        if now >= self.next_timer {
+            self.router.poll(now, &mut self.pool, &mut self.out);
+            self.next_timer = now + POLL_INTERVAL_NS;
+            self.control();
+        }
+        if let Some(q) = self.query.as_mut() {
+            if let Some(fw) = self.router.firewall() {
+                let secs = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
+                if q.step(self.index, fw.shard().table(), secs) {
+                    self.query = None;
+                }
+            }
+        }
+        transmit(&mut self.ports, &mut self.out, &mut self.tx, &self.counters);
+        got
+    }
+
+    /// The router, for setup and inspection between polls (the bench re-teaches
+    /// neighbours between epochs).
+    pub fn router_mut(&mut self) -> &mut Router<Mbuf> {
+        &mut self.router
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Router<Mbuf> {
+        &self.router
+    }
 }
 
 impl Worker {
     /// Takes new rules and listing requests, and publishes the shard's gauges.
-    fn control(&mut self, query: &mut Option<ActiveQuery>) {
-        let counters = Arc::clone(self.router.counters());
+    fn control(&mut self) {
         let Some(fw) = self.router.firewall_mut() else {
             return;
         };
         if let Some(rules) = self.links.inbox.rules.pop() {
             fw.set_rules(rules);
         }
-        if query.is_none() {
-            *query = self.links.inbox.queries.pop().map(ActiveQuery::new);
+        if self.query.is_none() {
+            self.query = self.links.inbox.queries.pop().map(ActiveQuery::new);
         }
-        fw.publish(&counters);
+        fw.publish(&self.counters);
     }
 }
 
-/// Moves `out` into per-port bursts and sends them (public for the bench,
-/// which drives the same per-burst steps).
-pub fn transmit(
+/// Moves `out` into per-port bursts and sends them.
+fn transmit(
     ports: &mut [WorkerPort],
     out: &mut Vec<(IfIndex, Mbuf)>,
     tx: &mut [Burst],
