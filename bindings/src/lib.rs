@@ -19,6 +19,7 @@ pub mod mbuf;
 pub mod memory;
 pub mod mempool;
 pub mod port;
+pub mod prefetch;
 pub mod raw;
 pub mod ring_port;
 

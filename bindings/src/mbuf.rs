@@ -50,6 +50,19 @@ impl Mbuf {
         p
     }
 
+    /// Starts loading the mbuf's header (length, data offset), which an rx
+    /// burst hands over without touching.
+    #[inline]
+    pub fn prefetch_header(&self) {
+        crate::prefetch::at(self.0.as_ptr());
+    }
+
+    /// Starts loading the first lines of the packet data (reads the header).
+    #[inline]
+    pub fn prefetch_data(&self) {
+        crate::prefetch::read(self.data());
+    }
+
     /// The raw mbuf, still owned by `self`.
     #[inline]
     pub fn as_ptr(&self) -> *mut raw::rte_mbuf {

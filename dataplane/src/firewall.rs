@@ -210,6 +210,23 @@ impl Firewall {
         }
     }
 
+    /// Starts loading the connection index slot of this frame's flow; returns
+    /// the flow's hash for [`prefetch_entry`](Self::prefetch_entry), or `None`
+    /// for a frame without a flow.
+    #[inline]
+    pub fn prefetch_slot(&self, frame: &[u8]) -> Option<u64> {
+        let table = self.shard.table();
+        let hash = table.hash(&flow_key_of_frame(frame)?);
+        table.prefetch_slot(hash);
+        Some(hash)
+    }
+
+    /// Starts loading the connection entry of a flow whose slot was prefetched.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        self.shard.table().prefetch_entry(hash);
+    }
+
     /// Copies the shard's own counts into the worker's counters.
     pub fn publish(&self, counters: &WorkerCounters) {
         let st = self.shard.stats();

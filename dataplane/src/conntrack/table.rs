@@ -306,6 +306,34 @@ impl<V> ConnTable<V> {
         home
     }
 
+    /// Starts loading the index slot a lookup of `hash` probes first.
+    #[inline]
+    pub fn prefetch_slot(&self, hash: u64) {
+        if let Some(slot) = self.slots.get(self.home(tag_of(hash))) {
+            dpdk_sys::prefetch::read(slot);
+        }
+    }
+
+    /// Starts loading the entry of the first slot near `hash`'s home whose tag
+    /// matches (best once [`prefetch_slot`](Self::prefetch_slot) has brought
+    /// the slot in); looks at a few slots at most.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        let tag = tag_of(hash);
+        let home = self.home(tag);
+        for &slot in self.slots.iter().skip(home).take(4) {
+            if slot == EMPTY {
+                return;
+            }
+            if tag_of(slot) == tag {
+                if let Some(e) = self.entries.get(slot_id(slot) as usize) {
+                    dpdk_sys::prefetch::read(e);
+                }
+                return;
+            }
+        }
+    }
+
     /// The id of the live entry with `key`, if any. `hash` is
     /// [`hash(key)`](Self::hash).
     #[inline]
@@ -562,6 +590,27 @@ mod tests {
         assert_eq!(find(&t, &key(1)), None);
         assert_eq!(find(&t, &key(2)), Some(b));
         assert_eq!(t.len(), 1);
+        check(&mut t);
+    }
+
+    #[test]
+    fn prefetching_any_hash_changes_nothing() {
+        let mut t = ConnTable::<u64>::with_capacity(64, 3);
+        for n in 0..60 {
+            insert(&mut t, key(n), u64::from(n), 100).unwrap();
+        }
+        let mut rng = Rng(9);
+        for _ in 0..10_000 {
+            let h = rng.next();
+            t.prefetch_slot(h);
+            t.prefetch_entry(h);
+        }
+        for n in 0..60 {
+            t.prefetch_entry(t.hash(&key(n)));
+            assert_eq!(*t.get(find(&t, &key(n)).unwrap()), u64::from(n));
+        }
+        // Homes near the end of the index: no probe past it.
+        t.prefetch_entry(u64::MAX);
         check(&mut t);
     }
 
