@@ -245,6 +245,7 @@ impl Firewall {
 /// choosing the worker that owns it: untagged Ethernet, IPv4, not a
 /// fragment. An ICMP error belongs to the flow it quotes. `None` for anything else (ARP, IPv6 for now), which the
 /// receiving worker handles.
+#[inline]
 pub fn flow_key_of_frame(frame: &[u8]) -> Option<FlowKey> {
     if frame.get(12..14)? != [0x08, 0x00] {
         return None;

@@ -55,6 +55,7 @@ fn addr_bytes(ip: IpAddr) -> [u8; 16] {
 impl FlowKey {
     /// The key of a packet from `(src, sport)` to `(dst, dport)`, and the side
     /// it came from. Both addresses must be of one family.
+    #[inline]
     pub fn from_packet(
         src: IpAddr,
         sport: u16,

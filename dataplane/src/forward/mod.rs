@@ -8,6 +8,7 @@
 //! router should (RFC 1812), and forwards by longest-prefix match over the
 //! connected and static routes.
 
+mod addr_hash;
 pub mod neighbor;
 pub mod prefix;
 pub mod route;

@@ -18,7 +18,8 @@
 //! Time is passed in (nanoseconds of a monotonic clock), never read here, so
 //! the tests are exact.
 
-use super::route::{AddrHashMap, IfIndex};
+use super::addr_hash::AddrHashMap;
+use super::route::IfIndex;
 use crate::wire::EthernetAddress;
 use std::net::Ipv4Addr;
 
