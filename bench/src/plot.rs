@@ -66,7 +66,7 @@ pub fn svg(
             .flat_map(|s| &s.points)
             .map(pick)
             .fold(0.0, f64::max)
-            * 1.1
+            * 1.5
     };
     let (mpps_hi, cyc_hi) = (top(|p| p.1), top(|p| p.2));
     let mut text = String::new();
@@ -191,7 +191,7 @@ fn latency_panel<DB: DrawingBackend>(
         .flat_map(|(_, p)| p)
         .map(|p| p.1)
         .fold(1.0, f64::max)
-        * 1.2;
+        * 1.5;
     let label = "time in the worker loop, µs (64 B; poll duration per packet)";
     let mut chart = ChartBuilder::on(area)
         .margin(15)
