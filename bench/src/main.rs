@@ -495,7 +495,12 @@ fn run(args: &Args) -> Result<(), String> {
     if let Err(e) = eal.cleanup() {
         eprintln!("bench: {e}");
     }
-    Ok(())
+    match run.failures() {
+        0 => Ok(()),
+        n => Err(format!(
+            "{n} scenario(s) failed or did not add up (see the table): the figures are written but not to be trusted"
+        )),
+    }
 }
 
 /// Adds a round's figure to the same scenario's earlier rounds (epochs pooled; the

@@ -58,6 +58,31 @@ fn ratio(mpps: f64, ceiling: Option<f64>) -> String {
 }
 
 impl Run {
+    /// Scenarios that failed to run or whose checks did not add up (testpmd's
+    /// absence is not one: the ceiling is optional).
+    pub fn failures(&self) -> usize {
+        let figures = self
+            .figures
+            .iter()
+            .filter(|f| f.as_ref().map_or(true, |f| f.check.is_err()))
+            .count();
+        let scaling = self
+            .scaling
+            .iter()
+            // One worker is a copy of a firewall figure, counted there.
+            .filter(|s| {
+                s.as_ref()
+                    .map_or(true, |s| s.workers() > 1 && s.check().is_err())
+            })
+            .count();
+        let conns = self
+            .new_conns
+            .iter()
+            .filter(|n| n.as_ref().map_or(true, |n| n.check.is_err()))
+            .count();
+        figures + scaling + conns
+    }
+
     /// The new-connection round with the median cost (only rounds whose checks passed).
     fn median_conns(&self) -> Option<&NewConns> {
         let mut ok: Vec<&NewConns> = self
@@ -192,17 +217,19 @@ impl Run {
         if self.new_conns.is_empty() {
             let _ = writeln!(o, "(not run)\n");
         } else {
-            let _ = writeln!(o, "| round | connections | new conns/s | cycles/connection | CPU share | sync events offered / refused (queue full) | checks |");
-            let _ = writeln!(o, "|---:|---:|---:|---:|---:|---|---|");
+            let ceiling = self.ceiling();
+            let _ = writeln!(o, "| round | connections | new conns/s | SYNs/s ÷ testpmd io packets/s (net_null) | cycles/connection | CPU share | sync events offered / refused (queue full) | checks |");
+            let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---|---|");
             for (i, n) in self.new_conns.iter().enumerate() {
                 match n {
                     Ok(n) => {
                         let _ = writeln!(
                             o,
-                            "| {} | {} | {:.0} | {:.0} | {:.0} % | {} / {} | {} |",
+                            "| {} | {} | {:.0} | {} | {:.0} | {:.0} % | {} / {} | {} |",
                             i + 1,
                             n.conns,
                             n.per_second(hz),
+                            ratio(n.per_second(hz) / 1e6, ceiling),
                             n.cycles_per_conn(),
                             100.0 * n.interval.share(),
                             n.events.0,
@@ -213,7 +240,7 @@ impl Run {
                     Err(e) => {
                         let _ = writeln!(
                             o,
-                            "| {} | – | – | – | – | – | **ERROR**: {} |",
+                            "| {} | – | – | – | – | – | – | **ERROR**: {} |",
                             i + 1,
                             e.replace('|', "/")
                         );
@@ -326,8 +353,9 @@ impl Run {
             return;
         }
         let hz = self.hz;
-        let _ = writeln!(o, "| scenario | flows | workers | CPUs | Mpps together | × one worker | Mpps over wall time | cycles/packet per worker | CPU share per worker | checks |");
-        let _ = writeln!(o, "|---|---:|---:|---|---:|---:|---:|---|---|---|");
+        let ceiling = self.ceiling();
+        let _ = writeln!(o, "| scenario | flows | workers | CPUs | Mpps together | × one worker | per core ÷ testpmd io (net_null, one core) | Mpps over wall time | cycles/packet per worker | CPU share per worker | checks |");
+        let _ = writeln!(o, "|---|---:|---:|---|---:|---:|---:|---:|---|---|---|");
         let one = |flows: u64| {
             self.scaling
                 .iter()
@@ -345,12 +373,13 @@ impl Run {
                         one(s.flows).map_or("–".into(), |b| format!("{:.2}", s.mpps(hz) / b));
                     let _ = writeln!(
                         o,
-                        "| {}, 64 B | {} | {} | {:?} | **{:.2}** | {speedup} | {:.2} | {} | {} | {} |",
+                        "| {}, 64 B | {} | {} | {:?} | **{:.2}** | {speedup} | {} | {:.2} | {} | {} | {} |",
                         crate::established::Layer::Firewall.name(),
                         s.flows,
                         s.workers(),
                         s.cpus,
                         s.mpps(hz),
+                        ratio(s.mpps(hz) / s.workers() as f64, ceiling),
                         s.wall_mpps(hz),
                         list(s.cycles_per_packet(), &|c| format!("{c:.0}")),
                         list(s.shares(), &|x| format!("{:.0} %", 100.0 * x)),
@@ -360,7 +389,7 @@ impl Run {
                 Err((workers, flows, e)) => {
                     let _ = writeln!(
                         o,
-                        "| {} | {flows} | {workers} | – | – | – | – | – | – | **ERROR**: {} |",
+                        "| {} | {flows} | {workers} | – | – | – | – | – | – | – | **ERROR**: {} |",
                         crate::established::Layer::Firewall.name(),
                         e.replace('|', "/")
                     );
