@@ -236,7 +236,8 @@ fn run(args: &Args) -> Result<(), String> {
     let per_round = flows.iter().map(|&f| per_flow(f)).sum::<usize>()
         + usize::from(wants("newconns"))
         + usize::from(wants("testpmd"));
-    let total = per_round * rounds as usize + usize::from(wants("testpmd"));
+    let extra_ceilings = 1 + if wants("scaling") { steps.len() } else { 0 };
+    let total = per_round * rounds as usize + usize::from(wants("testpmd")) * extra_ceilings;
     let done = std::cell::Cell::new(0usize);
     let progress = |what: &str| {
         done.set(done.get() + 1);
@@ -251,22 +252,26 @@ fn run(args: &Args) -> Result<(), String> {
     // touches all of them alike; epochs of the same scenario are pooled across rounds.
     let mut figures: Vec<Result<figure::Figure, (String, u64, String)>> = Vec::new();
     let mut conns: Vec<Result<figure::NewConns, String>> = Vec::new();
-    let mut ceilings: Vec<Result<testpmd::Ceiling, (String, String)>> = Vec::new();
+    let mut ceilings: Vec<Result<testpmd::Ceiling, (String, usize, String)>> = Vec::new();
     let mut scaling: Vec<Result<figure::Scaling, (usize, u64, String)>> = Vec::new();
     for round in 1..=rounds {
         eprintln!("bench: round {round} of {rounds}");
         if wants("testpmd") {
-            let vdevs: &[&'static str] = if round == 1 {
-                &["net_null", "net_ring"]
-            } else {
-                &["net_null"]
-            };
-            for &vdev in vdevs {
+            // One core every round; the ring PMD and more cores (the scaling rows'
+            // ceilings) once.
+            let mut runs: Vec<(&'static str, usize)> = vec![("net_null", 1)];
+            if round == 1 {
+                runs.push(("net_ring", 1));
+                if wants("scaling") {
+                    runs.extend(steps.iter().map(|&k| ("net_null", k)));
+                }
+            }
+            for (vdev, k) in runs {
                 let tp_secs = if args.quick { 3.0 } else { 4.0 };
                 progress(&format!(
-                    "dpdk-testpmd io forwarding on two {vdev} ports ({tp_secs:.0} s)"
+                    "dpdk-testpmd io forwarding on two {vdev} ports, {k} core(s) ({tp_secs:.0} s)"
                 ));
-                let c = testpmd::measure(vdev, tp_secs, main_cpu, cpus[0]);
+                let c = testpmd::measure(vdev, tp_secs, main_cpu, &cpus[..k]);
                 match &c {
                     Ok(c) => eprintln!(
                         "    {:.2} Mpps on-CPU ({:.0} % CPU share)",
@@ -275,7 +280,7 @@ fn run(args: &Args) -> Result<(), String> {
                     ),
                     Err(e) => eprintln!("    not measured: {e}"),
                 }
-                merge_ceiling(&mut ceilings, vdev, c);
+                merge_ceiling(&mut ceilings, vdev, k, c);
             }
         }
         for &f in &flows {
@@ -547,16 +552,17 @@ fn merge_scaling(
 
 /// Pools testpmd's statistics periods across rounds.
 fn merge_ceiling(
-    all: &mut Vec<Result<testpmd::Ceiling, (String, String)>>,
+    all: &mut Vec<Result<testpmd::Ceiling, (String, usize, String)>>,
     vdev: &'static str,
+    cores: usize,
     c: Result<testpmd::Ceiling, String>,
 ) {
     let pos = all.iter().position(|x| match x {
-        Ok(c) => c.vdev == vdev,
-        Err((v, _)) => v == vdev,
+        Ok(c) => c.vdev == vdev && c.cores == cores,
+        Err((v, k, _)) => v == vdev && *k == cores,
     });
     match (pos, c) {
-        (None, c) => all.push(c.map_err(|e| (vdev.to_string(), e))),
+        (None, c) => all.push(c.map_err(|e| (vdev.to_string(), cores, e))),
         (Some(i), Ok(new)) => match &mut all[i] {
             Ok(old) => old.periods.extend(new.periods),
             slot @ Err(_) => *slot = Ok(new),

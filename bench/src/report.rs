@@ -37,7 +37,7 @@ pub struct Run {
     /// New-connection figures, one per round.
     pub new_conns: Vec<Result<NewConns, String>>,
     /// testpmd, net_null then net_ring.
-    pub ceilings: Vec<Result<Ceiling, (String, String)>>,
+    pub ceilings: Vec<Result<Ceiling, (String, usize, String)>>,
     /// Load average when the run ended.
     pub load_after: String,
     /// Share of the worker CPU's time the hypervisor stole during the run.
@@ -95,12 +95,17 @@ impl Run {
         ok.get(ok.len().saturating_sub(1) / 2).copied()
     }
 
-    /// The null-PMD ceiling in Mpps, if measured.
+    /// The null-PMD ceiling of one core in Mpps, if measured.
     fn ceiling(&self) -> Option<f64> {
+        self.ceiling_of(1)
+    }
+
+    /// The null-PMD ceiling of `cores` forwarding cores together, if measured.
+    fn ceiling_of(&self, cores: usize) -> Option<f64> {
         self.ceilings
             .iter()
             .flatten()
-            .find(|c| c.vdev == "net_null")
+            .find(|c| c.vdev == "net_null" && c.cores == cores)
             .map(Ceiling::mpps)
     }
 
@@ -267,9 +272,9 @@ impl Run {
             }
         }
 
-        let _ = writeln!(o, "## Ceiling: dpdk-testpmd io forwarding on one core\n");
-        let _ = writeln!(o, "| vdev | Mpps | cycles/packet | best period | CPU share | what it measures | command |");
-        let _ = writeln!(o, "|---|---:|---:|---:|---:|---|---|");
+        let _ = writeln!(o, "## Ceiling: dpdk-testpmd io forwarding\n");
+        let _ = writeln!(o, "| vdev | forwarding cores | Mpps | cycles/packet per core | best period | CPU share | what it measures | command |");
+        let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---|---|");
         for c in &self.ceilings {
             match c {
                 Ok(c) => {
@@ -280,8 +285,9 @@ impl Run {
                     };
                     let _ = writeln!(
                         o,
-                        "| {} | **{:.2}** | {:.1} | {:.2} Mpps | {:.0} % | {what} | `{}` |",
+                        "| {} | {} | **{:.2}** | {:.1} | {:.2} Mpps | {:.0} % | {what} | `{}` |",
                         c.vdev,
+                        c.cores,
                         c.mpps(),
                         c.cycles_per_packet(hz),
                         c.best_mpps(),
@@ -289,14 +295,17 @@ impl Run {
                         c.command
                     );
                 }
-                Err((vdev, e)) => {
-                    let _ = writeln!(o, "| {vdev} | – | – | – | – | **not measured**: {e} | |");
+                Err((vdev, cores, e)) => {
+                    let _ = writeln!(
+                        o,
+                        "| {vdev} | {cores} | – | – | – | – | **not measured**: {e} | |"
+                    );
                 }
             }
         }
         let _ = writeln!(
             o,
-            "\nMedian of the one-second statistics periods after two of warm-up.\n"
+            "\nMedian of the one-second statistics periods after two of warm-up. With several forwarding cores (a queue pair per core on each port), Mpps is what they reach together per on-CPU time: packets × cores / on-CPU seconds summed over the forwarding threads.\n"
         );
 
         let _ = writeln!(o, "## Targets\n");
@@ -353,8 +362,7 @@ impl Run {
             return;
         }
         let hz = self.hz;
-        let ceiling = self.ceiling();
-        let _ = writeln!(o, "| scenario | flows | workers | CPUs | Mpps together | × one worker | per core ÷ testpmd io (net_null, one core) | Mpps over wall time | cycles/packet per worker | CPU share per worker | checks |");
+        let _ = writeln!(o, "| scenario | flows | workers | CPUs | Mpps together | × one worker | ÷ testpmd io on as many cores (net_null) | Mpps over wall time | cycles/packet per worker | CPU share per worker | checks |");
         let _ = writeln!(o, "|---|---:|---:|---|---:|---:|---:|---:|---|---|---|");
         let one = |flows: u64| {
             self.scaling
@@ -379,7 +387,7 @@ impl Run {
                         s.workers(),
                         s.cpus,
                         s.mpps(hz),
-                        ratio(s.mpps(hz) / s.workers() as f64, ceiling),
+                        ratio(s.mpps(hz), self.ceiling_of(s.workers())),
                         s.wall_mpps(hz),
                         list(s.cycles_per_packet(), &|c| format!("{c:.0}")),
                         list(s.shares(), &|x| format!("{:.0} %", 100.0 * x)),
@@ -448,7 +456,9 @@ const METHOD: &str = "## How it was measured
   event queue meanwhile, standing in for syncd).
 - **Ceiling.** `dpdk-testpmd --forward-mode=io` with one forwarding core, same EAL options
   (`--no-huge`; its main lcore on the bench's main CPU, its forwarding lcore on the first
-  worker CPU), its forwarding thread's on-CPU time taken the same way. On
+  worker CPU), its forwarding thread's on-CPU time taken the same way; for the scaling
+  rows, the same with as many forwarding cores on the same CPUs as the workers had (a
+  queue pair per core). On
   `net_null` every packet is an mbuf allocated on rx and freed on tx, which a NIC driver
   also pays and the recirculating rings do not: the ratio is a conservative comparison
   (tandem does its per-packet work here *without* the mbuf life cycle that testpmd pays).

@@ -1,10 +1,14 @@
-//! `dpdk-testpmd --forward-mode=io` on one forwarding core: the machine's ceiling.
+//! `dpdk-testpmd --forward-mode=io` on one or more forwarding cores: the machine's
+//! ceiling.
 //!
 //! Run as a child process (`stdbuf -oL` so its periodic statistics arrive line by line),
 //! with `--stats-period 1`. Each time the cumulative `RX-packets` of both ports arrive,
-//! the bench notes the time and the forwarding thread's (`rte-worker-1`) run-queue wait;
-//! the figure is the packets between the first sample after warm-up and the last,
-//! over the on-CPU time between them, as for tandem. The child is stopped with SIGINT
+//! the bench notes the time and the forwarding threads' (`rte-worker-N`) run-queue
+//! wait; the figure is the packets between the first sample after warm-up and the
+//! last, over the on-CPU time between them, as for tandem. With `k` forwarding cores
+//! (`--nb-cores=k`, a queue pair per core on each port) it is the rate the `k` cores
+//! reach together when each has its CPU all the time: packets × k / on-CPU seconds
+//! summed over the threads. The child is stopped with SIGINT
 //! (by its pid, through `kill`), and killed if it does not exit.
 //!
 //! Two vdev kinds, two meanings:
@@ -25,20 +29,23 @@ use std::time::{Duration, Instant};
 pub struct Ceiling {
     /// `net_null`, `net_ring`.
     pub vdev: &'static str,
+    /// Forwarding cores.
+    pub cores: usize,
     /// The command line, for the results.
     pub command: String,
-    /// Per statistics period after warm-up: (packets received by the forwarding core
-    /// on both ports, wall seconds, seconds its thread waited on a run queue).
+    /// Per statistics period after warm-up: (packets received by the forwarding cores
+    /// on both ports, wall seconds, seconds their threads waited on a run queue, summed).
     pub periods: Vec<(u64, f64, f64)>,
 }
 
 impl Ceiling {
     /// On-CPU Mpps of each period, ascending.
     fn rates(&self) -> Vec<f64> {
+        let k = self.cores as f64;
         let mut v: Vec<f64> = self
             .periods
             .iter()
-            .map(|&(p, wall, pre)| p as f64 / (wall - pre).max(1e-9) / 1e6)
+            .map(|&(p, wall, pre)| p as f64 * k / (k * wall - pre).max(1e-9) / 1e6)
             .collect();
         v.sort_by(f64::total_cmp);
         v
@@ -59,14 +66,14 @@ impl Ceiling {
         self.rates().last().copied().unwrap_or(0.0)
     }
 
-    /// On-CPU cycles per packet at `hz`, at the median rate.
+    /// On-CPU cycles per packet of one core at `hz`, at the median rate.
     pub fn cycles_per_packet(&self, hz: u64) -> f64 {
-        hz as f64 / (self.mpps() * 1e6).max(1e-9)
+        hz as f64 * self.cores as f64 / (self.mpps() * 1e6).max(1e-9)
     }
 
-    /// On-CPU share of the measured time.
+    /// On-CPU share of the measured time, over the forwarding threads.
     pub fn share(&self) -> f64 {
-        let wall: f64 = self.periods.iter().map(|p| p.1).sum();
+        let wall: f64 = self.periods.iter().map(|p| p.1).sum::<f64>() * self.cores as f64;
         let pre: f64 = self.periods.iter().map(|p| p.2).sum();
         (wall - pre) / wall.max(1e-9)
     }
@@ -76,13 +83,19 @@ impl Ceiling {
 pub const TESTPMD: &str = "/usr/bin/dpdk-testpmd";
 
 /// Runs testpmd io forwarding on two `vdev` ports for about `seconds` after warm-up,
-/// its main lcore on CPU `main` and its forwarding lcore on CPU `fwd` (the bench's own
-/// main and first worker CPU).
-pub fn measure(vdev: &'static str, seconds: f64, main: u32, fwd: u32) -> Result<Ceiling, String> {
+/// its main lcore on CPU `main` and a forwarding lcore on each CPU of `fwd` (the bench's
+/// own main and worker CPUs).
+pub fn measure(
+    vdev: &'static str,
+    seconds: f64,
+    main: u32,
+    fwd: &[u32],
+) -> Result<Ceiling, String> {
     if !std::path::Path::new(TESTPMD).exists() {
         return Err(format!("{TESTPMD} not found (Debian package `dpdk`)"));
     }
-    let prefix = format!("bench-tp{}-{vdev}", std::process::id());
+    let cores = fwd.len().max(1);
+    let prefix = format!("bench-tp{}-{vdev}-{cores}", std::process::id());
     let mut args: Vec<String> = [
         "-oL",
         TESTPMD,
@@ -95,7 +108,7 @@ pub fn measure(vdev: &'static str, seconds: f64, main: u32, fwd: u32) -> Result<
     .iter()
     .map(|s| s.to_string())
     .collect();
-    args.push(crate::cores::eal_lcores(main, &[fwd]));
+    args.push(crate::cores::eal_lcores(main, fwd));
     args.push(format!("--file-prefix={prefix}"));
     args.push(format!("--vdev={vdev}0"));
     args.push(format!("--vdev={vdev}1"));
@@ -105,12 +118,16 @@ pub fn measure(vdev: &'static str, seconds: f64, main: u32, fwd: u32) -> Result<
             "--forward-mode=io",
             "--stats-period",
             "1",
-            "--nb-cores=1",
             "--total-num-mbufs=16384",
         ]
         .iter()
         .map(|s| s.to_string()),
     );
+    args.push(format!("--nb-cores={cores}"));
+    if cores > 1 {
+        args.push(format!("--rxq={cores}"));
+        args.push(format!("--txq={cores}"));
+    }
     if vdev == "net_ring" {
         args.push("--tx-first".into());
     }
@@ -118,14 +135,14 @@ pub fn measure(vdev: &'static str, seconds: f64, main: u32, fwd: u32) -> Result<
     // taskset: a child inherits this thread's CPU affinity (the main lcore's, after EAL
     // init); testpmd must be free to put its forwarding lcore on its CPU.
     let mut child = Command::new("taskset")
-        .args(["-c", &format!("{main},{fwd}"), "stdbuf"])
+        .args(["-c", &cpu_list(main, fwd), "stdbuf"])
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start testpmd: {e}"))?;
-    let result = sample(&mut child, seconds);
+    let result = sample(&mut child, seconds, cores);
     stop(&mut child);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR") {
@@ -133,13 +150,14 @@ pub fn measure(vdev: &'static str, seconds: f64, main: u32, fwd: u32) -> Result<
     }
     Ok(Ceiling {
         vdev,
+        cores,
         command,
         periods: result?,
     })
 }
 
 /// (packets, wall seconds, preempted seconds) of each statistics period after warm-up.
-fn sample(child: &mut Child, seconds: f64) -> Result<Vec<(u64, f64, f64)>, String> {
+fn sample(child: &mut Child, seconds: f64, cores: usize) -> Result<Vec<(u64, f64, f64)>, String> {
     let pid = child.id();
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel::<(Instant, usize, u64)>();
@@ -167,7 +185,7 @@ fn sample(child: &mut Child, seconds: f64) -> Result<Vec<(u64, f64, f64)>, Strin
         }
     });
     let started = Instant::now();
-    let mut worker: Option<ThreadStat> = None;
+    let mut workers: Vec<ThreadStat> = Vec::new();
     let mut per_port = [0u64; 2];
     // (time, packets, wait ns) per statistics period with traffic.
     let mut samples: Vec<(Instant, u64, u64)> = Vec::new();
@@ -185,13 +203,15 @@ fn sample(child: &mut Child, seconds: f64) -> Result<Vec<(u64, f64, f64)>, Strin
         if port != 1 || per_port[0] + per_port[1] == 0 {
             continue;
         }
-        let stat = match &worker {
-            Some(s) => s,
-            None => {
-                worker.insert(forwarding_thread(pid).ok_or("no rte-worker-1 thread in testpmd")?)
-            }
-        };
-        samples.push((at, per_port[0] + per_port[1], stat.wait_ns()));
+        if workers.is_empty() {
+            workers = (1..=cores)
+                .map(|n| {
+                    forwarding_thread(pid, n).ok_or(format!("no rte-worker-{n} thread in testpmd"))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        let wait = workers.iter().map(ThreadStat::wait_ns).sum();
+        samples.push((at, per_port[0] + per_port[1], wait));
     }
     Ok(samples[warm_up..]
         .windows(2)
@@ -200,17 +220,28 @@ fn sample(child: &mut Child, seconds: f64) -> Result<Vec<(u64, f64, f64)>, Strin
             let (t1, p1, w1) = w[1];
             let wall = t1.duration_since(t0).as_secs_f64();
             let pre = (w1.saturating_sub(w0)) as f64 / 1e9;
-            (p1 - p0, wall, pre.min(wall))
+            (p1 - p0, wall, pre.min(wall * cores as f64))
         })
         .collect())
 }
 
-/// testpmd's forwarding lcore thread.
-fn forwarding_thread(pid: u32) -> Option<ThreadStat> {
+/// `taskset`'s list: the main CPU and the forwarding ones.
+fn cpu_list(main: u32, fwd: &[u32]) -> String {
+    let mut cpus = vec![main];
+    cpus.extend(fwd.iter().filter(|&&c| c != main));
+    cpus.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// testpmd's forwarding lcore thread `n`.
+fn forwarding_thread(pid: u32, n: usize) -> Option<ThreadStat> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let names = [format!("rte-worker-{n}"), format!("lcore-worker-{n}")];
     for e in dir.flatten() {
         let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "rte-worker-1" || comm.trim() == "lcore-worker-1" {
+        if names.iter().any(|x| x == comm.trim()) {
             let tid = e.file_name().to_str()?.parse().ok()?;
             return Some(ThreadStat::of(pid, tid));
         }
