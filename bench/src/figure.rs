@@ -276,3 +276,71 @@ impl Counts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker that received `packets` per epoch of `wall` cycles, `pre` of them
+    /// preempted.
+    fn worker(epochs: &[(u64, u64, u64)]) -> Figure {
+        Figure {
+            scenario: "s".into(),
+            measured_loop: "l",
+            flows: 10,
+            epochs: epochs
+                .iter()
+                .map(|&(packets, wall, pre)| Epoch {
+                    packets,
+                    interval: Interval {
+                        wall_cycles: wall,
+                        preempted_cycles: pre,
+                    },
+                })
+                .collect(),
+            check: Ok(()),
+            ipc: Vec::new(),
+            size: Size::Bytes(64),
+            latency: None,
+        }
+    }
+
+    #[test]
+    fn scaling_adds_on_cpu_rates_and_wall_rates() {
+        let hz = 1_000_000_000;
+        // Worker 0: 500 cycles/packet on-CPU, never preempted. Worker 1: 1000 on-CPU
+        // cycles/packet, preempted half the time.
+        let s = Scaling {
+            cpus: vec![1, 0],
+            flows: 20,
+            per_worker: vec![
+                worker(&[(2_000_000, 1_000_000_000, 0)]),
+                worker(&[(1_000_000, 2_000_000_000, 1_000_000_000)]),
+            ],
+        };
+        assert_eq!(s.workers(), 2);
+        assert_eq!(s.cycles_per_packet(), vec![500.0, 1000.0]);
+        assert!((s.mpps(hz) - 3.0).abs() < 1e-9, "2 + 1 Mpps on-CPU");
+        assert!(
+            (s.wall_mpps(hz) - 2.5).abs() < 1e-9,
+            "2 + 0.5 Mpps of wall time"
+        );
+        assert_eq!(s.shares(), vec![1.0, 0.5]);
+        assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn a_failed_worker_fails_the_row_and_rounds_pool() {
+        let mut bad = worker(&[(10, 1000, 0)]);
+        bad.check = Err("3 dropped".into());
+        let mut s = Scaling {
+            cpus: vec![1, 0],
+            flows: 20,
+            per_worker: vec![worker(&[(10, 1000, 0)]), bad],
+        };
+        assert_eq!(s.check().unwrap_err(), "worker 1: 3 dropped");
+        let again = s.clone();
+        s.merge(again);
+        assert_eq!(s.per_worker[0].epochs.len(), 2);
+    }
+}
