@@ -298,6 +298,13 @@ pub fn bench_loop(
     lcores: &[LcoreId],
 ) -> Result<Vec<Figure>, String> {
     let parts = partition(p.flows, lcores.len());
+    if parts.iter().any(Vec::is_empty) {
+        return Err(format!(
+            "{} flows leave a worker of {} without any",
+            p.flows,
+            lcores.len()
+        ));
+    }
     let capacity: Vec<u32> = parts
         .iter()
         .map(|f| {
