@@ -6,15 +6,12 @@ use crate::frames::{self, Flow, GW, GW_MAC, SERVER, SERVER_MAC, UNIT0, UNIT1};
 use dataplane::conntrack::conn::Timeouts;
 use dataplane::conntrack::event::EventQueue;
 use dataplane::conntrack::shard::Shard;
-use dataplane::control::WorkerInbox;
 use dataplane::counters::WorkerCounters;
 use dataplane::filter::{Action, PortRange, Rule, RuleSet};
 use dataplane::firewall::Firewall;
 use dataplane::forward::router::Interface;
 use dataplane::forward::{IfIndex, InterfaceConfig, Router, RouterConfig, StaticRoute};
-use dataplane::worker::{
-    Handoff, IdlePolicy, NeighborMesh, PoolAlloc, Worker, WorkerLinks, WorkerPort,
-};
+use dataplane::worker::{IdlePolicy, PoolAlloc, Worker, WorkerLinks, WorkerPort};
 use dpdk_sys::{Mbuf, Mempool};
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
@@ -125,7 +122,13 @@ impl Unit {
         firewall_capacity: Option<usize>,
         ports: Vec<WorkerPort>,
     ) -> Unit {
-        Unit::new(pool, firewall_capacity, 0, ports, links(1).remove(0))
+        Unit::new(
+            pool,
+            firewall_capacity,
+            0,
+            ports,
+            WorkerLinks::for_workers(1).remove(0),
+        )
     }
 
     /// Hands one frame to the router as received on `iface` at `now` (ns) and frees
@@ -204,18 +207,6 @@ impl Unit {
             (t.memory_bytes(), t.capacity())
         })
     }
-}
-
-/// What `n` workers share: a neighbour mesh and handoff inboxes; an inbox each.
-pub fn links(n: usize) -> Vec<WorkerLinks> {
-    let (mesh, handoff) = (NeighborMesh::new(n), Handoff::new(n));
-    (0..n)
-        .map(|_| WorkerLinks {
-            mesh: mesh.clone(),
-            handoff: handoff.clone(),
-            inbox: Arc::new(WorkerInbox::default()),
-        })
-        .collect()
 }
 
 /// An mbuf holding `frame`.

@@ -145,6 +145,21 @@ pub struct WorkerLinks {
     pub inbox: Arc<WorkerInbox>,
 }
 
+impl WorkerLinks {
+    /// The links of `workers` workers, in worker order: one neighbour mesh and
+    /// one set of handoff inboxes shared by all, a control inbox each.
+    pub fn for_workers(workers: usize) -> Vec<WorkerLinks> {
+        let (mesh, handoff) = (NeighborMesh::new(workers), Handoff::new(workers));
+        (0..workers)
+            .map(|_| WorkerLinks {
+                mesh: mesh.clone(),
+                handoff: handoff.clone(),
+                inbox: Arc::new(WorkerInbox::default()),
+            })
+            .collect()
+    }
+}
+
 /// Everything one worker lcore owns.
 pub struct Worker {
     index: usize,

@@ -14,7 +14,7 @@ use dataplane::firewall::Firewall;
 use dataplane::forward::router::Interface;
 use dataplane::forward::Router;
 use dataplane::wire::EthernetAddress;
-use dataplane::worker::{Handoff, IdlePolicy, NeighborMesh, Worker, WorkerLinks, WorkerPort};
+use dataplane::worker::{IdlePolicy, Worker, WorkerLinks, WorkerPort};
 use dpdk_sys::{
     lcore, DpdkError, Eal, LaunchHandle, LcoreId, Mempool, Port, PortConfig, PortId, RssConfig,
     SocketId,
@@ -141,15 +141,14 @@ impl Unit {
             Idle::BusyPoll => IdlePolicy::BusyPoll,
             Idle::Adaptive { max_sleep_us } => IdlePolicy::Adaptive { max_sleep_us },
         };
-        let mesh = NeighborMesh::new(workers);
-        let handoff = Handoff::new(workers);
         let per_shard =
             usize::try_from(profile.memory.connections).unwrap_or(usize::MAX) / workers.max(1);
         let mut handles = Vec::new();
         let mut counters = Vec::new();
         let mut inboxes = Vec::new();
         let mut events = Vec::new();
-        for (w, &core) in profile.cores.workers.iter().enumerate() {
+        let all_links = WorkerLinks::for_workers(workers);
+        for ((w, &core), links) in profile.cores.workers.iter().enumerate().zip(all_links) {
             let queue =
                 u16::try_from(w).map_err(|_| BootError::Mismatch("too many workers".into()))?;
             let mut wports = Vec::new();
@@ -175,12 +174,7 @@ impl Unit {
                 );
                 router.set_firewall(Firewall::new(shard, Arc::clone(rules)));
             }
-            let inbox = Arc::new(WorkerInbox::default());
-            let links = WorkerLinks {
-                mesh: mesh.clone(),
-                handoff: handoff.clone(),
-                inbox: Arc::clone(&inbox),
-            };
+            let inbox = Arc::clone(&links.inbox);
             let worker = Worker::new(
                 w,
                 wports,
