@@ -523,12 +523,7 @@ fn merge_figure(
         Err((n, f, _)) => *n == err_name && *f == flows,
     };
     let r = r.map_err(|e| (err_name.clone(), flows, e));
-    match (all.iter_mut().find(|x| same(x)), r) {
-        (None, r) => all.push(r),
-        (Some(Ok(old)), Ok(new)) => old.merge(new),
-        (Some(slot @ Ok(_)), Err(e)) => *slot = Err(e),
-        (Some(Err(_)), _) => {}
-    }
+    pool_round(all, same, r, figure::Figure::merge, Later::ErrorWins);
 }
 
 /// Adds a round's scaling run to the same (workers, flows) of earlier rounds.
@@ -542,31 +537,52 @@ fn merge_scaling(
         Ok(s) => s.workers() == workers && s.flows == flows,
         Err((w, f, _)) => *w == workers && *f == flows,
     };
-    match (all.iter_mut().find(|x| same(x)), r) {
-        (None, r) => all.push(r.map_err(|e| (workers, flows, e))),
-        (Some(Ok(old)), Ok(new)) => old.merge(new),
-        (Some(slot @ Ok(_)), Err(e)) => *slot = Err((workers, flows, e)),
-        (Some(Err(_)), _) => {}
-    }
+    let r = r.map_err(|e| (workers, flows, e));
+    pool_round(all, same, r, figure::Scaling::merge, Later::ErrorWins);
 }
 
-/// Pools testpmd's statistics periods across rounds.
+/// Pools testpmd's statistics periods across rounds; one good measurement is enough
+/// (the ceiling is optional), so a later failure does not undo an earlier one.
 fn merge_ceiling(
     all: &mut Vec<Result<testpmd::Ceiling, (String, usize, String)>>,
     vdev: &'static str,
     cores: usize,
     c: Result<testpmd::Ceiling, String>,
 ) {
-    let pos = all.iter().position(|x| match x {
+    let same = |x: &Result<testpmd::Ceiling, (String, usize, String)>| match x {
         Ok(c) => c.vdev == vdev && c.cores == cores,
         Err((v, k, _)) => v == vdev && *k == cores,
-    });
-    match (pos, c) {
-        (None, c) => all.push(c.map_err(|e| (vdev.to_string(), cores, e))),
-        (Some(i), Ok(new)) => match &mut all[i] {
-            Ok(old) => old.periods.extend(new.periods),
-            slot @ Err(_) => *slot = Ok(new),
-        },
-        (Some(_), Err(_)) => {}
+    };
+    let c = c.map_err(|e| (vdev.to_string(), cores, e));
+    let merge = |old: &mut testpmd::Ceiling, new: testpmd::Ceiling| {
+        old.periods.extend(new.periods);
+    };
+    pool_round(all, same, c, merge, Later::SuccessWins);
+}
+
+/// Which outcome stands when rounds of one scenario disagree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Later {
+    /// A failure in any round marks the scenario failed (its figures are suspect).
+    ErrorWins,
+    /// A success in any round stands.
+    SuccessWins,
+}
+
+/// Adds a round's result `r` to the entry of `all` that `same` finds: two successes
+/// are pooled by `merge`; a new scenario is appended.
+fn pool_round<T, E>(
+    all: &mut Vec<Result<T, E>>,
+    same: impl Fn(&Result<T, E>) -> bool,
+    r: Result<T, E>,
+    merge: impl FnOnce(&mut T, T),
+    later: Later,
+) {
+    match (all.iter_mut().find(|x| same(x)), r) {
+        (None, r) => all.push(r),
+        (Some(Ok(old)), Ok(new)) => merge(old, new),
+        (Some(slot @ Ok(_)), Err(e)) if later == Later::ErrorWins => *slot = Err(e),
+        (Some(slot @ Err(_)), Ok(new)) if later == Later::SuccessWins => *slot = Ok(new),
+        (Some(_), _) => {}
     }
 }
