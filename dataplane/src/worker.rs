@@ -295,6 +295,9 @@ impl Worker {
     /// (needs the headers), then the connection index slots (needs the data),
     /// then the connection entries (needs the slots).
     fn prefetch_burst(&self) {
+        if self.rx.is_empty() {
+            return;
+        }
         for m in self.rx.iter() {
             m.prefetch_header();
         }
