@@ -217,7 +217,9 @@ impl Index {
     }
 }
 
-/// The transition table: `[dir][index][state]`, states in `TcpState` order.
+/// The transition table: `[dir][index][state]`, states in `TcpState` order
+/// (Linux's `tcp_conntracks`, one row per line as there).
+#[rustfmt::skip]
 const TABLE: [[[Next; 10]; 6]; 2] = {
     use Next::{Ig, Iv, To};
     use TcpState::{
@@ -225,96 +227,25 @@ const TABLE: [[[Next; 10]; 6]; 2] = {
         SynRecv as SR, SynSent as SS, SynSent2 as S2, TimeWait as TW,
     };
     [
-        // Original direction. Columns: NONE SYN_SENT SYN_RECV ESTABLISHED
-        // FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE SYN_SENT2
+        // Original direction. Columns: NONE SYN_SENT SYN_RECV ESTABLISHED FIN_WAIT
+        // CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE SYN_SENT2.
         [
-            /* syn    */ [To(SS), To(SS), Ig, Ig, Ig, Ig, Ig, To(SS), To(SS), To(S2)],
-            /* synack */ [Iv, Iv, To(SR), Iv, Iv, Iv, Iv, Iv, Iv, To(SR)],
-            /* fin    */
-            [
-                Iv,
-                Iv,
-                To(FW),
-                To(FW),
-                To(LA),
-                To(LA),
-                To(LA),
-                To(TW),
-                To(CL),
-                Iv,
-            ],
-            /* ack    */
-            [
-                To(ES),
-                Iv,
-                To(ES),
-                To(ES),
-                To(CW),
-                To(CW),
-                To(TW),
-                To(TW),
-                To(CL),
-                Iv,
-            ],
-            /* rst    */
-            [
-                Iv,
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-            ],
-            /* none   */ [Iv, Iv, Iv, Iv, Iv, Iv, Iv, Iv, Iv, Iv],
+            /* syn    */ [To(SS), To(SS), Ig,     Ig,     Ig,     Ig,     Ig,     To(SS), To(SS), To(S2)],
+            /* synack */ [Iv,     Iv,     To(SR), Iv,     Iv,     Iv,     Iv,     Iv,     Iv,     To(SR)],
+            /* fin    */ [Iv,     Iv,     To(FW), To(FW), To(LA), To(LA), To(LA), To(TW), To(CL), Iv],
+            /* ack    */ [To(ES), Iv,     To(ES), To(ES), To(CW), To(CW), To(TW), To(TW), To(CL), Iv],
+            /* rst    */ [Iv,     To(CL), To(CL), To(CL), To(CL), To(CL), To(CL), To(CL), To(CL), To(CL)],
+            /* none   */ [Iv,     Iv,     Iv,     Iv,     Iv,     Iv,     Iv,     Iv,     Iv,     Iv],
         ],
-        // Reply direction.
+        // Reply direction. Columns: NONE SYN_SENT SYN_RECV ESTABLISHED FIN_WAIT
+        // CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE SYN_SENT2.
         [
-            /* syn    */ [Iv, To(S2), Iv, Iv, Iv, Iv, Iv, To(SS), Iv, To(S2)],
-            /* synack */ [Iv, To(SR), Ig, Ig, Ig, Ig, Ig, Ig, Ig, To(SR)],
-            /* fin    */
-            [
-                Iv,
-                Iv,
-                To(FW),
-                To(FW),
-                To(LA),
-                To(LA),
-                To(LA),
-                To(TW),
-                To(CL),
-                Iv,
-            ],
-            /* ack    */
-            [
-                Iv,
-                Ig,
-                To(SR),
-                To(ES),
-                To(CW),
-                To(CW),
-                To(TW),
-                To(TW),
-                To(CL),
-                Ig,
-            ],
-            /* rst    */
-            [
-                Iv,
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-                To(CL),
-            ],
-            /* none   */ [Iv, Iv, Iv, Iv, Iv, Iv, Iv, Iv, Iv, Iv],
+            /* syn    */ [Iv,     To(S2), Iv,     Iv,     Iv,     Iv,     Iv,     To(SS), Iv,     To(S2)],
+            /* synack */ [Iv,     To(SR), Ig,     Ig,     Ig,     Ig,     Ig,     Ig,     Ig,     To(SR)],
+            /* fin    */ [Iv,     Iv,     To(FW), To(FW), To(LA), To(LA), To(LA), To(TW), To(CL), Iv],
+            /* ack    */ [Iv,     Ig,     To(SR), To(ES), To(CW), To(CW), To(TW), To(TW), To(CL), Ig],
+            /* rst    */ [Iv,     To(CL), To(CL), To(CL), To(CL), To(CL), To(CL), To(CL), To(CL), To(CL)],
+            /* none   */ [Iv,     Iv,     Iv,     Iv,     Iv,     Iv,     Iv,     Iv,     Iv,     Iv],
         ],
     ]
 };
