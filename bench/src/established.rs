@@ -18,12 +18,12 @@ use crate::frames::{self, Flow, Size, RECIRC_TTL};
 use crate::hotloop::{self, Clock, Stop};
 use crate::topo::{self, Topology};
 use crate::unit::{self, Unit};
-use dataplane::worker::{Handoff, WorkerLinks, WorkerPort};
 use dpdk_sys::{lcore, Burst, LcoreId, Mempool, Ring};
 use hdrhistogram::Histogram;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
+use workers::{Handoff, WorkerLinks, WorkerPort};
 
 /// Most passes per epoch: TTL 255 allows 254 forwards.
 pub const EPOCH_PASSES: u64 = 250;
@@ -394,7 +394,7 @@ fn verify(layer: Layer, d: &Counts, n: u64, unit: &Unit) -> Result<(), String> {
     ))
 }
 
-/// The real `dataplane::worker::Worker::run`, unmodified, measured from the main lcore:
+/// The real `workers::Worker::run`, unmodified, measured from the main lcore:
 /// it reads the worker's counters every millisecond and takes a (TSC, packets, the
 /// worker thread's run-queue wait) sample once the flows are warm and another before
 /// the frames' TTL runs out, then sets the stop flag. One epoch, at most
@@ -492,7 +492,7 @@ pub fn real_worker(p: Params, pool: &Mempool, wl: LcoreId) -> Result<Figure, Str
         .collect();
     let fig = Figure {
         scenario: WORKER_SCENARIO.to_string(),
-        measured_loop: "dataplane::worker::Worker::run, unmodified",
+        measured_loop: "workers::Worker::run, unmodified",
         flows,
         epochs,
         check,

@@ -1,6 +1,6 @@
 //! The measured loops.
 //!
-//! [`run_worker`] calls `dataplane::worker::Worker::poll_once` — the body of
+//! [`run_worker`] calls `workers::Worker::poll_once` — the body of
 //! `Worker::run`, the very function the unit runs — until a number of packets or a
 //! deadline, instead of until a stop flag, so the bench can pause the core between
 //! epochs (to put the frames' TTL back) and keep the worker with its connection table.
@@ -9,12 +9,12 @@
 //! [`run_io`] is the floor: rx burst → tx burst on the other port, no packet touched
 //! (what `dpdk-testpmd --forward-mode=io` does).
 
-use dataplane::worker::{Worker, WorkerPort};
 use dpdk_sys::lcore::tsc;
 use dpdk_sys::Burst;
 use hdrhistogram::Histogram;
+use workers::{Worker, WorkerPort};
 
-pub use dataplane::worker::Clock;
+pub use workers::Clock;
 
 /// When a measured loop returns.
 #[derive(Debug, Clone, Copy)]

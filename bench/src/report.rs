@@ -428,7 +428,7 @@ const METHOD: &str = "## How it was measured
   whole list of scenarios runs once per round, so a slow spell of a shared host touches all
   of them alike; a scenario's figure is the **median epoch** over all rounds, with the best
   and worst epochs beside it.
-- **Loop measured.** `Worker::poll_once`: the body of `dataplane::worker::Worker::run`,
+- **Loop measured.** `Worker::poll_once`: the body of `workers::Worker::run`,
   the function `tandemd` runs (clock read, rx burst of up to 64 on each port, the owner
   check when there are several workers, `Router::handle` per frame, per-port tx bursts,
   handoff and neighbour inboxes, the 10 ms timer with expiry, control inbox and counter

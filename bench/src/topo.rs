@@ -14,10 +14,10 @@
 //! to a sink ring instead, big enough to take every frame (so nothing is freed on the
 //! measured core either).
 
-use dataplane::worker::WorkerPort;
 use dpdk_sys::ring_port::eth_from_rings;
 use dpdk_sys::{Burst, DpdkError, Mbuf, Mempool, Port, PortConfig, Ring, SocketId, BURST_MAX};
 use std::sync::atomic::{AtomicU32, Ordering};
+use workers::WorkerPort;
 
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 

@@ -1,24 +1,20 @@
-//! The unit under test: a `dataplane::worker::Worker` with its `Router` (and
-//! `Firewall`) built the way `tandemd` builds one (see `mgmt/src/unit.rs`), for the lab
-//! of [`crate::frames`]. The bench drives the worker's own `poll_once`.
+//! The unit under test: a `workers::Worker` with its `Router` (and `Firewall`), built by
+//! `workers::build` as `tandemd` builds its workers, for the lab of [`crate::frames`]. The
+//! bench drives the worker's own `poll_once`.
 
 use crate::frames::{self, Flow, GW, GW_MAC, SERVER, SERVER_MAC, UNIT0, UNIT1};
 use dataplane::conntrack::conn::Timeouts;
 use dataplane::conntrack::event::EventQueue;
-use dataplane::conntrack::shard::Shard;
 use dataplane::counters::WorkerCounters;
 use dataplane::filter::{Action, PortRange, Rule, RuleSet};
-use dataplane::firewall::Firewall;
 use dataplane::forward::router::Interface;
-use dataplane::forward::{IfIndex, InterfaceConfig, Router, RouterConfig, StaticRoute};
-use dataplane::worker::{IdlePolicy, PoolAlloc, Worker, WorkerLinks, WorkerPort};
+use dataplane::forward::{IfIndex, InterfaceConfig, RouterConfig, StaticRoute};
 use dpdk_sys::{Mbuf, Mempool};
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use workers::{FirewallSpec, IdlePolicy, PoolAlloc, Worker, WorkerLinks, WorkerPort, WorkerSpec};
 
-/// `tandemd`'s event queue length per worker.
-pub const EVENT_QUEUE_LEN: usize = 16_384;
 /// The MTU of the lab profile's ports.
 const MTU: u16 = 1500;
 /// Connection table seed: fixed, so runs are comparable (a unit uses a fresh one per boot).
@@ -84,32 +80,28 @@ impl Unit {
         links: WorkerLinks,
     ) -> Unit {
         let cfg = config();
-        let ifaces = vec![
-            Interface::new(&cfg.interfaces[0], frames::MAC0, MTU),
-            Interface::new(&cfg.interfaces[1], frames::MAC1, MTU),
-        ];
-        let counters = Arc::new(WorkerCounters::default());
-        let mut router =
-            Router::new(&cfg, ifaces, Arc::clone(&counters)).expect("the lab's routes are valid");
-        let events = EventQueue::new(EVENT_QUEUE_LEN);
-        if let Some(capacity) = firewall_capacity {
-            let shard = Shard::new(capacity, SEED, Timeouts::default(), events.clone());
-            router.set_firewall(Firewall::new(shard, Arc::new(rules())));
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker = Worker::new(
+        let spec = WorkerSpec {
             index,
-            ports,
-            router,
-            pool.clone(),
-            IdlePolicy::BusyPoll,
-            Arc::clone(&stop),
-            links,
-        );
+            router: &cfg,
+            interfaces: vec![
+                Interface::new(&cfg.interfaces[0], frames::MAC0, MTU),
+                Interface::new(&cfg.interfaces[1], frames::MAC1, MTU),
+            ],
+            firewall: firewall_capacity.map(|capacity| FirewallSpec {
+                rules: Arc::new(rules()),
+                capacity,
+                seed: SEED,
+                timeouts: Timeouts::default(),
+            }),
+            idle: IdlePolicy::BusyPoll,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let (worker, handles) = workers::build(spec, ports, pool.clone(), Arc::clone(&stop), links)
+            .expect("the lab's routes are valid");
         Unit {
             worker,
-            counters,
-            events,
+            counters: handles.counters,
+            events: handles.events,
             stop,
             pool: PoolAlloc(pool.clone()),
             out: Vec::with_capacity(64),

@@ -1,10 +1,12 @@
 //! `dpdk-sys`: the system DPDK (found with pkg-config) as raw bindgen bindings ([`raw`]),
-//! a C shim for DPDK's `static inline` fast path, and a thin safe layer — the only crate
-//! of the workspace with `unsafe` in it.
+//! a C shim for DPDK's `static inline` fast path, and a thin safe layer. With its sibling
+//! `memhint`, the only code of the workspace with `unsafe` in it (both in `bindings/`).
 //!
 //! One concept per module: [`eal`] (init/cleanup/hotplug), [`lcore`] (cores, launch,
 //! TSC), [`mempool`], [`mbuf`], [`port`] (configure, queues, stats), [`burst`] (batches
-//! moved by rx/tx), [`ring_port`] (rings and ring-backed ports), [`error`].
+//! moved by rx/tx), [`ring_port`] (rings and ring-backed ports), [`error`], and [`raw`]
+//! (the generated bindings). Prefetch and huge page advice, which need no DPDK, are in
+//! the sibling crate `memhint`.
 //!
 //! Ownership rules that keep this memory-safe:
 //! - every object living in DPDK memory holds the EAL, so cleanup runs after the last;
@@ -16,10 +18,8 @@ pub mod eal;
 pub mod error;
 pub mod lcore;
 pub mod mbuf;
-pub mod memory;
 pub mod mempool;
 pub mod port;
-pub mod prefetch;
 pub mod raw;
 pub mod ring_port;
 

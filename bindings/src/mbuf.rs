@@ -54,13 +54,13 @@ impl Mbuf {
     /// burst hands over without touching.
     #[inline]
     pub fn prefetch_header(&self) {
-        crate::prefetch::at(self.0.as_ptr());
+        memhint::prefetch::at(self.0.as_ptr());
     }
 
     /// Starts loading the first lines of the packet data (reads the header).
     #[inline]
     pub fn prefetch_data(&self) {
-        crate::prefetch::read(self.data());
+        memhint::prefetch::read(self.data());
     }
 
     /// The raw mbuf, still owned by `self`.
@@ -237,5 +237,20 @@ impl std::fmt::Debug for Mbuf {
             .field("nb_segs", &self.nb_segs())
             .field("port", &self.port().0)
             .finish()
+    }
+}
+/// The packet data as a byte slice: what the pure packet code (`dataplane`)
+/// reads and rewrites, without knowing it is an mbuf.
+impl AsRef<[u8]> for Mbuf {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl AsMut<[u8]> for Mbuf {
+    #[inline]
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.data_mut()
     }
 }

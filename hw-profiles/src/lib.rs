@@ -51,8 +51,9 @@
 //! The runtime starts EAL with [`Profile::eal_args`] and finds each port's id from
 //! [`Port::dpdk_name`] with `rte_eth_dev_get_port_by_name`.
 //!
-//! [`locate`] and [`diagnostic`] place messages in any RON text and do not depend on the
-//! profile types; the unit configuration uses them too.
+//! [`validate`] holds the checks a profile must pass. [`locate`] and [`diagnostic`] place
+//! messages in any RON text and do not depend on the profile types; the unit configuration
+//! uses them too.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -6,15 +6,11 @@
 
 use crate::config::UnitConfig;
 use dataplane::conntrack::event::{Event, EventQueue};
-use dataplane::conntrack::shard::Shard;
 use dataplane::control::{ConnFilter, ConnInfo, ConnQuery, WorkerInbox};
 use dataplane::counters::WorkerCounters;
 use dataplane::filter::RuleSet;
-use dataplane::firewall::Firewall;
 use dataplane::forward::router::Interface;
-use dataplane::forward::Router;
 use dataplane::wire::EthernetAddress;
-use dataplane::worker::{IdlePolicy, Worker, WorkerLinks, WorkerPort};
 use dpdk_sys::{
     lcore, DpdkError, Eal, LaunchHandle, LcoreId, Mempool, Port, PortConfig, PortId, RssConfig,
     SocketId,
@@ -24,6 +20,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use workers::{FirewallSpec, IdlePolicy, WorkerLinks, WorkerPort, WorkerSpec};
 
 /// Why a unit did not boot.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +42,6 @@ fn dpdk(step: impl Into<String>) -> impl FnOnce(DpdkError) -> BootError {
     let step = step.into();
     move |source| BootError::Dpdk { step, source }
 }
-
-/// Events a worker may queue before syncd takes them.
-const EVENT_QUEUE_LEN: usize = 16384;
 
 /// A fresh, secret seed for a shard's hash (so crafted 5-tuples cannot
 /// collide on purpose): the kernel's random bytes, or the standard
@@ -161,35 +155,26 @@ impl Unit {
                     tx: port.tx_queue(queue).ok_or_else(missing)?,
                 });
             }
-            let c = Arc::new(WorkerCounters::default());
-            let mut router = Router::new(&config.router, ifaces.clone(), Arc::clone(&c))
-                .map_err(|r| BootError::Mismatch(format!("route {r}: gateway on no subnet")))?;
-            let queue_events = EventQueue::new(EVENT_QUEUE_LEN);
-            if let Some(rules) = &rules {
-                let shard = Shard::new(
-                    per_shard,
-                    boot_seed(),
-                    config.timeouts,
-                    queue_events.clone(),
-                );
-                router.set_firewall(Firewall::new(shard, Arc::clone(rules)));
-            }
-            let inbox = Arc::clone(&links.inbox);
-            let worker = Worker::new(
-                w,
-                wports,
-                router,
-                pool.clone(),
+            let spec = WorkerSpec {
+                index: w,
+                router: &config.router,
+                interfaces: ifaces.clone(),
+                firewall: rules.as_ref().map(|rules| FirewallSpec {
+                    rules: Arc::clone(rules),
+                    capacity: per_shard,
+                    seed: boot_seed(),
+                    timeouts: config.timeouts,
+                }),
                 idle,
-                Arc::clone(&stop),
-                links,
-            );
+            };
+            let (worker, h) = workers::build(spec, wports, pool.clone(), Arc::clone(&stop), links)
+                .map_err(|e| BootError::Mismatch(e.to_string()))?;
             let handle = lcore::launch(LcoreId(core), move || worker.run())
                 .map_err(dpdk(format!("launch worker on lcore {core}")))?;
             handles.push(handle);
-            counters.push(c);
-            inboxes.push(inbox);
-            events.push(queue_events);
+            counters.push(h.counters);
+            inboxes.push(h.inbox);
+            events.push(h.events);
         }
         Ok(Self {
             workers: handles,

@@ -28,6 +28,13 @@
 //!   `hw-profiles/profiles/lab.ron`);
 //! - `TANDEM_LAB_ROUTER=kernel`: [`Lab::from_env`] lets Linux route, to
 //!   check test scripts without the firmware.
+//!
+//! Modules: [`lab`] (the lab), [`plan`] (its addresses), [`netns`] and
+//! [`veth`] (namespaces and wires), [`tandemd`] (starting the daemon),
+//! [`process`] and [`command`] (processes we start, bounded commands),
+//! [`services`] (servers in the namespaces), [`counters`] (the unit's
+//! counters file), [`blob`] (test payloads), [`wait`] (bounded polling),
+//! [`diff`] (the differential test against Linux conntrack), [`error`].
 
 #![forbid(unsafe_code)]
 

@@ -1,5 +1,9 @@
 //! Connection tracking: one shard per worker, owned outright.
 //!
+//! * [`shard`]: one worker's tracking: the decisions the firewall asks for.
+//! * [`conn`]: what the table holds per connection, and the pseudo-states
+//!   of connectionless protocols.
+//! * [`event`]: the state-change events a worker queues for syncd.
 //! * [`key`]: the direction-independent flow key.
 //! * [`table`]: the fixed-capacity, preallocated connection table of one shard.
 //! * [`wheel`]: the per-worker timer wheel that expires entries incrementally.

@@ -68,9 +68,9 @@
 //! `find` of random keys ~150 ns and a miss ~160 ns; filling 1M entries
 //! ~130 ns per insert. Random lookups are memory-bound — two dependent
 //! misses, slot then entry — and on this VM one dependent random load over
-//! 150 MB costs ~340 ns, mostly page walks: back the shards with huge pages
-//! in production (transparent huge pages, or hugepage memory from the
-//! bindings), since this crate cannot `madvise`.
+//! 150 MB costs ~340 ns, mostly page walks. So [`ConnTable::with_capacity`]
+//! asks for transparent huge pages (`madvise(MADV_HUGEPAGE)`, through
+//! `memhint`) before it first touches the memory; the kernel may decline.
 
 use std::mem;
 
@@ -178,7 +178,7 @@ impl<V: Default> ConnTable<V> {
         // Huge pages before the first touch: a lookup is a random access
         // into this memory, and on 4 KiB pages nearly every one misses the TLB.
         let mut entries = Vec::with_capacity(capacity);
-        dpdk_sys::memory::advise_huge_pages(&entries);
+        memhint::memory::advise_huge_pages(&entries);
         for id in 0..capacity {
             // Thread the free list in id order.
             let next = if id + 1 < capacity {
@@ -197,7 +197,7 @@ impl<V: Default> ConnTable<V> {
         let mut state = seed;
         let secret = std::array::from_fn(|_| splitmix(&mut state));
         let mut slots = Vec::with_capacity(capacity + capacity / 4 + 1);
-        dpdk_sys::memory::advise_huge_pages(&slots);
+        memhint::memory::advise_huge_pages(&slots);
         slots.resize(capacity + capacity / 4 + 1, EMPTY);
         ConnTable {
             entries,
@@ -310,7 +310,7 @@ impl<V> ConnTable<V> {
     #[inline]
     pub fn prefetch_slot(&self, hash: u64) {
         if let Some(slot) = self.slots.get(self.home(tag_of(hash))) {
-            dpdk_sys::prefetch::read(slot);
+            memhint::prefetch::read(slot);
         }
     }
 
@@ -327,7 +327,7 @@ impl<V> ConnTable<V> {
             }
             if tag_of(slot) == tag {
                 if let Some(e) = self.entries.get(slot_id(slot) as usize) {
-                    dpdk_sys::prefetch::read(e);
+                    memhint::prefetch::read(e);
                 }
                 return;
             }
@@ -895,6 +895,8 @@ mod tests {
         let slot_bytes = t.slots.len() * 8;
         assert_eq!(slot_bytes, 10_008, "10 bytes of index per entry");
         println!("1000 entries: {} bytes", t.memory_bytes());
+        // The table's `Conn` row.
+        assert_eq!(mem::size_of::<Entry<super::super::conn::Conn>>(), 124);
     }
 
     /// The 1M-connection shard of the requirements, with a tracker-sized

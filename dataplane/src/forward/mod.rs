@@ -7,6 +7,12 @@
 //! to its own addresses, sends ICMP time-exceeded and unreachable where a
 //! router should (RFC 1812), and forwards by longest-prefix match over the
 //! connected and static routes.
+//!
+//! * [`router`]: what happens to one received frame.
+//! * [`route`]: the routing table (longest-prefix match, a DIR-16-8-8 trie).
+//! * [`neighbor`]: the ARP cache and the frames held while a next hop resolves.
+//! * [`prefix`]: IPv4 prefixes as configured (`198.18.1.0/24`).
+//! * [`token_bucket`]: the rate limit of the ICMP errors the router sends.
 
 mod addr_hash;
 pub mod neighbor;

@@ -39,12 +39,15 @@ pub trait BufPool {
     fn alloc(&mut self, len: usize) -> Option<Self::Buf>;
 }
 
-impl PacketBuf for Vec<u8> {
+/// Any owned byte buffer: a `Vec<u8>` in the tests, an mbuf in the worker.
+impl<T: AsRef<[u8]> + AsMut<[u8]>> PacketBuf for T {
+    #[inline]
     fn data(&self) -> &[u8] {
-        self
+        self.as_ref()
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
-        self
+        self.as_mut()
     }
 }
 

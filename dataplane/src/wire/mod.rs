@@ -40,6 +40,12 @@
 //! computed and filled.
 //!
 //! [`parse`]: ipv4::Ipv4Repr::parse
+//!
+//! ## The protocols
+//!
+//! [`ethernet`] (with 802.1Q/802.1ad tags), [`arp`], [`ipv4`], [`ipv6`] (with
+//! its extension header chain), [`icmpv4`], [`icmpv6`], [`tcp`] (with its
+//! options), [`udp`]; [`checksum`] holds the Internet checksum they share.
 
 use core::fmt;
 use core::str::FromStr;

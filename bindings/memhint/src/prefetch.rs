@@ -37,7 +37,7 @@ pub fn read<T: ?Sized>(value: &T) {
 /// Prefetches the line at `ptr`; for what the safe layer holds as raw pointers
 /// (an mbuf's header).
 #[inline(always)]
-pub(crate) fn at<T>(ptr: *const T) {
+pub fn at<T>(ptr: *const T) {
     line(ptr.cast());
 }
 
