@@ -21,6 +21,14 @@ MODE
              in-window data segment. The client kernel knows nothing of this
              connection and would reset it on the SYN/ACK: the caller drops the
              client's outgoing RSTs for --sport first (nftables).
+  icmp-error A real handshake, then three ICMP fragmentation-needed errors
+             from the client to the server, told apart by their MTU field:
+             `forged-error` quotes a client->server segment of the connection
+             (it travels the way its quote went: forged); `out-of-window-error`
+             quotes a server->client segment 2^30 beyond the server's sequence;
+             `related-error` quotes a server->client segment at the server's
+             next sequence number, as the client's own stack would. RSTs
+             dropped by the caller as for `window`.
 
 Negative results are observed, not inferred from a timeout: segments of one
 flow cross the unit in order, so when a later segment of the same flow has
@@ -44,7 +52,7 @@ import socket
 import sys
 import time
 
-from scapy.layers.inet import IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
@@ -55,6 +63,11 @@ SPOOFED_BARE = "spoofed-bare-ack"
 SPOOFED_DATA = "spoofed-data-ack"
 OUT_OF_WINDOW = "out-of-window"
 IN_WINDOW = "in-window"
+FORGED_ERROR = "forged-error"
+OUT_OF_WINDOW_ERROR = "out-of-window-error"
+RELATED_ERROR = "related-error"
+# The MTU field of each fragmentation-needed error names it at the server.
+ERROR_MTUS = {1111: FORGED_ERROR, 1222: OUT_OF_WINDOW_ERROR, 1333: RELATED_ERROR}
 MARKERS = {
     SPOOFED_DATA: b"TANDEM-SPOOFED-ACK",
     OUT_OF_WINDOW: b"TANDEM-OUT-OF-WINDOW",
@@ -110,6 +123,26 @@ class Probe:
         self.out.sendto(bytes(seg), (self.a.dst, 0))
         log(f"sent {name}: flags {flags} seq {seq} ack {ack} len {len(payload)}")
 
+    def send_error(self, name, quoted):
+        """An ICMP fragmentation-needed from the client to the server quoting
+        `quoted` (its IP header and first 8 bytes, as a router quotes)."""
+        mtu = next(m for m, n in ERROR_MTUS.items() if n == name)
+        err = IP(src=self.a.src, dst=self.a.dst) / ICMP(type=3, code=4, nexthopmtu=mtu)
+        err = err / Raw(bytes(quoted)[:28])
+        self.out.sendto(bytes(err), (self.a.dst, 0))
+        q = quoted[TCP]
+        log(f"sent {name}: quoting {quoted[IP].src}:{q.sport} -> {quoted[IP].dst}:{q.dport} seq {q.seq}")
+
+    def error_name(self, frame):
+        """The name of one of our ICMP errors arriving at the server, or None."""
+        pkt = Ether(frame)
+        if IP not in pkt or ICMP not in pkt:
+            return None
+        ip, icmp = pkt[IP], pkt[ICMP]
+        if (ip.src, ip.dst, icmp.type, icmp.code) != (self.a.src, self.a.dst, 3, 4):
+            return None
+        return ERROR_MTUS.get(icmp.nexthopmtu)
+
     def ours(self, frame, src, dst, sport, dport):
         pkt = Ether(frame)
         if IP not in pkt or TCP not in pkt:
@@ -144,13 +177,17 @@ class Probe:
                     frame = self.server.recv(65535)
                 except BlockingIOError:
                     break
-                tcp = self.ours(frame, self.a.src, self.a.dst, self.a.sport, self.a.dport)
-                if tcp is None:
-                    continue
-                name = self.name_of(tcp)
-                if name == "ack" and tcp.seq != self.handshake_ack_seq:
-                    name = SPOOFED_BARE
-                log(f"at the server: {name} (seq {tcp.seq} ack {tcp.ack})")
+                name = self.error_name(frame)
+                if name is not None:
+                    log(f"at the server: {name}")
+                else:
+                    tcp = self.ours(frame, self.a.src, self.a.dst, self.a.sport, self.a.dport)
+                    if tcp is None:
+                        continue
+                    name = self.name_of(tcp)
+                    if name == "ack" and tcp.seq != self.handshake_ack_seq:
+                        name = SPOOFED_BARE
+                    log(f"at the server: {name} (seq {tcp.seq} ack {tcp.ack})")
                 self.arrived.append(name)
                 if name == until:
                     return True
@@ -220,9 +257,29 @@ def window(p):
     return {"handshake": True, "acked": acked is not None}
 
 
+def icmp_error(p):
+    isn = random.getrandbits(31)
+    synack = p.handshake(isn)
+    if synack is None:
+        return {"handshake": False}
+    c_next = (isn + 1) % 2**32
+    s_next = (synack.seq + 1) % 2**32
+
+    def segment(from_client, seq, ack):
+        src, dst = (p.a.src, p.a.dst) if from_client else (p.a.dst, p.a.src)
+        sport, dport = (p.a.sport, p.a.dport) if from_client else (p.a.dport, p.a.sport)
+        return IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="A", seq=seq, ack=ack)
+
+    p.send_error(FORGED_ERROR, segment(True, c_next, s_next))
+    p.send_error(OUT_OF_WINDOW_ERROR, segment(False, (s_next + 2**30) % 2**32, c_next))
+    p.send_error(RELATED_ERROR, segment(False, s_next, c_next))
+    p.watch_server(RELATED_ERROR, p.a.timeout)
+    return {"handshake": True}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["spoof-ack", "window"])
+    ap.add_argument("mode", choices=["spoof-ack", "window", "icmp-error"])
     ap.add_argument("--client-ns", required=True)
     ap.add_argument("--server-ns", required=True)
     ap.add_argument("--src", required=True)
@@ -233,7 +290,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=10.0)
     a = ap.parse_args()
     p = Probe(a)
-    result = spoof_ack(p) if a.mode == "spoof-ack" else window(p)
+    result = {"spoof-ack": spoof_ack, "window": window, "icmp-error": icmp_error}[a.mode](p)
     result.update({"mode": a.mode, "arrived": p.arrived, "log": LOG})
     json.dump(result, sys.stdout)
     print()

@@ -763,9 +763,50 @@ fn an_out_of_window_segment_on_a_live_connection_is_dropped() {
     );
 }
 
+/// ICMP errors pass only when related to the connection they quote and sent
+/// back to the quoted packet's source. On a real connection (handshake
+/// through the unit), the client sends the server three fragmentation-needed
+/// errors: one quoting the client's own segment (forged: an error travels
+/// to the source of what it quotes; Linux drops it too), one quoting a
+/// server segment far outside the server's sequence space (forged, pf's
+/// check), and one quoting the server's next segment, as the client's stack
+/// would. Only the last reaches the server; each refusal has its counter.
+#[test]
+fn forged_icmp_errors_about_a_live_connection_are_dropped() {
+    let lab = lab();
+    let _echo = tcp_echo(&lab, 80);
+    drop_client_resets(&lab, 45127);
+    let names = [
+        "drop.icmp_error_wrong_direction",
+        "drop.icmp_error_out_of_window",
+        "accepted_related",
+    ];
+    let before = counters(&lab);
+    let report = tcp_probe(&lab, "icmp-error", 45127);
+    assert_eq!(
+        report["handshake"],
+        true,
+        "handshake through the unit:\n{report:#}\n{}",
+        lab.unit_logs()
+    );
+    assert_eq!(
+        arrived(&report),
+        ["syn", "ack", "related-error"],
+        "only the related error may reach the server:\n{report:#}\n{}",
+        lab.unit_logs()
+    );
+    let after = wait_counters(&lab, "the three errors to be counted", |c| {
+        names.iter().all(|n| c.sum(n) > before.sum(n))
+    });
+    for n in names {
+        println!("{n} {} -> {}", before.sum(n), after.sum(n));
+        assert_eq!(after.sum(n), before.sum(n) + 1, "{n}");
+    }
+}
+
 /// The probe's negatives mean something: through a router that does not
-/// filter (Linux, no firewall), the same spoofed and out-of-window segments
-/// do reach the server, and the probe reports them.
+/// filter (Linux, no firewall), the same spoofed and out-of-window segments,
+/// and the forged ICMP errors, do reach the server, and the probe reports them.
 #[test]
 fn the_probe_sees_what_an_unfiltered_router_lets_through() {
     let lab = Lab::kernel_routed().expect("building a kernel-routed lab");
@@ -781,6 +822,19 @@ fn the_probe_sees_what_an_unfiltered_router_lets_through() {
     assert_eq!(
         arrived(&report),
         ["syn", "ack", "out-of-window", "in-window"],
+        "{report:#}"
+    );
+    drop_client_resets(&lab, 45128);
+    let report = tcp_probe(&lab, "icmp-error", 45128);
+    assert_eq!(
+        arrived(&report),
+        [
+            "syn",
+            "ack",
+            "forged-error",
+            "out-of-window-error",
+            "related-error"
+        ],
         "{report:#}"
     );
 }

@@ -170,20 +170,6 @@ mod tests {
     }
 
     #[test]
-    fn an_echo_and_its_reply_have_the_filters_key() {
-        let (c, s) = ([198, 18, 1, 2], [198, 19, 0, 2]);
-        let echo = |ty: u8| vec![ty, 0, 0, 0, 0x12, 0x34, 0, 1];
-        let req = flow_key_of_frame(&frame(c, s, 1, &echo(8))).unwrap();
-        let rep = flow_key_of_frame(&frame(s, c, 1, &echo(0))).unwrap();
-        assert_eq!(req, rep);
-        assert_eq!(
-            (req.lo_port, req.hi_port),
-            (0x1234, 0x1234),
-            "keyed by the identifier"
-        );
-    }
-
-    #[test]
     fn frames_without_a_flow_stay_with_the_receiver() {
         let h = Handoff::new(4);
         let mut arp = vec![0u8; 42];

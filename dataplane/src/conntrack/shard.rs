@@ -246,9 +246,10 @@ impl Shard {
         Ok(())
     }
 
-    /// Whether a connection with this key exists (ICMP errors quoting it).
-    pub fn contains(&self, key: &FlowKey) -> bool {
-        self.table.find(key, self.table.hash(key)).is_some()
+    /// The connection with this key, if any (for an ICMP error quoting it).
+    pub fn get(&self, key: &FlowKey) -> Option<&Conn> {
+        let id = self.table.find(key, self.table.hash(key))?;
+        Some(self.table.get(id))
     }
 
     /// Removes what has timed out, a bounded amount per call.

@@ -998,6 +998,21 @@ impl TcpConn {
         Window::Ok
     }
 
+    /// Whether a segment sent in `dir` with sequence number `seq` could have
+    /// been sent on this connection: at most the highest sequence the
+    /// receiver's window allowed, and at least one receiver window (one byte
+    /// before the receiver spoke) below the highest sequence sent. pf's test
+    /// of the TCP segment an ICMP error quotes (`pf_icmp_state_lookup`); an
+    /// entry still learning its windows (adopted from the partner) passes.
+    pub fn could_have_sent(&self, dir: Dir, seq: u32) -> bool {
+        let (sender, receiver) = (&self.peers[dir.idx()], &self.peers[dir.other().idx()]);
+        if (sender.flags | receiver.flags) & pflag::BE_LIBERAL != 0 {
+            return true;
+        }
+        let lowest = sender.end.wrapping_sub(receiver.maxwin.max(1));
+        !after(seq, sender.maxend) && !before(seq, lowest)
+    }
+
     /// The flag class of the last segment that changed the state, for listings.
     pub fn last_flags_class(&self) -> &'static str {
         match Index::from_u8(self.last_index) {

@@ -332,6 +332,41 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for Ipv6Packet<T> {
     }
 }
 
+/// Walks the extension headers of a packet quoted in an ICMPv6 error to its
+/// upper layer. A quote holds only as much of the invoking packet as fits
+/// (RFC 4443 §2.4 (c)), so its Payload Length describes bytes that are not
+/// there: the walk is bounded by the quote instead, with the errors of
+/// [`Ipv6Packet::upper_layer`]. [`Error::Truncated`] below the 40-byte
+/// header, [`Error::BadVersion`] if it is not IPv6.
+pub fn quoted_upper_layer(quote: &[u8]) -> Result<UpperLayer> {
+    if quote.len() < HEADER_LEN {
+        return Err(Error::Truncated);
+    }
+    let packet = Ipv6Packet::new_unchecked(quote);
+    if packet.version() != 6 {
+        return Err(Error::BadVersion);
+    }
+    let mut iter = ExtHeaderIter {
+        data: quote,
+        next_header: packet.next_header(),
+        offset: HEADER_LEN,
+        count: 0,
+        seen_frag: false,
+        done: false,
+    };
+    let mut fragment = None;
+    for header in &mut iter {
+        if let Some(frag) = header?.fragment {
+            fragment = Some(frag);
+        }
+    }
+    Ok(UpperLayer {
+        protocol: iter.next_header,
+        offset: iter.offset,
+        fragment,
+    })
+}
+
 /// Iterator over the extension headers of a packet. Yields at most
 /// [`MAX_EXT_HEADERS`] headers and then one error if the chain goes on; after
 /// an error it yields nothing. When it ends without error, the protocol and

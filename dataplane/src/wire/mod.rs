@@ -70,7 +70,7 @@ pub use icmpv4::{
 };
 pub use icmpv6::{Icmpv6Message, Icmpv6Packet, Icmpv6Repr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
-pub use ipv6::{ExtHeader, Ipv6FragInfo, Ipv6Packet, Ipv6Repr, UpperLayer};
+pub use ipv6::{quoted_upper_layer, ExtHeader, Ipv6FragInfo, Ipv6Packet, Ipv6Repr, UpperLayer};
 pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub use tcp::{TcpFlags, TcpOption, TcpOptionIter, TcpOptions, TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};
