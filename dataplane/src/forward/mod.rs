@@ -5,10 +5,12 @@
 //! them). The router answers ARP for its addresses, resolves next hops with
 //! ARP, decrements TTL with an incremental checksum update, answers ICMP echo
 //! to its own addresses, sends ICMP time-exceeded and unreachable where a
-//! router should (RFC 1812), and forwards by longest-prefix match over the
-//! connected and static routes.
+//! router should (RFC 1812), fragments datagrams over the egress MTU that do
+//! not set DF (RFC 791 §3.2; with DF, ICMP fragmentation needed), and forwards
+//! by longest-prefix match over the connected and static routes.
 
 mod addr_hash;
+mod fragment;
 pub mod neighbor;
 pub mod prefix;
 pub mod route;
