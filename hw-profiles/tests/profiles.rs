@@ -47,7 +47,7 @@ fn every_shipped_profile_loads() {
         }
     }
     names.sort();
-    assert_eq!(names, ["bench", "lab", "lab-2w", "t4100"]);
+    assert_eq!(names, ["bench", "lab", "lab-2w", "lab-pcap", "t4100"]);
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //! Two routers can sit in the unit namespace:
 //! - [`RouterKind::Tandemd`]: the real unit. Linux in the unit namespace has
 //!   no addresses and no forwarding; `tandemd` owns `data0`/`data1` through
-//!   DPDK `net_af_packet`.
+//!   DPDK `net_af_packet` (or `net_pcap` with the `lab-pcap` profile, which
+//!   lets IPv4 fragments reach the unit as they are).
 //! - [`RouterKind::Kernel`]: Linux routes instead (addresses and virtual IPs
 //!   on `data0`/`data1`, `ip_forward=1`, the same static route). It validates
 //!   the harness and the test scripts without the firmware.
@@ -485,6 +486,16 @@ impl Lab {
     /// kernel-routed lab.
     pub fn unit_logs(&self) -> String {
         self.tandemd.as_ref().map(Tandemd::logs).unwrap_or_default()
+    }
+
+    /// `out` with the unit's logs and its non-zero counters (when `tandemd`
+    /// routes): what an assertion message about a command needs.
+    pub fn context(&self, out: &Output) -> String {
+        let counters = match self.counters() {
+            Ok(c) => format!("--- unit counters (non-zero) ---\n{}", c.nonzero()),
+            Err(_) => String::new(),
+        };
+        format!("{out}\n{}\n{counters}", self.unit_logs())
     }
 
     /// The unit's counters as last written.

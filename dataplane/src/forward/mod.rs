@@ -5,8 +5,9 @@
 //! them). The router answers ARP for its addresses, resolves next hops with
 //! ARP, decrements TTL with an incremental checksum update, answers ICMP echo
 //! to its own addresses, sends ICMP time-exceeded and unreachable where a
-//! router should (RFC 1812), and forwards by longest-prefix match over the
-//! connected and static routes.
+//! router should (RFC 1812), fragments datagrams over the egress MTU that do
+//! not set DF (RFC 791 §3.2; with DF, ICMP fragmentation needed), and forwards
+//! by longest-prefix match over the connected and static routes.
 //!
 //! * [`router`]: what happens to one received frame.
 //! * [`route`]: the routing table (longest-prefix match, a DIR-16-8-8 trie).
@@ -15,6 +16,7 @@
 //! * [`token_bucket`]: the rate limit of the ICMP errors the router sends.
 
 mod addr_hash;
+mod fragment;
 pub mod neighbor;
 pub mod prefix;
 pub mod route;

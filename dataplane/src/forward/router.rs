@@ -2,14 +2,17 @@
 //!
 //! `Router::handle` takes ownership of a frame and ends it in exactly one way:
 //! pushed to `out` for transmission (forwarded, or rewritten in place into an
-//! ARP or echo reply), held while its next hop resolves, consumed (an ARP
-//! reply), or dropped with a [`DropReason`] counted. It may also push frames
-//! it built (ICMP errors, ARP requests) from the [`BufPool`].
+//! ARP or echo reply), held while its next hop resolves, split into fragments
+//! that are each forwarded or held (a datagram over the egress MTU without
+//! DF, RFC 791 §3.2), consumed (an ARP reply), or dropped with a
+//! [`DropReason`] counted. It may also push frames it built (ICMP errors, ARP
+//! requests, fragments) from the [`BufPool`].
 //!
 //! The code is generic over the buffer so the same logic runs on a `Vec<u8>`
 //! in the unit tests and on a DPDK mbuf in the worker. Time comes in as
 //! nanoseconds of a monotonic clock.
 
+use super::fragment::Split;
 use super::neighbor::{Held, Limits, Lookup, NeighborCache, Released};
 use super::route::{IfIndex, RouteTable};
 use super::token_bucket::TokenBucket;
@@ -129,6 +132,15 @@ pub struct HeldFrame<B> {
     from_mac: EthernetAddress,
 }
 
+/// Where a forwarded frame goes, and where it came from (for an ICMP error
+/// about it).
+struct Hop {
+    egress: IfIndex,
+    next_hop: Ipv4Addr,
+    ingress: IfIndex,
+    from_mac: EthernetAddress,
+}
+
 /// A neighbour learnt by one worker, to be told to the others.
 pub type Learned = (Ipv4Addr, IfIndex, EthernetAddress);
 
@@ -142,6 +154,9 @@ pub struct Router<B> {
     ip_id: u16,
     released: Vec<Released<HeldFrame<B>>>,
     learned: Vec<Learned>,
+    /// The fragments of one datagram between allocation and sending (kept
+    /// for its capacity).
+    fragments: Vec<B>,
     firewall: Option<Firewall>,
 }
 
@@ -162,6 +177,7 @@ impl<B: PacketBuf> Router<B> {
             ip_id: 0,
             released: Vec::with_capacity(64),
             learned: Vec::with_capacity(16),
+            fragments: Vec::with_capacity(8),
             firewall: None,
         })
     }
@@ -465,32 +481,36 @@ impl<B: PacketBuf> Router<B> {
             let (ty, code) = (Icmpv4Message::TimeExceeded, code::TTL_EXCEEDED);
             return self.icmp_error(iface, src_mac, pkt.data(), l2, ty, code, 0, now, pool, out);
         }
-        if total_len > usize::from(egress.mtu) {
+        let mtu = egress.mtu;
+        let too_big = total_len > usize::from(mtu);
+        if too_big && dont_frag {
+            // RFC 1812 §5.2.6 / RFC 1191: too big with DF set, say the MTU.
             self.drop(DropReason::FragmentationNeeded);
-            if dont_frag {
-                let mtu = u32::from(egress.mtu);
-                let (ty, code) = (Icmpv4Message::DstUnreachable, code::FRAG_NEEDED);
-                self.icmp_error(
-                    iface,
-                    src_mac,
-                    pkt.data(),
-                    l2,
-                    ty,
-                    code,
-                    mtu,
-                    now,
-                    pool,
-                    out,
-                );
-            }
-            return;
+            let (ty, code) = (Icmpv4Message::DstUnreachable, code::FRAG_NEEDED);
+            let mtu = u32::from(mtu);
+            return self.icmp_error(
+                iface,
+                src_mac,
+                pkt.data(),
+                l2,
+                ty,
+                code,
+                mtu,
+                now,
+                pool,
+                out,
+            );
         }
         let forward_mac = egress.forward_mac();
-        let next_hop = route.next_hop(dst);
-        let egress_iface = route.iface;
+        let hop = Hop {
+            egress: route.iface,
+            next_hop: route.next_hop(dst),
+            ingress: iface,
+            from_mac: src_mac,
+        };
         if let Some(fw) = self.firewall.as_mut() {
             let ip = Ipv4Packet::new_unchecked(&pkt.data()[l2..]);
-            if let Err(reason) = fw.filter(&ip, iface, egress_iface, seconds(now), &self.counters) {
+            if let Err(reason) = fw.filter(&ip, iface, hop.egress, seconds(now), &self.counters) {
                 return self.drop(reason);
             }
         }
@@ -498,27 +518,84 @@ impl<B: PacketBuf> Router<B> {
         // Rewrite: TTL (incremental checksum, RFC 1624) and source MAC.
         let data = pkt.data_mut();
         Ipv4Packet::new_unchecked(&mut data[l2..]).decrement_ttl_and_update_checksum();
-        let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
-        eth.set_src_addr(forward_mac);
+        EthernetFrame::new_unchecked(&mut data[..]).set_src_addr(forward_mac);
+        if too_big {
+            return self.fragment(pkt, l2, mtu, &hop, now, pool, out);
+        }
+        self.send_to_next_hop(&hop, pkt, now, pool, out);
+    }
 
-        match self.neighbors.lookup(next_hop, now) {
+    /// Splits a forwarded datagram (TTL and source MAC already rewritten)
+    /// into fragments of at most `mtu` bytes of IP (see [`Split`]), each
+    /// then sent like any forwarded frame. Every buffer is taken before any
+    /// fragment leaves: a dry pool drops the datagram whole (`no_mbuf`),
+    /// never part of it.
+    #[allow(clippy::too_many_arguments)]
+    fn fragment<P: BufPool<Buf = B>>(
+        &mut self,
+        pkt: B,
+        l2: usize,
+        mtu: u16,
+        hop: &Hop,
+        now: u64,
+        pool: &mut P,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        let (l2_header, l3) = pkt.data().split_at(l2);
+        let ip = Ipv4Packet::new_unchecked(l3);
+        let Some(split) = Split::new(&ip, mtu) else {
+            return self.drop(DropReason::FragmentOffsetOverflow);
+        };
+        let mut frags = std::mem::take(&mut self.fragments);
+        for k in 0..split.count() {
+            let Some(buf) = pool.alloc(l2 + split.ip_len(k)) else {
+                frags.clear();
+                self.fragments = frags;
+                return self.drop(DropReason::NoMbuf);
+            };
+            frags.push(buf);
+        }
+        for (k, buf) in frags.iter_mut().enumerate() {
+            let (eth, frag) = buf.data_mut().split_at_mut(l2);
+            eth.copy_from_slice(l2_header);
+            split.write(k, &ip, frag);
+        }
+        self.counters.datagrams_fragmented.inc();
+        self.counters.fragments_created.add(frags.len() as u64);
+        for frag in frags.drain(..) {
+            self.send_to_next_hop(hop, frag, now, pool, out);
+        }
+        self.fragments = frags;
+    }
+
+    /// Sends a forwarded frame (IP header rewritten, source MAC set) to its
+    /// next hop, or holds it while the next hop resolves.
+    fn send_to_next_hop<P: BufPool<Buf = B>>(
+        &mut self,
+        hop: &Hop,
+        mut frame: B,
+        now: u64,
+        pool: &mut P,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        match self.neighbors.lookup(hop.next_hop, now) {
             Lookup::Resolved { mac, refresh } => {
-                eth.set_dst_addr(mac);
+                EthernetFrame::new_unchecked(frame.data_mut()).set_dst_addr(mac);
                 self.counters.forwarded.inc();
-                out.push((route.iface, pkt));
+                out.push((hop.egress, frame));
                 if refresh {
-                    self.send_arp_request(route.iface, next_hop, pool, out);
+                    self.send_arp_request(hop.egress, hop.next_hop, pool, out);
                 }
             }
             Lookup::Unresolved => {
                 let held = HeldFrame {
-                    frame: pkt,
-                    ingress: iface,
-                    from_mac: src_mac,
+                    frame,
+                    ingress: hop.ingress,
+                    from_mac: hop.from_mac,
                 };
-                match self.neighbors.hold(next_hop, route.iface, held, now) {
+                match self.neighbors.hold(hop.next_hop, hop.egress, held, now) {
                     Held::Queued { request: true } => {
-                        self.send_arp_request(route.iface, next_hop, pool, out)
+                        self.send_arp_request(hop.egress, hop.next_hop, pool, out)
                     }
                     Held::Queued { request: false } => {}
                     Held::QueueFull(_) => self.drop(DropReason::ArpQueueFull),

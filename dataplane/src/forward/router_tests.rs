@@ -66,10 +66,15 @@ fn config() -> RouterConfig {
 }
 
 fn lab() -> Lab {
+    lab_with_data1_mtu(1500)
+}
+
+/// A lab whose data1 (towards the server) sends IP datagrams of at most `mtu` bytes.
+fn lab_with_data1_mtu(mtu: u16) -> Lab {
     let cfg = config();
     let ifaces = vec![
         Interface::new(&cfg.interfaces[0], MAC0, 1500),
-        Interface::new(&cfg.interfaces[1], MAC1, 1500),
+        Interface::new(&cfg.interfaces[1], MAC1, mtu),
     ];
     let counters = Arc::new(WorkerCounters::default());
     let router = Router::new(&cfg, ifaces, Arc::clone(&counters)).unwrap();
@@ -482,6 +487,194 @@ fn too_big_with_df_sends_fragmentation_needed_with_the_mtu() {
     );
     assert_eq!(frame.len(), 14 + 576, "quote limited to 576 bytes of IP");
     assert_eq!(lab.dropped(DropReason::FragmentationNeeded), 1);
+    assert_eq!(lab.counters.datagrams_fragmented.get(), 0);
+}
+
+// ------------------------------------------------------------------ fragmentation
+
+/// UDP from the client to the server, DF clear, with `payload_len` bytes of IP
+/// payload that never repeat within 251 bytes; `offset` in bytes.
+fn datagram(payload_len: usize, more_frags: bool, offset: u16) -> Vec<u8> {
+    let repr = Ipv4Repr {
+        src_addr: CLIENT,
+        dst_addr: SERVER,
+        next_header: IpProtocol::Udp,
+        payload_len,
+        hop_limit: 64,
+        dscp: 10,
+        ecn: 0,
+        ident: 0x4321,
+        dont_frag: false,
+        more_frags,
+        frag_offset: offset,
+    };
+    let mut ip = vec![0; repr.buffer_len()];
+    repr.emit(&mut Ipv4Packet::new_unchecked(&mut ip[..]));
+    ip[20..].copy_from_slice(&pattern(payload_len));
+    eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip)
+}
+
+/// `len` bytes that do not repeat within 251.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..=250).cycle().take(len).collect()
+}
+
+/// Checks every frame of `out` as a fragment of `orig` (a [`datagram`])
+/// forwarded to the server: valid header checksum, the original's fields
+/// kept, TTL decremented, DF clear, at most `mtu` bytes, an offset that is a
+/// multiple of 8, payload bytes equal to the original's at that offset, and
+/// together covering the original's payload exactly once. Returns each
+/// fragment's (offset, MF, total length).
+fn fragments_of(orig: &[u8], out: &[(usize, Vec<u8>)], mtu: usize) -> Vec<(u16, bool, usize)> {
+    let (_, want) = ip_of(orig);
+    let orig_payload = &orig[14 + 20..];
+    let mut covered = 0;
+    let mut seen = Vec::new();
+    for (iface, frame) in out {
+        let (f, ip) = ip_of(frame);
+        assert_eq!((*iface, f.dst_addr(), f.src_addr()), (1, SERVER_MAC, VMAC1));
+        let header = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+        let total = usize::from(header.total_len());
+        assert_eq!(frame.len(), 14 + total, "no padding or slack");
+        assert!(total <= mtu, "{total} bytes over the MTU {mtu}");
+        assert_eq!(
+            (ip.src_addr, ip.dst_addr, ip.next_header, ip.ident, ip.dscp),
+            (
+                want.src_addr,
+                want.dst_addr,
+                want.next_header,
+                want.ident,
+                want.dscp
+            )
+        );
+        assert_eq!((ip.hop_limit, ip.dont_frag), (want.hop_limit - 1, false));
+        assert_eq!(ip.frag_offset % 8, 0);
+        let at = usize::from(ip.frag_offset - want.frag_offset);
+        assert_eq!(at, covered, "fragments in order, without gap or overlap");
+        assert_eq!(header.payload(), &orig_payload[at..at + ip.payload_len]);
+        covered += ip.payload_len;
+        seen.push((ip.frag_offset, ip.more_frags, total));
+    }
+    assert_eq!(covered, orig_payload.len(), "the payload, reassembled");
+    seen
+}
+
+#[test]
+fn too_big_without_df_is_fragmented_at_the_mtu() {
+    let mut lab = lab();
+    lab.knows_server();
+    let orig = datagram(3000, false, 0);
+    let out = lab.rx(0, orig.clone(), 0);
+    assert_eq!(
+        fragments_of(&orig, &out, 1500),
+        [(0, true, 1500), (1480, true, 1500), (2960, false, 60)]
+    );
+    assert_eq!(lab.counters.datagrams_fragmented.get(), 1);
+    assert_eq!(lab.counters.fragments_created.get(), 3);
+    assert_eq!(lab.counters.forwarded.get(), 3);
+    assert_eq!(lab.counters.dropped_total(), 0);
+}
+
+#[test]
+fn an_odd_mtu_gives_payloads_of_a_multiple_of_8() {
+    // 1003 − 20 = 983 bytes of room: 976 of payload per fragment.
+    let mut lab = lab_with_data1_mtu(1003);
+    lab.knows_server();
+    let orig = datagram(2000, false, 0);
+    let out = lab.rx(0, orig.clone(), 0);
+    assert_eq!(
+        fragments_of(&orig, &out, 1003),
+        [(0, true, 996), (976, true, 996), (1952, false, 68)]
+    );
+    // RFC 791's minimum MTU: 48 bytes of payload per fragment.
+    let mut lab = lab_with_data1_mtu(68);
+    lab.knows_server();
+    let orig = datagram(100, false, 0);
+    let out = lab.rx(0, orig.clone(), 0);
+    assert_eq!(
+        fragments_of(&orig, &out, 68),
+        [(0, true, 68), (48, true, 68), (96, false, 24)]
+    );
+}
+
+#[test]
+fn a_fragment_is_fragmented_again_from_its_offset_keeping_mf() {
+    let mut lab = lab_with_data1_mtu(576);
+    lab.knows_server();
+    // A middle fragment: every piece keeps MF.
+    let orig = datagram(1480, true, 1480);
+    let out = lab.rx(0, orig.clone(), 0);
+    assert_eq!(
+        fragments_of(&orig, &out, 576),
+        [(1480, true, 572), (2032, true, 572), (2584, true, 396)]
+    );
+    // The last fragment: only its last piece clears MF.
+    let orig = datagram(600, false, 2960);
+    let out = lab.rx(0, orig.clone(), 0);
+    assert_eq!(
+        fragments_of(&orig, &out, 576),
+        [(2960, true, 572), (3512, false, 68)]
+    );
+    assert_eq!(lab.counters.datagrams_fragmented.get(), 2);
+    assert_eq!(lab.counters.fragments_created.get(), 5);
+}
+
+#[test]
+fn a_dry_pool_drops_the_datagram_whole() {
+    let mut lab = lab();
+    lab.knows_server();
+    lab.pool.left = 2;
+    assert!(
+        lab.rx(0, datagram(3000, false, 0), 0).is_empty(),
+        "two of three fragments: none sent"
+    );
+    assert_eq!(lab.dropped(DropReason::NoMbuf), 1);
+    assert_eq!(lab.counters.dropped_total(), 1);
+    assert_eq!(lab.counters.datagrams_fragmented.get(), 0);
+    assert_eq!(lab.counters.forwarded.get(), 0);
+    lab.pool.left = 3;
+    let orig = datagram(3000, false, 0);
+    let out = lab.rx(0, orig.clone(), 0);
+    assert_eq!(
+        fragments_of(&orig, &out, 1500).len(),
+        3,
+        "enough buffers again"
+    );
+}
+
+#[test]
+fn fragments_wait_for_the_next_hop_like_any_frame() {
+    let mut lab = lab();
+    let orig = datagram(2000, false, 0);
+    let out = lab.rx(0, orig.clone(), 0);
+    assert_eq!(out.len(), 1, "one ARP request; both fragments wait");
+    assert_eq!(
+        EthernetFrame::new_checked(&out[0].1[..])
+            .unwrap()
+            .ethertype(),
+        EtherType::Arp
+    );
+    let reply = arp(
+        ArpOperation::Reply,
+        SERVER_MAC,
+        SERVER,
+        Ipv4Addr::new(198, 18, 2, 1),
+    );
+    let out = lab.rx(1, reply, 1000);
+    assert_eq!(
+        fragments_of(&orig, &out, 1500),
+        [(0, true, 1500), (1480, false, 540)]
+    );
+}
+
+#[test]
+fn a_fragment_ending_past_64k_is_not_fragmented_again() {
+    let mut lab = lab_with_data1_mtu(576);
+    lab.knows_server();
+    // The offset field's largest value; its second piece would need 65528 + 552.
+    assert!(lab.rx(0, datagram(1000, false, 65528), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::FragmentOffsetOverflow), 1);
+    assert_eq!(lab.counters.dropped_total(), 1);
 }
 
 #[test]
@@ -691,6 +884,25 @@ fn no_input_panics() {
     }
 }
 
+#[test]
+fn no_input_panics_on_the_fragmentation_path() {
+    // A datagram that needs three fragments, cut short and corrupted byte by byte.
+    let mut lab = lab_with_data1_mtu(576);
+    lab.knows_server();
+    lab.pool.left = usize::MAX;
+    let f = datagram(1200, false, 0);
+    for len in 0..=f.len() {
+        lab.rx(0, f[..len].to_vec(), 0);
+    }
+    for i in 0..f.len() {
+        for b in [0x00, 0xff, 0x20, 0x01] {
+            let mut g = f.clone();
+            g[i] = b;
+            lab.rx(0, g, 0);
+        }
+    }
+}
+
 fn fix_ip_checksum(frame: &mut [u8]) {
     Ipv4Packet::new_unchecked(&mut frame[14..]).fill_checksum();
 }
@@ -828,6 +1040,32 @@ mod firewall {
         fix_ip_checksum(&mut f);
         assert_eq!(lab.rx(i, f, 0).len(), 0);
         assert_eq!(lab.dropped(DropReason::Ipv4Fragment), 1);
+    }
+
+    #[test]
+    fn the_firewall_decides_on_the_whole_datagram_then_it_is_fragmented() {
+        let mut lab = fw_lab();
+        // A SYN to :80 carrying 2000 bytes, DF clear: passed as one datagram.
+        let mut seg = tcp(true, 40040, 80, SYN, 1000, 0).1[14 + 20..].to_vec();
+        seg.extend(pattern(2000));
+        TcpPacket::new_unchecked(&mut seg[..])
+            .fill_checksum(&IpAddr::V4(CLIENT), &IpAddr::V4(SERVER));
+        let mut ip = ipv4(CLIENT, SERVER, 64, IpProtocol::Tcp, &seg);
+        let mut header = Ipv4Packet::new_unchecked(&mut ip[..]);
+        header.set_dont_frag(false);
+        header.fill_checksum();
+        let orig = eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip);
+        let out = lab.rx(0, orig.clone(), SECOND);
+        assert_eq!(
+            fragments_of(&orig, &out, 1500),
+            [(0, true, 1500), (1480, false, 560)]
+        );
+        assert_eq!(
+            lab.counters.accepted_new.get(),
+            1,
+            "one decision, on the whole"
+        );
+        assert_eq!(lab.dropped(DropReason::Ipv4Fragment), 0);
     }
 
     #[test]
