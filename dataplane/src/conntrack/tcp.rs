@@ -28,6 +28,53 @@
 //! the tracker had ignored. New connections start only with a SYN: a bare
 //! ACK with no connection is invalid (no mid-stream pickup).
 //!
+//! # Answers to what the tracker let through
+//!
+//! Where it may be out of sync with the endpoints (a SYN in ESTABLISHED, an
+//! ACK in SYN_SENT), the tracker lets a segment through untracked and notes
+//! it. A segment answering it (a SYN/ACK, a RST, a challenge ACK) may then
+//! skip the checks the tracker's stale windows would fail. An answer travels
+//! the other way and is recognised in the sequence space of what it
+//! answers; every such path checks both, so a segment from the noted one's
+//! own sender answers nothing.
+//!
+//! # Deliberately stricter than Linux
+//!
+//! Linux 6.18 lets the segments below through; tandem drops them. Each is a
+//! segment no endpoint sends as an answer, or one the receiving endpoint
+//! discards, so dropping it cannot hurt a live connection. Each is shown by
+//! a trace of the differential test (`tandem_tests::diff::DELIBERATE`, one
+//! entry per packet, naming the item). Nowhere is tandem laxer than Linux.
+//!
+//! 1. **A RST in a closing state must be in the window.** Linux checks
+//!    nothing of a RST in FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT or CLOSE
+//!    (`tcp_can_early_drop`), to let a reused tuple's entry go at once. The
+//!    endpoint discards a RST outside its window (RFC 9293 3.10.7.4,
+//!    RFC 5961 3.2), and pf checks the window of a RST in every state; the
+//!    entry of a reused tuple still goes at the new SYN or its timeout.
+//! 2. **After an ignored SYN, a RST from its sender is still checked
+//!    against the highest ack.** After a SYN it let through, Linux checks no
+//!    RST against the other side's highest ack (invalid below it, closing
+//!    only exactly at it), whichever side sends it ("td_maxack might be
+//!    outdated"). That ack is outdated only for a RST answering the SYN, from
+//!    its receiver; from the SYN's own sender, a RST below it is old and one
+//!    beyond it gets the RFC 5961 (3.2) treatment, as without the SYN.
+//! 3. **A RST answering an ACK of a half-open connection comes from the
+//!    other side.** Before the connection is assured, Linux takes a RST
+//!    acking the end of the last ACK, from either side, without the window
+//!    checks. From that ACK's own sender, the ack is in the wrong sequence
+//!    space: it answers nothing, and the window checks apply.
+//! 4. **A RST answering a challenge ACK in SYN_SENT comes from the
+//!    originator.** Linux (6.2) takes, without the window checks, a RST whose
+//!    sequence is the ack of an ACK it let through in SYN_SENT, from either
+//!    side. That ack is in the originator's sequence space: only the
+//!    originator answers with it (RFC 9293 3.10.7.3).
+//! 5. **A challenge ACK in LAST_ACK must pass the window checks.** After a
+//!    SYN ignored in LAST_ACK, Linux lets the next ACK from the other side
+//!    through unchecked, as the RFC 5961 (section 4) challenge ACK. A real
+//!    one acks only what was sent; tandem checks it (learning nothing from
+//!    it) and, when it fails, still expects the real one.
+//!
 //! Everything here is pure: the caller passes a parsed [`Segment`] and gets a
 //! [`TcpVerdict`]; timeouts are returned, not armed.
 
@@ -688,7 +735,7 @@ impl TcpConn {
                     && self.last_from_other_side(dir, Index::Syn)
                     && self.flags & cflag::EXP_CHALLENGE_ACK != 0 =>
             {
-                self.challenge_ack()
+                self.challenge_ack(dir, seg)
             }
             Next::To(TcpState::SynSent2) => {
                 self.flags |= cflag::SIMULTANEOUS_OPEN;
@@ -720,8 +767,14 @@ impl TcpConn {
 
     /// An ACK where an RFC 5961 (section 4) challenge ACK to a SYN ignored in
     /// LAST_ACK is expected: it passes without acking the last FIN (Linux's
-    /// `TCP_CONNTRACK_TIME_WAIT` case).
-    fn challenge_ack(&mut self) -> TcpVerdict {
+    /// `TCP_CONNTRACK_TIME_WAIT` case). Stricter than Linux: the window checks
+    /// apply, on a copy so that nothing of it is learnt; an ACK failing them
+    /// is no challenge ACK, and the real one is still expected.
+    fn challenge_ack(&mut self, dir: Dir, seg: &Segment) -> TcpVerdict {
+        let mut probe = *self;
+        if let Window::Invalid(why) = probe.check_window(dir, Index::Ack, seg) {
+            return TcpVerdict::Invalid(why);
+        }
         self.flags &= !cflag::EXP_CHALLENGE_ACK;
         TcpVerdict::Ignore
     }
@@ -738,13 +791,14 @@ impl TcpConn {
         let close = TcpState::Close;
         if old.closing() {
             // Linux checks nothing here (`tcp_can_early_drop`); the window
-            // still applies.
+            // still applies (stricter, item 1 above).
             return self.in_window(dir, Index::Rst, old, close, seg, timeouts);
         }
         let other = self.peers[dir.other().idx()];
         // After a SYN let through, the other side's highest ack says nothing
-        // of a RST answering that SYN.
-        if other.flags & pflag::MAXACK_SET != 0 && self.last_index != Index::Syn as u8 {
+        // of a RST answering that SYN. Linux skips the check whichever side
+        // sends the RST (stricter, item 2 above).
+        if other.flags & pflag::MAXACK_SET != 0 && !self.last_from_other_side(dir, Index::Syn) {
             let new = if seg.seq == 0 && !self.established() {
                 // Most likely answering a SYN let through, noted before
                 // out-of-order ACKs: the window checks judge it.
@@ -782,15 +836,17 @@ impl TcpConn {
     /// * a challenge ACK to the originator's SYN in SYN_SENT: the RST's
     ///   sequence is that ACK's ack (Linux 6.2).
     ///
-    /// An answer to a SYN comes from the other side (the 6.18 stable fix).
+    /// Each answer comes from the other side; Linux checks that only of the
+    /// first (the 6.18 stable fix): the other two are stricter (items 3 and
+    /// 4 above).
     fn answers_let_through(&self, dir: Dir, old: TcpState, seg: &Segment) -> bool {
         let acks_last = seg.ack == self.last_end;
-        let after_ack = self.last_index == Index::Ack as u8;
+        let after_ack = self.last_from_other_side(dir, Index::Ack);
         (self.last_from_other_side(dir, Index::Syn) && self.seen_reply() && acks_last)
             || (after_ack && !self.assured() && acks_last)
             || (after_ack
                 && old == TcpState::SynSent
-                && self.last_dir == Dir::Reply as u8
+                && dir == Dir::Original
                 && seg.seq == self.last_ack)
     }
 

@@ -602,6 +602,15 @@ fn rst_ack(seq: u32, ack: u32) -> Segment {
     seg(RST | ACK, seq, ack, 0, 0)
 }
 
+/// ESTABLISHED, the client's 100 bytes acked: client end 1101, server's
+/// highest ack 1101.
+fn established_data_acked() -> TcpConn {
+    let mut c = established();
+    assert!(accepted(c.track(C2S, &data(1001, 5001, 100), &t())));
+    assert!(accepted(c.track(S2C, &ack(5001, 1101), &t())));
+    c
+}
+
 // ------------------------------------------------------------------ a SYN ignored in ESTABLISHED
 
 #[test]
@@ -645,6 +654,24 @@ fn ignored_syn_rst_from_the_receiver_acking_something_else_is_window_checked() {
         "one past the SYN's end"
     );
     assert_eq!(c.state(), TcpState::Established);
+}
+
+#[test]
+fn ignored_syn_rst_from_its_sender_is_still_checked_against_the_highest_ack() {
+    // Deliberately stricter than Linux, item 2.
+    let mut c = established_data_acked();
+    assert_eq!(c.track(C2S, &syn(70_000), &t()), TcpVerdict::Ignore);
+    assert_eq!(
+        c.track(C2S, &rst(1001), &t()),
+        TcpVerdict::Invalid(TcpInvalid::BadRst),
+        "below the server's highest ack"
+    );
+    assert!(accepted(c.track(C2S, &rst(1500), &t())));
+    assert_eq!(
+        c.state(),
+        TcpState::Established,
+        "in window, not exact: kept for the challenge ACK"
+    );
 }
 
 #[test]
@@ -743,6 +770,19 @@ fn syn_sent_rst_acking_the_ignored_ack_closes() {
     assert_eq!(c.state(), TcpState::Close);
 }
 
+#[test]
+fn syn_recv_rst_acking_its_own_ack_is_window_checked() {
+    // Deliberately stricter than Linux, item 3.
+    let mut c = open(&syn(C_ISN)).unwrap();
+    assert!(accepted(c.track(S2C, &synack(S_ISN, 1001), &t())));
+    assert!(accepted(c.track(S2C, &ack(5001, 1001), &t())));
+    assert_eq!(
+        c.track(S2C, &rst_ack(5001 + 10_000_000, 5001), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow)
+    );
+    assert_eq!(c.state(), TcpState::SynRecv);
+}
+
 // ------------------------------------------------------------------ a challenge ACK in SYN_SENT
 
 /// SYN_SENT for a SYN at 500, below the old connection's numbers; the
@@ -775,6 +815,21 @@ fn syn_sent_rst_elsewhere_than_the_challenge_acks_ack_is_window_checked() {
     assert_eq!(c.state(), TcpState::SynSent);
 }
 
+#[test]
+fn syn_sent_rst_from_the_server_at_the_challenge_acks_ack_is_window_checked() {
+    // Deliberately stricter than Linux, item 4.
+    let mut c = syn_sent_after_challenge_ack();
+    assert_eq!(
+        c.track(S2C, &rst_ack(1002, 9999), &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent)
+    );
+    assert_eq!(c.state(), TcpState::SynSent);
+    assert!(
+        accepted(c.track(C2S, &rst(1002), &t())),
+        "the client's answer still closes"
+    );
+}
+
 // ------------------------------------------------------------------ RST trains
 
 #[test]
@@ -795,6 +850,34 @@ fn established_rst_at_the_end_of_the_other_sides_data_is_no_train() {
         TcpState::Established,
         "the server's end is in the server's sequence space"
     );
+}
+
+// ------------------------------------------------------------------ RSTs in a closing state
+
+#[test]
+fn closing_rst_beyond_the_window_is_invalid() {
+    // Deliberately stricter than Linux, item 1.
+    let mut fin_wait = established();
+    assert!(accepted(fin_wait.track(
+        C2S,
+        &seg(FIN | ACK, 1001, 5001, WIN, 0),
+        &t()
+    )));
+    for mut c in [fin_wait, time_wait()] {
+        let before = c.state();
+        assert_eq!(
+            c.track(C2S, &rst(1002 + 10_000_000), &t()),
+            TcpVerdict::Invalid(TcpInvalid::SeqOverWindow),
+            "in {before}"
+        );
+        assert_eq!(c.state(), before);
+        assert_eq!(
+            c.track(C2S, &rst(1002), &t()),
+            TcpVerdict::Accept { timeout: Some(10) },
+            "in {before}"
+        );
+        assert_eq!(c.state(), TcpState::Close);
+    }
 }
 
 // ------------------------------------------------------------------ a SYN ignored in LAST_ACK
@@ -825,6 +908,28 @@ fn last_ack_challenge_ack_is_not_the_last_ack() {
     assert_eq!(c.state(), TcpState::LastAck);
     assert!(accepted(c.track(C2S, &ack(1002, 5002), &t())));
     assert_eq!(c.state(), TcpState::TimeWait);
+}
+
+#[test]
+fn last_ack_challenge_ack_acking_unsent_data_is_invalid() {
+    // Deliberately stricter than Linux, item 5.
+    let mut c = last_ack_after_syn();
+    let peers = c.peers;
+    assert_eq!(
+        c.track(S2C, &ack(5002, 1002 + 100_000), &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent)
+    );
+    assert_eq!((c.state(), c.peers), (TcpState::LastAck, peers));
+    assert_eq!(
+        c.track(S2C, &ack(5002, 1002), &t()),
+        TcpVerdict::Ignore,
+        "the real challenge ACK is still expected"
+    );
+    assert_eq!(
+        (c.state(), c.peers),
+        (TcpState::LastAck, peers),
+        "nothing learnt"
+    );
 }
 
 #[test]

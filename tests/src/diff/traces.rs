@@ -210,12 +210,17 @@ pub fn all() -> Vec<Trace> {
         sack_without_permission(),
         data_after_fin(),
         rst_from_the_syns_sender(),
+        rst_from_the_syns_sender_below_highest_ack(),
         rst_with_seq_zero_in_syn_recv(),
         rst_acking_the_servers_ack_in_syn_recv(),
+        rst_acking_its_own_ack_in_syn_recv(),
         rst_answering_an_ignored_ack_in_syn_sent(),
         challenge_ack_in_syn_sent_answered_by_rst(),
+        challenge_ack_in_syn_sent_rst_from_the_server(),
         rst_train_interrupted(),
+        rst_far_ahead_while_closing(),
         last_ack_challenge_ack(),
+        last_ack_challenge_ack_acking_unsent_data(),
         resync_synack_with_the_wrong_ack(),
         resync_synack_from_the_syns_sender(),
         syn_after_the_peers_rst_resynchronises(),
@@ -339,7 +344,7 @@ fn rst_after_unacked_data() -> Trace {
 fn rst_far_ahead_of_window() -> Trace {
     trace(
         "rst_far_ahead_of_window",
-        "RST with a sequence far beyond the window",
+        "RST without ACK far beyond the window, in ESTABLISHED: the issue's example, which Linux 6.18 drops too (it passes only in a closing state: rst_far_ahead_while_closing)",
         &[
             handshake(OPEN),
             vec![
@@ -1119,6 +1124,26 @@ fn rst_from_the_syns_sender() -> Trace {
     t
 }
 
+fn rst_from_the_syns_sender_below_highest_ack() -> Trace {
+    trace(
+        "rst_from_the_syns_sender_below_highest_ack",
+        "after C's ignored SYN, C's own RST below S's highest ack",
+        &[
+            handshake(OPEN),
+            data_acked(),
+            vec![
+                ignored_syn(C0 + 5_000_000).passes("a new SYN in ESTABLISHED: ignored"),
+                c(RST, C0 + 1, 0).passes(
+                    "Linux skips the highest-ack check after any ignored SYN and the window check passes it (CLOSE); tandem skips it only for the SYN's receiver: below S's ack c+101, invalid",
+                ),
+                c(PA, C0 + 101, S0 + 1)
+                    .len(100)
+                    .passes("C's data, in window either way"),
+            ],
+        ],
+    )
+}
+
 fn rst_with_seq_zero_in_syn_recv() -> Trace {
     let hs = handshake(OPEN);
     trace(
@@ -1148,6 +1173,25 @@ fn rst_acking_the_servers_ack_in_syn_recv() -> Trace {
                 "S's highest ack is known and the connection is not established: the RST goes to the window checks, 10 MB beyond (I)",
             ),
             hs[2].clone(),
+        ]],
+    )
+}
+
+fn rst_acking_its_own_ack_in_syn_recv() -> Trace {
+    let hs = handshake(OPEN);
+    trace(
+        "rst_acking_its_own_ack_in_syn_recv",
+        "S's RST acks the end of S's own ACK: it answers nothing",
+        &[vec![
+            hs[0].clone(),
+            hs[1].clone(),
+            s(ACK, S0 + 1, C0 + 1).passes("S's ACK in SYN_RECV: tracked"),
+            s(RA, S0 + 10_000_001, S0 + 1).passes(
+                "Linux: RST acking the last ACK of a connection not assured skips the window checks, whichever way it goes (CLOSE); tandem: an answer travels the other way, so this one is window-checked: 10 MB beyond (I)",
+            ),
+            hs[2]
+                .clone()
+                .passes("C's ACK, in window either way (Linux: CLOSE, tandem: ESTABLISHED)"),
         ]],
     )
 }
@@ -1213,6 +1257,24 @@ fn challenge_ack_in_syn_sent_answered_by_rst() -> Trace {
     )
 }
 
+fn challenge_ack_in_syn_sent_rst_from_the_server() -> Trace {
+    trace(
+        "challenge_ack_in_syn_sent_rst_from_the_server",
+        "a RST from S carrying the challenge ACK's ack as its seq",
+        &[
+            handshake(OPEN),
+            reuse_answered_by_challenge_ack(),
+            vec![
+                s(RA, C0 + 2, C0 - 900_000).passes(
+                    "Linux matches only seq == the challenge ACK's ack, in either direction (CLOSE); tandem: only C answers S's ACK, so this one is window-checked: it acks beyond C's SYN (III)",
+                ),
+                c(RST, C0 + 2, 0).passes("C's real answer passes (Linux: early-drop state; tandem: answers the challenge ACK)"),
+                ignored_syn(C0 - 1_000_000).passes("C's SYN again reopens the tuple"),
+            ],
+        ],
+    )
+}
+
 fn rst_train_interrupted() -> Trace {
     trace(
         "rst_train_interrupted",
@@ -1226,6 +1288,24 @@ fn rst_train_interrupted() -> Trace {
                     "in window but not at S's highest ack (c+1), and the last segment was S's: keeps ESTABLISHED for a challenge ACK",
                 ),
                 c(ACK, C0 + 101, S0 + 101).passes("the connection lives on"),
+            ],
+        ],
+    )
+}
+
+fn rst_far_ahead_while_closing() -> Trace {
+    trace(
+        "rst_far_ahead_while_closing",
+        "the issue's RST (no ACK, far beyond the window) once the connection is closing",
+        &[
+            handshake(OPEN),
+            vec![
+                c(FA, C0 + 1, S0 + 1).passes("C closes (FIN_WAIT)"),
+                c(RST, C0 + 10_000_001, 0).passes(
+                    "Linux checks nothing of a RST in a closing state (tcp_can_early_drop) and closes; tandem checks the window: 10 MB beyond (I)",
+                ),
+                s(ACK, S0 + 1, C0 + 2)
+                    .passes("S acks C's FIN (Linux: CLOSE, tandem: CLOSE_WAIT)"),
             ],
         ],
     )
@@ -1258,6 +1338,26 @@ fn last_ack_challenge_ack() -> Trace {
                     .opts(Some(7), true)
                     .passes("SYN/ACK of the new connection"),
                 c(ACK, C0 + 5_000_001, S0 + 9_000_001).passes("handshake completes"),
+            ],
+        ],
+    )
+}
+
+fn last_ack_challenge_ack_acking_unsent_data() -> Trace {
+    trace(
+        "last_ack_challenge_ack_acking_unsent_data",
+        "where a challenge ACK is expected, an ACK acking data C never sent",
+        &[
+            handshake(OPEN),
+            last_ack_then_syn(),
+            vec![
+                s(ACK, S0 + 2, C0 + 100_002).passes(
+                    "Linux lets the first ACK from S through unchecked as the challenge ACK; tandem checks it first: acks 100000 bytes C never sent (III)",
+                ),
+                s(ACK, S0 + 2, C0 + 2).passes(
+                    "the real challenge ACK (Linux: expectation spent, taken as the last ACK: TIME_WAIT; tandem: ignored)",
+                ),
+                c(ACK, C0 + 2, S0 + 2).passes("C's last ACK (TIME_WAIT)"),
             ],
         ],
     )
