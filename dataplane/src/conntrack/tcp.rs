@@ -28,6 +28,53 @@
 //! the tracker had ignored. New connections start only with a SYN: a bare
 //! ACK with no connection is invalid (no mid-stream pickup).
 //!
+//! # Answers to what the tracker let through
+//!
+//! Where it may be out of sync with the endpoints (a SYN in ESTABLISHED, an
+//! ACK in SYN_SENT), the tracker lets a segment through untracked and notes
+//! it. A segment answering it (a SYN/ACK, a RST, a challenge ACK) may then
+//! skip the checks the tracker's stale windows would fail. An answer travels
+//! the other way and is recognised in the sequence space of what it
+//! answers; every such path checks both, so a segment from the noted one's
+//! own sender answers nothing.
+//!
+//! # Deliberately stricter than Linux
+//!
+//! Linux 6.18 lets the segments below through; tandem drops them. Each is a
+//! segment no endpoint sends as an answer, or one the receiving endpoint
+//! discards, so dropping it cannot hurt a live connection. Each is shown by
+//! a trace of the differential test (`tandem_tests::diff::DELIBERATE`, one
+//! entry per packet, naming the item). Nowhere is tandem laxer than Linux.
+//!
+//! 1. **A RST in a closing state must be in the window.** Linux checks
+//!    nothing of a RST in FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT or CLOSE
+//!    (`tcp_can_early_drop`), to let a reused tuple's entry go at once. The
+//!    endpoint discards a RST outside its window (RFC 9293 3.10.7.4,
+//!    RFC 5961 3.2), and pf checks the window of a RST in every state; the
+//!    entry of a reused tuple still goes at the new SYN or its timeout.
+//! 2. **After an ignored SYN, a RST from its sender is still checked
+//!    against the highest ack.** After a SYN it let through, Linux checks no
+//!    RST against the other side's highest ack (invalid below it, closing
+//!    only exactly at it), whichever side sends it ("td_maxack might be
+//!    outdated"). That ack is outdated only for a RST answering the SYN, from
+//!    its receiver; from the SYN's own sender, a RST below it is old and one
+//!    beyond it gets the RFC 5961 (3.2) treatment, as without the SYN.
+//! 3. **A RST answering an ACK of a half-open connection comes from the
+//!    other side.** Before the connection is assured, Linux takes a RST
+//!    acking the end of the last ACK, from either side, without the window
+//!    checks. From that ACK's own sender, the ack is in the wrong sequence
+//!    space: it answers nothing, and the window checks apply.
+//! 4. **A RST answering a challenge ACK in SYN_SENT comes from the
+//!    originator.** Linux (6.2) takes, without the window checks, a RST whose
+//!    sequence is the ack of an ACK it let through in SYN_SENT, from either
+//!    side. That ack is in the originator's sequence space: only the
+//!    originator answers with it (RFC 9293 3.10.7.3).
+//! 5. **A challenge ACK in LAST_ACK must pass the window checks.** After a
+//!    SYN ignored in LAST_ACK, Linux lets the next ACK from the other side
+//!    through unchecked, as the RFC 5961 (section 4) challenge ACK. A real
+//!    one acks only what was sent; tandem checks it (learning nothing from
+//!    it) and, when it fails, still expects the real one.
+//!
 //! Everything here is pure: the caller passes a parsed [`Segment`] and gets a
 //! [`TcpVerdict`]; timeouts are returned, not armed.
 
@@ -156,6 +203,18 @@ impl TcpState {
     pub fn from_u8(v: u8) -> Option<TcpState> {
         TcpState::ALL.get(usize::from(v)).copied()
     }
+
+    /// After a FIN or a RST (Linux's `tcp_can_early_drop`).
+    fn closing(self) -> bool {
+        matches!(
+            self,
+            TcpState::FinWait
+                | TcpState::CloseWait
+                | TcpState::LastAck
+                | TcpState::TimeWait
+                | TcpState::Close
+        )
+    }
 }
 
 impl fmt::Display for TcpState {
@@ -272,7 +331,8 @@ mod cflag {
     pub const LAST_SACK_PERM: u8 = 0x08;
     /// The ignored SYN came in LAST_ACK: the next ACK may be a challenge ACK.
     pub const EXP_CHALLENGE_ACK: u8 = 0x10;
-    /// SYN seen from both sides.
+    /// SYN seen from both sides (forgotten with a SYN ignored later, as in
+    /// Linux's `last_flags`).
     pub const SIMULTANEOUS_OPEN: u8 = 0x20;
 }
 
@@ -609,8 +669,7 @@ impl TcpConn {
                 }
                 // Ignored: maybe the endpoints are in sync and we are not.
                 if index == Index::SynAck
-                    && self.last_index == Index::Syn as u8
-                    && self.last_dir != dir as u8
+                    && self.last_from_other_side(dir, Index::Syn)
                     && seg.ack == self.last_end
                 {
                     // This SYN/ACK answers a SYN we ignored: resynchronise on it.
@@ -646,9 +705,12 @@ impl TcpConn {
                 self.last_end = seg.end();
                 self.last_win = seg.window;
                 if index == Index::Syn && dir == Dir::Original {
+                    // Linux keeps all four in `last_flags`, which this SYN
+                    // resets: a simultaneous open is forgotten with it.
                     self.flags &= !(cflag::LAST_WINDOW_SCALE
                         | cflag::LAST_SACK_PERM
-                        | cflag::EXP_CHALLENGE_ACK);
+                        | cflag::EXP_CHALLENGE_ACK
+                        | cflag::SIMULTANEOUS_OPEN);
                     self.last_wscale = 0;
                     if let Some(s) = seg.wscale {
                         self.flags |= cflag::LAST_WINDOW_SCALE;
@@ -667,18 +729,13 @@ impl TcpConn {
                 TcpVerdict::Ignore
             }
             Next::Iv => TcpVerdict::Invalid(TcpInvalid::BadTransition),
-            Next::To(TcpState::TimeWait) => {
+            Next::To(TcpState::TimeWait)
                 if old == TcpState::LastAck
                     && index == Index::Ack
-                    && self.last_dir != dir as u8
-                    && self.last_index == Index::Syn as u8
-                    && self.flags & cflag::EXP_CHALLENGE_ACK != 0
-                {
-                    // RFC 5961 challenge ACK to a spurious SYN: it does not ack the last FIN.
-                    self.flags &= !cflag::EXP_CHALLENGE_ACK;
-                    return TcpVerdict::Ignore;
-                }
-                self.in_window(dir, index, old, TcpState::TimeWait, seg, timeouts)
+                    && self.last_from_other_side(dir, Index::Syn)
+                    && self.flags & cflag::EXP_CHALLENGE_ACK != 0 =>
+            {
+                self.challenge_ack(dir, seg)
             }
             Next::To(TcpState::SynSent2) => {
                 self.flags |= cflag::SIMULTANEOUS_OPEN;
@@ -695,47 +752,102 @@ impl TcpConn {
                 self.in_window(dir, index, old, n, seg, timeouts)
             }
             Next::To(TcpState::Close) if index == Index::Rst => {
-                let mut new_state = TcpState::Close;
-                let can_early_drop = matches!(
-                    old,
-                    TcpState::FinWait
-                        | TcpState::LastAck
-                        | TcpState::TimeWait
-                        | TcpState::Close
-                        | TcpState::CloseWait
-                );
-                if !can_early_drop {
-                    let other = &self.peers[dir.other().idx()];
-                    if other.flags & pflag::MAXACK_SET != 0 && self.last_index != Index::Syn as u8 {
-                        if before(seg.seq, other.maxack) {
-                            return TcpVerdict::Invalid(TcpInvalid::BadRst);
-                        }
-                        let exact = seg.seq == other.maxack;
-                        let train = self.last_index == Index::Ack as u8
-                            && self.last_dir == dir as u8
-                            && seg.seq == self.last_end;
-                        if self.established() && !exact && !train {
-                            // Not exactly at the expected sequence: keep the
-                            // state so a challenge ACK can follow (RFC 5961).
-                            new_state = old;
-                        }
-                    }
-                    let answers_ignored = ((self.seen_reply()
-                        && self.last_index == Index::Syn as u8)
-                        || (!self.assured() && self.last_index == Index::Ack as u8))
-                        && seg.ack == self.last_end;
-                    if answers_ignored {
-                        // A RST answering a SYN or ACK we let through while
-                        // out of sync: skip the window checks (it acks a
-                        // segment we ignored) and take the new state, like
-                        // Linux's `goto in_window`.
-                        return self.commit(dir, index, old, new_state, seg, timeouts);
-                    }
-                }
-                self.in_window(dir, index, old, new_state, seg, timeouts)
+                self.track_rst(dir, old, seg, timeouts)
             }
             Next::To(n) => self.in_window(dir, index, old, n, seg, timeouts),
         }
+    }
+
+    /// Whether the last segment noted was of class `index` from the other
+    /// side than `dir`. Only then can a segment in `dir` answer it: an answer
+    /// travels the other way, and acks the sequence space of what it answers.
+    fn last_from_other_side(&self, dir: Dir, index: Index) -> bool {
+        self.last_index == index as u8 && self.last_dir != dir as u8
+    }
+
+    /// An ACK where an RFC 5961 (section 4) challenge ACK to a SYN ignored in
+    /// LAST_ACK is expected: it passes without acking the last FIN (Linux's
+    /// `TCP_CONNTRACK_TIME_WAIT` case). Stricter than Linux: the window checks
+    /// apply, on a copy so that nothing of it is learnt; an ACK failing them
+    /// is no challenge ACK, and the real one is still expected.
+    fn challenge_ack(&mut self, dir: Dir, seg: &Segment) -> TcpVerdict {
+        let mut probe = *self;
+        if let Window::Invalid(why) = probe.check_window(dir, Index::Ack, seg) {
+            return TcpVerdict::Invalid(why);
+        }
+        self.flags &= !cflag::EXP_CHALLENGE_ACK;
+        TcpVerdict::Ignore
+    }
+
+    /// A RST the table lets close the connection (the `TCP_CONNTRACK_CLOSE`
+    /// case of Linux 6.18's `nf_conntrack_tcp_packet`).
+    fn track_rst(
+        &mut self,
+        dir: Dir,
+        old: TcpState,
+        seg: &Segment,
+        timeouts: &TcpTimeouts,
+    ) -> TcpVerdict {
+        let close = TcpState::Close;
+        if old.closing() {
+            // Linux checks nothing here (`tcp_can_early_drop`); the window
+            // still applies (stricter, item 1 above).
+            return self.in_window(dir, Index::Rst, old, close, seg, timeouts);
+        }
+        let other = self.peers[dir.other().idx()];
+        // After a SYN let through, the other side's highest ack says nothing
+        // of a RST answering that SYN. Linux skips the check whichever side
+        // sends the RST (stricter, item 2 above).
+        if other.flags & pflag::MAXACK_SET != 0 && !self.last_from_other_side(dir, Index::Syn) {
+            let new = if seg.seq == 0 && !self.established() {
+                // Most likely answering a SYN let through, noted before
+                // out-of-order ACKs: the window checks judge it.
+                close
+            } else if before(seg.seq, other.maxack) {
+                return TcpVerdict::Invalid(TcpInvalid::BadRst);
+            } else if self.established() && seg.seq != other.maxack && !self.rst_train(dir, seg.seq)
+            {
+                // In the window but not exactly where the peer expects it:
+                // the state stays for the challenge ACK (RFC 5961 3.2).
+                old
+            } else {
+                close
+            };
+            return self.in_window(dir, Index::Rst, old, new, seg, timeouts);
+        }
+        if self.answers_let_through(dir, old, seg) {
+            // The window never saw what it answers (Linux's `goto in_window`).
+            return self.commit(dir, Index::Rst, old, close, seg, timeouts);
+        }
+        self.in_window(dir, Index::Rst, old, close, seg, timeouts)
+    }
+
+    /// A RST right behind the last segment, an ACK from the same side
+    /// (data, then a RST at its end).
+    fn rst_train(&self, dir: Dir, seq: u32) -> bool {
+        self.last_index == Index::Ack as u8 && self.last_dir == dir as u8 && seq == self.last_end
+    }
+
+    /// Whether a RST answers a segment let through untracked:
+    ///
+    /// * a SYN, once the reply side was seen: the RST acks its end;
+    /// * an ACK before the connection is assured (a half-open connection):
+    ///   the RST acks its end;
+    /// * a challenge ACK to the originator's SYN in SYN_SENT: the RST's
+    ///   sequence is that ACK's ack (Linux 6.2).
+    ///
+    /// Each answer comes from the other side; Linux checks that only of the
+    /// first (the 6.18 stable fix): the other two are stricter (items 3 and
+    /// 4 above).
+    fn answers_let_through(&self, dir: Dir, old: TcpState, seg: &Segment) -> bool {
+        let acks_last = seg.ack == self.last_end;
+        let after_ack = self.last_from_other_side(dir, Index::Ack);
+        (self.last_from_other_side(dir, Index::Syn) && self.seen_reply() && acks_last)
+            || (after_ack && !self.assured() && acks_last)
+            || (after_ack
+                && old == TcpState::SynSent
+                && dir == Dir::Original
+                && seg.seq == self.last_ack)
     }
 
     /// The window checks, then the state change and the timeout.

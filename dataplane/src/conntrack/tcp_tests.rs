@@ -588,8 +588,94 @@ fn adopted_entry_accepts_the_first_sequence_numbers_then_tightens() {
     );
 }
 
+// ==================================================================== answers to what was let through
+//
+// Each path that lets a segment skip the checks because it answers one the
+// tracker let through untracked: the answer, and the segments that must not
+// pass for one (from the wrong side, or in the wrong sequence space).
+
+fn rst(seq: u32) -> Segment {
+    seg(RST, seq, 0, 0, 0)
+}
+
+fn rst_ack(seq: u32, ack: u32) -> Segment {
+    seg(RST | ACK, seq, ack, 0, 0)
+}
+
+/// ESTABLISHED, the client's 100 bytes acked: client end 1101, server's
+/// highest ack 1101.
+fn established_data_acked() -> TcpConn {
+    let mut c = established();
+    assert!(accepted(c.track(C2S, &data(1001, 5001, 100), &t())));
+    assert!(accepted(c.track(S2C, &ack(5001, 1101), &t())));
+    c
+}
+
+// ------------------------------------------------------------------ a SYN ignored in ESTABLISHED
+
 #[test]
-fn established_resynchronises_when_the_server_answers_an_ignored_syn() {
+fn ignored_syn_the_issues_rst_from_the_syns_sender_is_window_checked() {
+    // Issue item 1, its exact numbers: window scale 7, windows of 502 << 7.
+    let mut c = open(&syn_ws(4000, 7)).unwrap();
+    assert!(accepted(c.track(S2C, &synack_ws(8000, 4001, 7), &t())));
+    assert!(accepted(c.track(C2S, &seg(ACK, 4001, 8001, 502, 0), &t())));
+    assert!(accepted(c.track(
+        C2S,
+        &seg(ACK | PSH, 4001, 8001, 502, 100),
+        &t()
+    )));
+    assert!(accepted(c.track(S2C, &seg(ACK, 8001, 4101, 502, 0), &t())));
+    assert_eq!(
+        c.track(C2S, &syn_ws(3_004_000, 7), &t()),
+        TcpVerdict::Ignore
+    );
+    assert_eq!(
+        c.track(C2S, &rst_ack(3_004_777, 3_004_001), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow),
+        "acks C's own SYN: no answer to it, so window-checked"
+    );
+    assert_eq!(c.state(), TcpState::Established);
+    assert!(accepted(c.track(
+        C2S,
+        &seg(ACK | PSH, 4101, 8001, 502, 100),
+        &t()
+    )));
+    assert!(accepted(c.track(S2C, &seg(ACK, 8001, 4201, 502, 0), &t())));
+    assert_eq!(c.state(), TcpState::Established);
+}
+
+#[test]
+fn ignored_syn_rst_from_the_receiver_acking_something_else_is_window_checked() {
+    let mut c = established();
+    assert_eq!(c.track(C2S, &syn(70_000), &t()), TcpVerdict::Ignore);
+    assert_eq!(
+        c.track(S2C, &rst_ack(0, 70_002), &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent),
+        "one past the SYN's end"
+    );
+    assert_eq!(c.state(), TcpState::Established);
+}
+
+#[test]
+fn ignored_syn_rst_from_its_sender_is_still_checked_against_the_highest_ack() {
+    // Deliberately stricter than Linux, item 2.
+    let mut c = established_data_acked();
+    assert_eq!(c.track(C2S, &syn(70_000), &t()), TcpVerdict::Ignore);
+    assert_eq!(
+        c.track(C2S, &rst(1001), &t()),
+        TcpVerdict::Invalid(TcpInvalid::BadRst),
+        "below the server's highest ack"
+    );
+    assert!(accepted(c.track(C2S, &rst(1500), &t())));
+    assert_eq!(
+        c.state(),
+        TcpState::Established,
+        "in window, not exact: kept for the challenge ACK"
+    );
+}
+
+#[test]
+fn ignored_syn_synack_acking_it_resynchronises() {
     // The server lost the connection; the client starts over on the same tuple.
     let mut c = established();
     assert_eq!(c.track(C2S, &syn(70_000), &t()), TcpVerdict::Ignore);
@@ -604,7 +690,7 @@ fn established_resynchronises_when_the_server_answers_an_ignored_syn() {
 }
 
 #[test]
-fn established_rst_answering_an_ignored_syn_passes_and_closes() {
+fn ignored_syn_rst_from_the_receiver_acking_it_closes() {
     let mut c = established();
     assert_eq!(c.track(C2S, &syn(70_000), &t()), TcpVerdict::Ignore);
     // the server refuses the new SYN: its RST acks the SYN, not the old stream
@@ -614,4 +700,271 @@ fn established_rst_answering_an_ignored_syn_passes_and_closes() {
         &t()
     )));
     assert_eq!(c.state(), TcpState::Close);
+}
+
+#[test]
+fn ignored_syn_synack_acking_past_it_does_not_resynchronise() {
+    let mut c = established();
+    assert_eq!(c.track(C2S, &syn(700_000), &t()), TcpVerdict::Ignore);
+    assert_eq!(
+        c.track(S2C, &synack(900_000, 700_002), &t()),
+        TcpVerdict::Ignore
+    );
+    assert_eq!(c.state(), TcpState::Established);
+    assert_eq!(
+        c.track(C2S, &ack(700_001, 900_001), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow),
+        "still the old windows"
+    );
+    assert!(accepted(c.track(C2S, &data(1001, 5001, 100), &t())));
+}
+
+#[test]
+fn ignored_syn_synack_from_its_sender_does_not_resynchronise() {
+    let mut c = established();
+    assert_eq!(c.track(C2S, &syn(700_000), &t()), TcpVerdict::Ignore);
+    assert_eq!(
+        c.track(C2S, &synack(700_000, 700_001), &t()),
+        TcpVerdict::Invalid(TcpInvalid::BadTransition)
+    );
+    assert_eq!(c.state(), TcpState::Established);
+}
+
+// ------------------------------------------------------------------ RST validation before ESTABLISHED
+
+#[test]
+fn syn_recv_rst_with_seq_zero_is_left_to_the_window_checks() {
+    // Not held against the server's highest ack (1_000_001): more than a
+    // window old, it passes and changes nothing, as in Linux.
+    let mut c = open(&syn(1_000_000)).unwrap();
+    assert!(accepted(c.track(S2C, &synack(5000, 1_000_001), &t())));
+    assert_eq!(c.track(C2S, &rst(0), &t()), TcpVerdict::Ignore);
+    assert_eq!(c.state(), TcpState::SynRecv);
+}
+
+#[test]
+fn syn_recv_rst_acking_the_servers_ack_is_window_checked() {
+    // The server's highest ack is known: no skipping the window for an
+    // answer to its ACK.
+    let mut c = open(&syn(C_ISN)).unwrap();
+    assert!(accepted(c.track(S2C, &synack(S_ISN, 1001), &t())));
+    assert!(accepted(c.track(S2C, &ack(5001, 1001), &t())));
+    assert_eq!(
+        c.track(C2S, &rst_ack(1001 + 10_000_000, 5001), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow)
+    );
+    assert_eq!(c.state(), TcpState::SynRecv);
+}
+
+// ------------------------------------------------------------------ an ACK ignored in SYN_SENT (half-open)
+
+#[test]
+fn syn_sent_rst_acking_the_ignored_ack_closes() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    assert_eq!(c.track(S2C, &ack(9000, 500), &t()), TcpVerdict::Ignore);
+    assert_eq!(
+        c.track(C2S, &rst_ack(1001 + 10_000_000, 9000), &t()),
+        TcpVerdict::Accept { timeout: Some(10) },
+        "skips the window checks"
+    );
+    assert_eq!(c.state(), TcpState::Close);
+}
+
+#[test]
+fn syn_recv_rst_acking_its_own_ack_is_window_checked() {
+    // Deliberately stricter than Linux, item 3.
+    let mut c = open(&syn(C_ISN)).unwrap();
+    assert!(accepted(c.track(S2C, &synack(S_ISN, 1001), &t())));
+    assert!(accepted(c.track(S2C, &ack(5001, 1001), &t())));
+    assert_eq!(
+        c.track(S2C, &rst_ack(5001 + 10_000_000, 5001), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow)
+    );
+    assert_eq!(c.state(), TcpState::SynRecv);
+}
+
+// ------------------------------------------------------------------ a challenge ACK in SYN_SENT
+
+/// SYN_SENT for a SYN at 500, below the old connection's numbers; the
+/// server answered with an ACK of the old connection (acking 1002).
+fn syn_sent_after_challenge_ack() -> TcpConn {
+    let mut c = open(&syn(500)).unwrap();
+    assert_eq!(c.track(S2C, &ack(5002, 1002), &t()), TcpVerdict::Ignore);
+    c
+}
+
+#[test]
+fn syn_sent_rst_at_the_challenge_acks_ack_closes() {
+    let mut c = syn_sent_after_challenge_ack();
+    assert_eq!(
+        c.track(C2S, &rst(1002), &t()),
+        TcpVerdict::Accept { timeout: Some(10) },
+        "beyond the SYN's window, yet the answer"
+    );
+    assert_eq!(c.state(), TcpState::Close);
+    assert_eq!(c.track(C2S, &syn(500), &t()), TcpVerdict::Reopen);
+}
+
+#[test]
+fn syn_sent_rst_elsewhere_than_the_challenge_acks_ack_is_window_checked() {
+    let mut c = syn_sent_after_challenge_ack();
+    assert_eq!(
+        c.track(C2S, &rst(1003), &t()),
+        TcpVerdict::Invalid(TcpInvalid::SeqOverWindow)
+    );
+    assert_eq!(c.state(), TcpState::SynSent);
+}
+
+#[test]
+fn syn_sent_rst_from_the_server_at_the_challenge_acks_ack_is_window_checked() {
+    // Deliberately stricter than Linux, item 4.
+    let mut c = syn_sent_after_challenge_ack();
+    assert_eq!(
+        c.track(S2C, &rst_ack(1002, 9999), &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent)
+    );
+    assert_eq!(c.state(), TcpState::SynSent);
+    assert!(
+        accepted(c.track(C2S, &rst(1002), &t())),
+        "the client's answer still closes"
+    );
+}
+
+// ------------------------------------------------------------------ RST trains
+
+#[test]
+fn established_rst_right_behind_the_senders_data_closes() {
+    let mut c = established();
+    assert!(accepted(c.track(C2S, &data(1001, 5001, 100), &t())));
+    assert!(accepted(c.track(C2S, &rst(1101), &t())));
+    assert_eq!(c.state(), TcpState::Close);
+}
+
+#[test]
+fn established_rst_at_the_end_of_the_other_sides_data_is_no_train() {
+    let mut c = established();
+    assert!(accepted(c.track(S2C, &data(5001, 1001, 100), &t())));
+    assert!(accepted(c.track(C2S, &rst(5101), &t())));
+    assert_eq!(
+        c.state(),
+        TcpState::Established,
+        "the server's end is in the server's sequence space"
+    );
+}
+
+// ------------------------------------------------------------------ RSTs in a closing state
+
+#[test]
+fn closing_rst_beyond_the_window_is_invalid() {
+    // Deliberately stricter than Linux, item 1.
+    let mut fin_wait = established();
+    assert!(accepted(fin_wait.track(
+        C2S,
+        &seg(FIN | ACK, 1001, 5001, WIN, 0),
+        &t()
+    )));
+    for mut c in [fin_wait, time_wait()] {
+        let before = c.state();
+        assert_eq!(
+            c.track(C2S, &rst(1002 + 10_000_000), &t()),
+            TcpVerdict::Invalid(TcpInvalid::SeqOverWindow),
+            "in {before}"
+        );
+        assert_eq!(c.state(), before);
+        assert_eq!(
+            c.track(C2S, &rst(1002), &t()),
+            TcpVerdict::Accept { timeout: Some(10) },
+            "in {before}"
+        );
+        assert_eq!(c.state(), TcpState::Close);
+    }
+}
+
+// ------------------------------------------------------------------ a SYN ignored in LAST_ACK
+
+/// LAST_ACK (both FINs seen), then a new client SYN: ignored, a challenge
+/// ACK expected.
+fn last_ack_after_syn() -> TcpConn {
+    let mut c = established();
+    assert!(accepted(c.track(
+        C2S,
+        &seg(FIN | ACK, 1001, 5001, WIN, 0),
+        &t()
+    )));
+    assert!(accepted(c.track(
+        S2C,
+        &seg(FIN | ACK, 5001, 1002, WIN, 0),
+        &t()
+    )));
+    assert_eq!(c.state(), TcpState::LastAck);
+    assert_eq!(c.track(C2S, &syn(70_000), &t()), TcpVerdict::Ignore);
+    c
+}
+
+#[test]
+fn last_ack_challenge_ack_is_not_the_last_ack() {
+    let mut c = last_ack_after_syn();
+    assert_eq!(c.track(S2C, &ack(5002, 1002), &t()), TcpVerdict::Ignore);
+    assert_eq!(c.state(), TcpState::LastAck);
+    assert!(accepted(c.track(C2S, &ack(1002, 5002), &t())));
+    assert_eq!(c.state(), TcpState::TimeWait);
+}
+
+#[test]
+fn last_ack_challenge_ack_acking_unsent_data_is_invalid() {
+    // Deliberately stricter than Linux, item 5.
+    let mut c = last_ack_after_syn();
+    let peers = c.peers;
+    assert_eq!(
+        c.track(S2C, &ack(5002, 1002 + 100_000), &t()),
+        TcpVerdict::Invalid(TcpInvalid::AckOverSent)
+    );
+    assert_eq!((c.state(), c.peers), (TcpState::LastAck, peers));
+    assert_eq!(
+        c.track(S2C, &ack(5002, 1002), &t()),
+        TcpVerdict::Ignore,
+        "the real challenge ACK is still expected"
+    );
+    assert_eq!(
+        (c.state(), c.peers),
+        (TcpState::LastAck, peers),
+        "nothing learnt"
+    );
+}
+
+#[test]
+fn last_ack_ack_from_the_syns_sender_is_no_challenge_ack() {
+    let mut c = last_ack_after_syn();
+    assert!(accepted(c.track(C2S, &ack(1002, 5002), &t())));
+    assert_eq!(c.state(), TcpState::TimeWait);
+}
+
+// ------------------------------------------------------------------ a SYN in CLOSE, and simultaneous open
+
+#[test]
+fn close_after_the_peers_rst_a_syn_is_ignored_then_resynchronises() {
+    let mut c = established();
+    assert!(accepted(c.track(S2C, &rst_ack(5001, 1001), &t())));
+    assert_eq!(c.state(), TcpState::Close);
+    assert_eq!(
+        c.track(C2S, &syn(700_000), &t()),
+        TcpVerdict::Ignore,
+        "the RST was the server's: no reopening"
+    );
+    assert!(accepted(c.track(S2C, &synack(900_000, 700_001), &t())));
+    assert_eq!(c.state(), TcpState::SynRecv);
+    assert!(accepted(c.track(C2S, &ack(700_001, 900_001), &t())));
+    assert_eq!(c.state(), TcpState::Established);
+}
+
+#[test]
+fn simultaneous_open_is_forgotten_with_a_syn_ignored_in_syn_recv() {
+    let mut c = open(&syn(C_ISN)).unwrap();
+    assert!(accepted(c.track(S2C, &syn(S_ISN), &t())));
+    assert!(accepted(c.track(C2S, &synack(C_ISN, 5001), &t())));
+    assert_eq!(c.track(C2S, &syn(C_ISN), &t()), TcpVerdict::Ignore);
+    assert!(accepted(c.track(S2C, &ack(5001, 1001), &t())));
+    assert_eq!(c.state(), TcpState::SynRecv, "as Linux: last_flags reset");
+    assert!(accepted(c.track(C2S, &ack(1001, 5001), &t())));
+    assert_eq!(c.state(), TcpState::Established);
 }

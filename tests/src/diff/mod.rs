@@ -18,12 +18,17 @@
 //! # Deliberate differences
 //!
 //! Where tandem and Linux disagree on purpose, the difference is listed in
-//! [`DELIBERATE`] (trace, packet number, the reason) and printed, not
-//! failed. An entry whose difference no longer shows up fails the test, so
-//! the list stays true.
+//! [`DELIBERATE`] (trace, packet number, the item, the reason) and printed,
+//! not failed. An entry whose difference no longer shows up fails the test,
+//! so the list stays true.
 //!
-//! There are none: tandem's tracker copies Linux 6.x's state table, window
-//! checks and special cases, so every difference is a bug on one side.
+//! Every one is a place where tandem is stricter than Linux (Linux passes,
+//! tandem drops), never laxer: the items of the list "Deliberately stricter
+//! than Linux" in the docs of `dataplane::conntrack::tcp`, which says why.
+//! [`DELIBERATE`] names the item each packet shows, and a unit test checks
+//! that the two lists are the same. Elsewhere tandem's tracker copies Linux
+//! 6.18's state table, window checks and special cases, so any other
+//! difference is a bug on one side.
 
 pub mod linux;
 pub mod tandem;
@@ -212,12 +217,75 @@ pub struct Deliberate {
     pub linux: Verdict,
     /// What tandem does.
     pub tandem: Verdict,
-    /// Why tandem differs.
+    /// The item of "Deliberately stricter than Linux" in the tracker's docs
+    /// (its title, from [`stricter`]).
+    pub item: &'static str,
+    /// What this packet shows of it.
     pub reason: &'static str,
 }
 
+/// The titles of the items of "Deliberately stricter than Linux" in the
+/// docs of `dataplane::conntrack::tcp`, word for word.
+pub mod stricter {
+    /// Item 1.
+    pub const RST_WHILE_CLOSING: &str = "A RST in a closing state must be in the window.";
+    /// Item 2.
+    pub const RST_AFTER_OWN_SYN: &str =
+        "After an ignored SYN, a RST from its sender is still checked against the highest ack.";
+    /// Item 3.
+    pub const RST_ANSWERING_ACK: &str =
+        "A RST answering an ACK of a half-open connection comes from the other side.";
+    /// Item 4.
+    pub const RST_ANSWERING_CHALLENGE_ACK: &str =
+        "A RST answering a challenge ACK in SYN_SENT comes from the originator.";
+    /// Item 5.
+    pub const CHALLENGE_ACK_IN_WINDOW: &str =
+        "A challenge ACK in LAST_ACK must pass the window checks.";
+}
+
 /// Every deliberate difference (see the module docs).
-pub const DELIBERATE: &[Deliberate] = &[];
+pub const DELIBERATE: &[Deliberate] = &[
+    Deliberate {
+        trace: "rst_far_ahead_while_closing",
+        packet: 5,
+        linux: Verdict::Pass,
+        tandem: Verdict::Drop,
+        item: stricter::RST_WHILE_CLOSING,
+        reason: "a RST without ACK 10 MB beyond the window in FIN_WAIT: Linux checks nothing (tcp_can_early_drop), tandem finds it beyond the window (I)",
+    },
+    Deliberate {
+        trace: "rst_from_the_syns_sender_below_highest_ack",
+        packet: 7,
+        linux: Verdict::Pass,
+        tandem: Verdict::Drop,
+        item: stricter::RST_AFTER_OWN_SYN,
+        reason: "C's RST right after C's own ignored SYN, below S's highest ack: Linux skips that check after any ignored SYN, tandem calls it an old RST",
+    },
+    Deliberate {
+        trace: "rst_acking_its_own_ack_in_syn_recv",
+        packet: 4,
+        linux: Verdict::Pass,
+        tandem: Verdict::Drop,
+        item: stricter::RST_ANSWERING_ACK,
+        reason: "S's RST acking the end of S's own ACK in SYN_RECV: Linux skips the window checks, tandem finds it 10 MB beyond the window (I)",
+    },
+    Deliberate {
+        trace: "challenge_ack_in_syn_sent_rst_from_the_server",
+        packet: 10,
+        linux: Verdict::Pass,
+        tandem: Verdict::Drop,
+        item: stricter::RST_ANSWERING_CHALLENGE_ACK,
+        reason: "S's RST whose seq is the ack of S's own challenge ACK: Linux skips the window checks, tandem finds it acking beyond C's SYN (III)",
+    },
+    Deliberate {
+        trace: "last_ack_challenge_ack_acking_unsent_data",
+        packet: 7,
+        linux: Verdict::Pass,
+        tandem: Verdict::Drop,
+        item: stricter::CHALLENGE_ACK_IN_WINDOW,
+        reason: "the ACK expected as a challenge ACK acks 100000 bytes C never sent: Linux passes it unchecked, tandem's window check drops it (III)",
+    },
+];
 
 /// One packet's outcome on both sides.
 #[derive(Debug, Clone)]
@@ -407,8 +475,8 @@ impl fmt::Display for Report {
             for d in stale {
                 writeln!(
                     f,
-                    "  {} #{}: linux {}, tandem {}: {}",
-                    d.trace, d.packet, d.linux, d.tandem, d.reason
+                    "  {} #{}: linux {}, tandem {}: {} ({})",
+                    d.trace, d.packet, d.linux, d.tandem, d.item, d.reason
                 )?;
             }
         }
@@ -418,8 +486,8 @@ impl fmt::Display for Report {
             for (r, d) in documented {
                 writeln!(
                     f,
-                    "  {} #{} {}: linux {}, tandem {}: {}",
-                    r.trace, r.packet, r.summary, d.linux, d.tandem, d.reason
+                    "  {} #{} {}: linux {}, tandem {}: {} ({})",
+                    r.trace, r.packet, r.summary, d.linux, d.tandem, d.item, d.reason
                 )?;
             }
         }
@@ -439,6 +507,61 @@ mod tests {
             flag_names(flags::FIN | flags::PSH | flags::URG),
             "FIN|PSH|URG"
         );
+    }
+
+    /// The bold titles of the items under "Deliberately stricter than Linux"
+    /// in the tracker's module docs.
+    fn documented_stricter_items() -> Vec<String> {
+        let src = include_str!("../../../dataplane/src/conntrack/tcp.rs");
+        let docs: Vec<&str> = src
+            .lines()
+            .map_while(|l| l.strip_prefix("//!"))
+            .map(str::trim)
+            .collect();
+        let start = docs
+            .iter()
+            .position(|l| *l == "# Deliberately stricter than Linux")
+            .expect("the tracker's docs have the heading \"Deliberately stricter than Linux\"");
+        let section = docs[start + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with('#'))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        section
+            .split("**")
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn deliberate_differences_are_the_documented_list_and_only_stricter() {
+        let items = documented_stricter_items();
+        assert!(!items.is_empty(), "the documented list is empty");
+        for d in DELIBERATE {
+            assert_eq!(
+                (d.linux, d.tandem),
+                (Verdict::Pass, Verdict::Drop),
+                "{} #{}: tandem may only be stricter than Linux",
+                d.trace,
+                d.packet
+            );
+            assert!(
+                items.iter().any(|i| i == d.item),
+                "{} #{}: {:?} is not an item of the list in dataplane/src/conntrack/tcp.rs: {items:#?}",
+                d.trace,
+                d.packet,
+                d.item
+            );
+        }
+        for i in &items {
+            assert!(
+                DELIBERATE.iter().any(|d| d.item == i),
+                "{i:?} is documented, but no DELIBERATE entry shows it"
+            );
+        }
     }
 
     #[test]
