@@ -6,7 +6,7 @@
 //!   EAL per test binary (e.g. a `OnceLock<Eal>`), each test hot-plugging its own vdevs.
 //! - After init, the calling thread **and every thread it spawns later** are pinned to the
 //!   main lcore's CPU (EAL sets the thread's affinity, children inherit it). Spawn
-//!   control-plane threads before init, or reset their affinity (`core_affinity`).
+//!   control-plane threads before init, or set their affinity (`mgmt::thread` does).
 //! - Without hugepages use `--no-huge --no-shconf -m <MB> --no-pci -l 0-1 --file-prefix=<unique>`;
 //!   `--in-memory` does not work without hugepages here.
 //! - EAL leaves its runtime directory (`/var/run/dpdk/<file-prefix>/`, empty with
@@ -83,7 +83,7 @@ pub fn is_running() -> bool {
 impl Drop for EalInner {
     fn drop(&mut self) {
         if let Err(e) = cleanup_now() {
-            eprintln!("dpdk-sys: {e}");
+            log::warn!("dpdk-sys: {e}");
         }
     }
 }

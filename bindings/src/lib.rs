@@ -12,6 +12,11 @@
 //! - every object living in DPDK memory holds the EAL, so cleanup runs after the last;
 //! - a [`Port`] holds its [`Mempool`]; queue handles hold their `Port`;
 //! - a mempool with mbufs still out is leaked, never freed under them.
+//!
+//! What it cannot return as an error (a failure inside `Drop`) it reports through the
+//! `log` facade, never by printing: a closed stderr must not abort a unit.
+// Output goes through `log`/`tracing`, whose write errors never stop a unit.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod burst;
 pub mod eal;

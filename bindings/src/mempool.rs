@@ -168,7 +168,7 @@ impl Drop for Inner {
         // SAFETY: the pool is still alive here.
         let in_use = unsafe { raw::rte_mempool_in_use_count(self.ptr.as_ptr()) };
         if in_use != 0 {
-            eprintln!(
+            log::warn!(
                 "dpdk-sys: mempool {:?} dropped with {in_use} mbuf(s) still out; leaking it (and the EAL) to keep them valid",
                 self.name
             );

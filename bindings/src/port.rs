@@ -718,7 +718,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Err(e) = self.close_now() {
-            eprintln!("dpdk-sys: closing {}: {e}", self.id);
+            log::warn!("dpdk-sys: closing {}: {e}", self.id);
         }
     }
 }

@@ -10,7 +10,7 @@
 use crate::conntrack::conn::Conn;
 use crate::conntrack::{FlowKey, Side};
 use crate::filter::RuleSet;
-use crossbeam::channel::Sender;
+use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use crossbeam::queue::ArrayQueue;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -127,6 +127,63 @@ impl Default for WorkerInbox {
             rules: ArrayQueue::new(4),
             queries: ArrayQueue::new(16),
         }
+    }
+}
+
+/// A listing as the control plane sees it: asked of every worker at once,
+/// then collected without waiting ([`Listing::poll`]) while the workers
+/// answer a slice of their tables per loop iteration.
+pub struct Listing {
+    rx: Receiver<Option<ConnInfo>>,
+    /// Workers that have not said they are done.
+    waiting: usize,
+    found: Vec<ConnInfo>,
+}
+
+impl Listing {
+    /// Asks each worker of `inboxes` for the connections matching `filter`,
+    /// at most `limit` each. A worker whose query inbox is full is not asked.
+    pub fn ask<'a>(
+        inboxes: impl IntoIterator<Item = &'a WorkerInbox>,
+        filter: &ConnFilter,
+        limit: usize,
+    ) -> Listing {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let mut waiting = 0;
+        for inbox in inboxes {
+            let query = ConnQuery {
+                filter: filter.clone(),
+                limit,
+                reply: tx.clone(),
+            };
+            if inbox.queries.push(query).is_ok() {
+                waiting += 1;
+            }
+        }
+        Listing {
+            rx,
+            waiting,
+            found: Vec::new(),
+        }
+    }
+
+    /// Takes what the workers sent since the last call; `true` once every
+    /// worker asked said it is done.
+    pub fn poll(&mut self) -> bool {
+        while self.waiting > 0 {
+            match self.rx.try_recv() {
+                Ok(Some(info)) => self.found.push(info),
+                Ok(None) => self.waiting -= 1,
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => self.waiting = 0,
+            }
+        }
+        true
+    }
+
+    /// The connections found (all of them once [`poll`](Self::poll) said done).
+    pub fn into_found(self) -> Vec<ConnInfo> {
+        self.found
     }
 }
 

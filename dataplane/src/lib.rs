@@ -16,6 +16,8 @@
 //! * [`control`]: what the control plane may ask a worker (rules, listings).
 //! * [`counters`]: per-worker counters, one per drop reason.
 #![forbid(unsafe_code)]
+// Output goes through `log`/`tracing`, whose write errors never stop a unit.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod conntrack;
 pub mod control;

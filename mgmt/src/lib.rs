@@ -6,15 +6,40 @@
 //! know (`hainfo`, `hamode`, `hasync`, `haactive`, `hapassive`,
 //! `hareset`, `hadiff`, `hasynctest`, `enha`) and config sync between members.
 //!
+//! A running unit's threads, and what each owns (`tandemd` only wires them):
+//!
+//! ```text
+//!  main lcore ── main_lcore::MainLoop (events; later sync, heartbeats)  bounded latency
+//!  workers    ── workers::Worker, one per worker lcore                  polling
+//!  supervisor ── supervisor::Supervisor: rules, role, counters file     commands in order
+//!  control    ── control::ControlServer: the socket, every client       transport only
+//!  signals    ── SIGHUP → supervisor; SIGTERM/SIGINT → stop
+//!  log        ── log::init: a writer thread; lines dropped, never waited for
+//! ```
+//!
 //! * [`config`]: the unit configuration file (interfaces, routes, timeouts).
 //! * [`rules`]: the rules file.
+//! * [`lock`]: one unit per EAL prefix and per port.
 //! * [`unit`]: booting a unit on DPDK and taking it down.
-//! * [`control`]: the control socket and its protocol.
+//! * [`supervisor`]: the one owner of the running unit's configuration.
+//! * [`console`]: the requests and answers of the console.
+//! * [`control`]: the control socket (transport).
+//! * [`main_lcore`]: the main lcore's loop.
+//! * [`log`]: the unit's log (journald or stderr, never blocking).
+//! * [`thread`]: control-plane threads, on the profile's control CPUs.
 //! * [`counters_file`]: the counters, rewritten to a file every second.
 #![forbid(unsafe_code)]
+// Output goes through `log`/`tracing`, whose write errors never stop a unit.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod counters_file;
+pub mod lock;
+pub mod log;
+pub mod main_lcore;
 pub mod rules;
+pub mod supervisor;
+pub mod thread;
 pub mod unit;

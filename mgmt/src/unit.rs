@@ -1,13 +1,22 @@
-//! Booting one unit: EAL, the packet pool, the data ports, one worker per
-//! worker lcore; and taking it down again in the right order.
+//! Booting one unit: its locks, EAL, the packet pool, the data ports, one
+//! worker per worker lcore; and taking it down again in the right order.
 //!
 //! Order matters for DPDK: workers stop polling before their ports stop,
-//! ports close before the pool goes, and the EAL is cleaned up last.
+//! ports close before the pool goes, and the EAL is cleaned up last. The EAL
+//! runtime directory (`/var/run/dpdk/<prefix>`, which EAL leaves behind even
+//! with `--no-shconf`) is removed after that, while the unit still holds the
+//! lock on its prefix ([`crate::lock`]), so it is always its own: on a clean
+//! stop and on a boot that fails half-way alike. A start refused by a lock
+//! touches nothing.
+//!
+//! [`Unit`] is the lifecycle, owned by the main thread; [`UnitHandle`] is what
+//! the rest of the control plane may use while it runs (counters, rules,
+//! listings, the event queues), shared and lock-free.
 
 use crate::config::UnitConfig;
-use dataplane::conntrack::event::{Event, EventQueue};
-use dataplane::control::{ConnFilter, ConnInfo, ConnQuery, WorkerInbox};
-use dataplane::counters::WorkerCounters;
+use crate::lock::{self, LockError, UnitLocks};
+use dataplane::conntrack::event::EventQueue;
+use dataplane::control::{ConnFilter, Listing};
 use dataplane::filter::RuleSet;
 use dataplane::forward::router::Interface;
 use dataplane::wire::EthernetAddress;
@@ -16,11 +25,10 @@ use dpdk_sys::{
     SocketId,
 };
 use hw_profiles::{Idle, Profile};
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use workers::{FirewallSpec, IdlePolicy, WorkerLinks, WorkerPort, WorkerSpec};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use workers::{FirewallSpec, IdlePolicy, WorkerHandles, WorkerLinks, WorkerPort, WorkerSpec};
 
 /// Why a unit did not boot.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +44,9 @@ pub enum BootError {
     /// The profile and the running system disagree.
     #[error("{0}")]
     Mismatch(String),
+    /// Another unit holds the prefix or a port, or a lock file cannot be opened.
+    #[error("{0}")]
+    Locked(#[from] LockError),
 }
 
 fn dpdk(step: impl Into<String>) -> impl FnOnce(DpdkError) -> BootError {
@@ -61,33 +72,68 @@ fn boot_seed() -> u64 {
     h.finish()
 }
 
-/// A running unit.
+/// Where EAL keeps its runtime files for a prefix.
+fn runtime_dir(prefix: &str) -> PathBuf {
+    Path::new("/var/run/dpdk").join(prefix)
+}
+
+/// What a booting unit owns before EAL starts: its locks, and with them the
+/// right to remove its EAL runtime directory, which dropping this does (then
+/// the locks go).
+struct Runtime {
+    dir: PathBuf,
+    _locks: UnitLocks,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("EAL runtime directory {}: {e}", self.dir.display());
+            }
+        }
+    }
+}
+
+/// A running unit. Fields drop in this order, which DPDK needs.
 pub struct Unit {
     workers: Vec<LaunchHandle>,
-    counters: Vec<Arc<WorkerCounters>>,
-    inboxes: Vec<Arc<WorkerInbox>>,
-    events: Vec<EventQueue>,
-    ports: Vec<(String, Port)>,
+    shared: UnitHandle,
     pool: Mempool,
     eal: Option<Eal>,
-    file_prefix: String,
-    /// The rules last put in force (`None`: routing without filtering).
-    rules: Mutex<Option<Arc<RuleSet>>>,
-    /// Data interface names in index order, for listings.
+    _runtime: Runtime,
+}
+
+/// What the control plane shares of a running unit.
+#[derive(Clone)]
+pub struct UnitHandle(Arc<Shared>);
+
+struct Shared {
+    workers: Vec<WorkerHandles>,
+    ports: Vec<(String, Port)>,
+    /// Data interface names in index order.
     interfaces: Vec<String>,
 }
 
 impl Unit {
     /// Boots the unit described by `profile` and `config`; workers poll until
     /// `stop` is set. With `rules`, forwarded traffic is filtered statefully;
-    /// without, the unit is a plain router.
+    /// without, the unit is a plain router. First takes the locks on
+    /// `file_prefix` and on every port in [`lock::LOCK_DIR`] (or `lock_dir`):
+    /// a resource another unit holds refuses the boot before EAL starts.
     pub fn boot(
         profile: &Profile,
         config: &UnitConfig,
         rules: Option<Arc<RuleSet>>,
         file_prefix: &str,
+        lock_dir: &Path,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, BootError> {
+        let resources = lock::resources(profile, file_prefix, &lock::current_netns());
+        let runtime = Runtime {
+            _locks: UnitLocks::acquire(lock_dir, &resources)?,
+            dir: runtime_dir(file_prefix),
+        };
         let eal = Eal::init(&profile.eal_args(file_prefix)).map_err(dpdk("EAL init"))?;
         let pool = Mempool::new(
             "tandem_mbufs",
@@ -137,10 +183,8 @@ impl Unit {
         };
         let per_shard =
             usize::try_from(profile.memory.connections).unwrap_or(usize::MAX) / workers.max(1);
-        let mut handles = Vec::new();
-        let mut counters = Vec::new();
-        let mut inboxes = Vec::new();
-        let mut events = Vec::new();
+        let mut built = Vec::new();
+        let mut worker_handles = Vec::new();
         let all_links = WorkerLinks::for_workers(workers);
         for ((w, &core), links) in profile.cores.workers.iter().enumerate().zip(all_links) {
             let queue =
@@ -169,99 +213,118 @@ impl Unit {
             };
             let (worker, h) = workers::build(spec, wports, pool.clone(), Arc::clone(&stop), links)
                 .map_err(|e| BootError::Mismatch(e.to_string()))?;
-            let handle = lcore::launch(LcoreId(core), move || worker.run())
-                .map_err(dpdk(format!("launch worker on lcore {core}")))?;
-            handles.push(handle);
-            counters.push(h.counters);
-            inboxes.push(h.inbox);
-            events.push(h.events);
+            built.push((core, worker));
+            worker_handles.push(h);
+        }
+        let mut handles = Vec::new();
+        for (core, worker) in built {
+            match lcore::launch(LcoreId(core), move || worker.run()) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // Workers already polling stop before their ports and pool go.
+                    stop.store(true, Ordering::Relaxed);
+                    for h in handles {
+                        h.wait();
+                    }
+                    return Err(dpdk(format!("launch worker on lcore {core}"))(e));
+                }
+            }
         }
         Ok(Self {
             workers: handles,
-            counters,
-            inboxes,
-            events,
-            ports,
+            shared: UnitHandle(Arc::new(Shared {
+                workers: worker_handles,
+                ports,
+                interfaces: crate::rules::interface_names(config),
+            })),
             pool,
             eal: Some(eal),
-            file_prefix: file_prefix.to_string(),
-            rules: Mutex::new(rules),
-            interfaces: crate::rules::interface_names(config),
+            _runtime: runtime,
         })
     }
 
-    /// Puts new rules in force on every worker; connections are kept.
-    pub fn set_rules(&self, rules: &Arc<RuleSet>) {
-        for inbox in &self.inboxes {
-            inbox.rules.force_push(Arc::clone(rules));
-        }
-        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(rules));
+    /// What the control plane may share while the unit runs.
+    pub fn handle(&self) -> &UnitHandle {
+        &self.shared
     }
 
-    /// The rules last put in force (at boot or by [`Unit::set_rules`]);
-    /// `None` when the unit routes without filtering.
-    pub fn rules(&self) -> Option<Arc<RuleSet>> {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Waits for the workers (after `stop` was set), stops and closes the
+    /// ports, cleans up the EAL and removes its runtime directory. Every
+    /// [`UnitHandle`] must be gone. Returns the final counters.
+    pub fn shutdown(mut self) -> Result<Vec<(String, u64)>, BootError> {
+        for h in self.workers.drain(..) {
+            let status = h.wait();
+            if status != 0 {
+                return Err(BootError::Mismatch(format!(
+                    "a worker exited with status {status}"
+                )));
+            }
+        }
+        for (name, port) in &self.shared.0.ports {
+            port.stop().map_err(dpdk(format!("stop port {name}")))?;
+        }
+        let counters = self.shared.counters();
+        let shared = std::mem::replace(
+            &mut self.shared,
+            UnitHandle(Arc::new(Shared {
+                workers: Vec::new(),
+                ports: Vec::new(),
+                interfaces: Vec::new(),
+            })),
+        );
+        let Ok(shared) = Arc::try_unwrap(shared.0) else {
+            return Err(BootError::Mismatch(
+                "a unit handle outlived the control plane".into(),
+            ));
+        };
+        for (name, port) in shared.ports {
+            port.close().map_err(dpdk(format!("close port {name}")))?;
+        }
+        if let Some(eal) = self.eal.take() {
+            drop(self.pool);
+            eal.cleanup().map_err(dpdk("EAL cleanup"))?;
+        }
+        Ok(counters)
+    }
+}
+
+impl UnitHandle {
+    /// Puts new rules in force on every worker; connections are kept.
+    pub fn set_rules(&self, rules: &Arc<RuleSet>) {
+        for w in &self.0.workers {
+            w.inbox.rules.force_push(Arc::clone(rules));
+        }
     }
 
     /// The data interface names in index order (as rules and connection
     /// listings number them).
     pub fn interface_names(&self) -> &[String] {
-        &self.interfaces
+        &self.0.interfaces
     }
 
-    /// Takes the state-change events the workers queued. Until syncd runs
-    /// they have no consumer but this, and a standalone unit discards them.
-    pub fn drain_events(&self, mut each: impl FnMut(usize, Event)) -> usize {
-        let mut n = 0;
-        for (w, q) in self.events.iter().enumerate() {
-            while let Some(e) = q.pop() {
-                each(w, e);
-                n += 1;
-            }
-        }
-        n
+    /// The workers' state-change event queues (consumer ends), in worker order.
+    pub fn event_queues(&self) -> Vec<EventQueue> {
+        self.0.workers.iter().map(|w| w.events.clone()).collect()
     }
 
-    /// Lists connections matching `filter`, at most `limit` per worker,
-    /// waiting at most `wait` for the workers to answer.
-    pub fn connections(&self, filter: &ConnFilter, limit: usize, wait: Duration) -> Vec<ConnInfo> {
-        let (tx, rx) = crossbeam::channel::unbounded();
-        let mut asked = 0;
-        for inbox in &self.inboxes {
-            let q = ConnQuery {
-                filter: filter.clone(),
-                limit,
-                reply: tx.clone(),
-            };
-            if inbox.queries.push(q).is_ok() {
-                asked += 1;
-            }
-        }
-        drop(tx);
-        let deadline = Instant::now() + wait;
-        let mut out = Vec::new();
-        while asked > 0 {
-            match rx.recv_deadline(deadline) {
-                Ok(Some(info)) => out.push(info),
-                Ok(None) => asked -= 1,
-                Err(_) => break,
-            }
-        }
-        out
+    /// Asks every worker for the connections matching `filter`, at most
+    /// `limit` each, without waiting for the answers.
+    pub fn list_connections(&self, filter: &ConnFilter, limit: usize) -> Listing {
+        Listing::ask(self.0.workers.iter().map(|w| &*w.inbox), filter, limit)
     }
 
     /// Every counter as `name value`, workers first, then the ports' own.
     pub fn counters(&self) -> Vec<(String, u64)> {
         let mut all = Vec::new();
-        for (w, c) in self.counters.iter().enumerate() {
+        for (w, h) in self.0.workers.iter().enumerate() {
             all.extend(
-                c.snapshot()
+                h.counters
+                    .snapshot()
                     .into_iter()
                     .map(|(n, v)| (format!("worker{w}.{n}"), v)),
             );
         }
-        for (name, port) in &self.ports {
+        for (name, port) in &self.0.ports {
             if let Ok(s) = port.stats() {
                 for (n, v) in [
                     ("ipackets", s.ipackets),
@@ -276,32 +339,5 @@ impl Unit {
             }
         }
         all
-    }
-
-    /// Waits for the workers (after `stop` was set), stops and closes the
-    /// ports, and cleans up the EAL. Returns the final counters.
-    pub fn shutdown(mut self) -> Result<Vec<(String, u64)>, BootError> {
-        for h in self.workers.drain(..) {
-            let status = h.wait();
-            if status != 0 {
-                return Err(BootError::Mismatch(format!(
-                    "a worker exited with status {status}"
-                )));
-            }
-        }
-        for (name, port) in &self.ports {
-            port.stop().map_err(dpdk(format!("stop port {name}")))?;
-        }
-        let counters = self.counters();
-        for (name, port) in self.ports.drain(..) {
-            port.close().map_err(dpdk(format!("close port {name}")))?;
-        }
-        if let Some(eal) = self.eal.take() {
-            drop(self.pool);
-            eal.cleanup().map_err(dpdk("EAL cleanup"))?;
-        }
-        // EAL leaves its runtime directory behind even with --no-shconf.
-        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.file_prefix));
-        Ok(counters)
     }
 }

@@ -157,7 +157,7 @@ impl LabBuilder {
         self
     }
 
-    /// How long `tandemd` gets to print `ready` (default 60 s).
+    /// How long `tandemd` gets to log `ready` (default 60 s).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
         self

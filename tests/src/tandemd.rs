@@ -5,7 +5,7 @@
 //!   --control S [--rules R]`, run inside the unit's namespace, in the
 //!   foreground; every unit gets a control socket `S` of its own (in its
 //!   lab's directory), so labs run side by side;
-//! - a stdout line containing `ready` once its ports are started;
+//! - a log line (stderr) containing `ready` once its ports are started;
 //! - the counters file `F` rewritten (write + rename) about once a second
 //!   and at exit, see [`crate::counters`];
 //! - SIGTERM/SIGINT stop the ports, and it exits 0; SIGHUP reloads `R`;
@@ -35,7 +35,7 @@ pub const TANDEMD_ENV: &str = "TANDEMD";
 pub const TANDEMCTL_ENV: &str = "TANDEMCTL";
 /// Environment variable naming the hardware profile labs boot with.
 pub const PROFILE_ENV: &str = "TANDEM_LAB_PROFILE";
-/// How long `tandemd` gets to print `ready`.
+/// How long `tandemd` gets to log `ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `tandemd` gets to exit after SIGTERM.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -179,8 +179,13 @@ impl Tandemd {
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let waited = poll_until_detail("tandemd to print `ready`", timeout, || {
-            if self.proc.stdout().lines().any(|l| l.contains("ready")) {
+        let waited = poll_until_detail("tandemd to log `ready`", timeout, || {
+            if self
+                .proc
+                .stderr()
+                .lines()
+                .any(|l| l.contains("tandemd ready"))
+            {
                 return Ok(Ok(()));
             }
             match self.proc.try_status() {

@@ -1000,8 +1000,7 @@ fn sighup_reloads_and_existing_connections_outlive_their_rule() {
     .unwrap_or_else(|e| panic!("{e}\n{}", lab.unit_logs()));
     assert!(new.contains("3 rules"), "{new}");
     assert!(
-        lab.unit_logs()
-            .contains("tandemd: rules reloaded: 3 rule(s)"),
+        lab.unit_logs().contains("rules reloaded: 3 rule(s)"),
         "{}",
         lab.unit_logs()
     );

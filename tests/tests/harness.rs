@@ -189,7 +189,7 @@ fn a_tandemd_lab_without_tandemd_fails_fast_and_clearly() {
 
 // ---------------------------------------------------------------------------
 // The tandemd path, with a stand-in shell script that follows the daemon's
-// contract: arguments, `ready` on stdout, counters file, exit 0 on SIGTERM.
+// contract: arguments, `tandemd ready` logged on stderr, counters file, exit 0 on SIGTERM.
 // ---------------------------------------------------------------------------
 
 /// Writes an executable script and an empty profile into `dir`.
@@ -219,7 +219,7 @@ ip -o link show data0 >/dev/null && ip -o link show data1 >/dev/null && ip -o li
 rx=0
 write() { printf 'worker0.rx_packets %s\nworker0.tx_packets %s\nworker0.drop.ttl_expired 0\n' "$rx" "$rx" > "$counters.tmp" && mv "$counters.tmp" "$counters"; }
 trap 'rx=$((rx + 1)); write; exit 0' TERM
-echo "unit ready"
+echo "tandemd ready" >&2
 while :; do rx=$((rx + 1)); write; sleep 0.1; done
 "#;
 

@@ -10,6 +10,8 @@
 //! Everything a worker decides is in `dataplane`, which builds and tests
 //! without DPDK; this crate is the thin layer that moves mbufs.
 #![forbid(unsafe_code)]
+// Output goes through `log`/`tracing`, whose write errors never stop a unit.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod build;
 pub mod clock;

@@ -7,6 +7,8 @@
 //!
 //! Both are hints: neither changes a value nor can fail in a way the caller
 //! must handle.
+// Output goes through `log`/`tracing`, whose write errors never stop a unit.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod memory;
 pub mod prefetch;

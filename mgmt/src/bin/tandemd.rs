@@ -2,19 +2,26 @@
 //! file and (optionally) a rules file, runs until SIGTERM or SIGINT, and
 //! shuts down cleanly. SIGHUP reloads the rules: a bad file is refused with
 //! its error and the rules in force stay; existing connections are kept.
+//!
+//! This file only wires the parts together (see the `mgmt` crate docs for
+//! the threads and what each owns). Everything the unit says goes to its log
+//! (`mgmt::log`), whose write errors never stop it; `--check` prints its
+//! verdict on stdout.
 
 use clap::Parser;
-use dataplane::filter::RuleSet;
 use mgmt::config::UnitConfig;
 use mgmt::control::ControlServer;
-use mgmt::counters_file;
-use mgmt::rules;
+use mgmt::main_lcore::MainLoop;
+use mgmt::supervisor::{Command, CounterSource, Origin, Settings, Supervisor};
 use mgmt::unit::Unit;
+use mgmt::{counters_file, lock, rules};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Boot one tandem unit on DPDK.
 #[derive(Parser, Debug)]
@@ -32,7 +39,8 @@ struct Args {
     /// Control socket for `tandemctl` (a unix socket, root only).
     #[arg(long, default_value = mgmt::control::DEFAULT_SOCKET)]
     control: PathBuf,
-    /// EAL runtime file prefix; unique per unit on one host.
+    /// EAL runtime file prefix; unique per unit on one host (a second unit
+    /// with the same prefix is refused).
     #[arg(long)]
     file_prefix: Option<String>,
     /// Rewrite the counters into this file every second and at exit.
@@ -44,6 +52,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    let log = mgmt::log::init();
     let args = Args::parse();
     let profile = match hw_profiles::Profile::load(&args.profile) {
         Ok(p) => p,
@@ -53,35 +62,28 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let interfaces = rules::interface_names(&config);
-    let load_rules = || -> Result<Option<Arc<RuleSet>>, rules::RulesError> {
-        match &args.rules {
-            Some(path) => rules::load(path, &interfaces).map(|r| Some(Arc::new(r))),
-            None => Ok(None),
-        }
-    };
-    let ruleset = match load_rules() {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
+    let ruleset = match &args.rules {
+        Some(path) => match rules::load(path, &rules::interface_names(&config)) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => return fail(&e),
+        },
+        None => None,
     };
     if args.check {
-        println!("configuration ok");
+        // A closed stdout is the asker's business, not a failed check.
+        let _ = writeln!(std::io::stdout(), "configuration ok");
         return ExitCode::SUCCESS;
     }
     if ruleset.is_none() {
-        eprintln!("tandemd: no --rules: routing without filtering");
+        tracing::info!("no --rules: routing without filtering");
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let reload = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
-            return fail(&e);
-        }
-    }
-    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload)) {
-        return fail(&e);
-    }
+    // Handlers before anything runs: a SIGTERM during boot stops the unit
+    // right after it, instead of killing it half-way.
+    let mut signals = match Signals::new([SIGHUP, SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     // Bound before EAL starts: a unit that cannot be controlled must not run.
     let control = match ControlServer::bind(&args.control) {
         Ok(c) => c,
@@ -91,73 +93,98 @@ fn main() -> ExitCode {
         .file_prefix
         .clone()
         .unwrap_or_else(|| format!("tandem-{}", std::process::id()));
-    let filtering = ruleset.is_some();
-    let unit = match Unit::boot(&profile, &config, ruleset, &prefix, Arc::clone(&stop)) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let lock_dir = std::path::Path::new(lock::LOCK_DIR);
+    let unit = match Unit::boot(
+        &profile,
+        &config,
+        ruleset.clone(),
+        &prefix,
+        lock_dir,
+        Arc::clone(&stop),
+    ) {
         Ok(u) => u,
         Err(e) => return fail(&e),
     };
-    println!(
-        "tandemd ready: model {}, {} data interface(s), {} worker(s), {}",
+
+    let cpus = profile.cores.control_cpus();
+    let mut main_loop = MainLoop::new(unit.handle().event_queues());
+    let (control_stats, log) = (control.stats(), Arc::new(log));
+    let main_counters = main_loop.counters();
+    // The rest of the control plane's counters, beside the dataplane's.
+    let extra_counters = || -> Vec<CounterSource> {
+        let (control_stats, log) = (Arc::clone(&control_stats), Arc::clone(&log));
+        vec![
+            Box::new(main_counters.clone()),
+            Box::new(move |out| control_stats.snapshot(out)),
+            Box::new(move |out| log.counters(out)),
+        ]
+    };
+    let settings = Settings {
+        unit: unit.handle().clone(),
+        rules_path: args.rules.clone(),
+        rules: ruleset.clone(),
+        counters_file: args.counters_file.clone(),
+        extra_counters: extra_counters(),
+    };
+    let (supervisor, control) = match start_control_plane(settings, control, &cpus) {
+        Ok(started) => started,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            let _ = unit.shutdown();
+            return fail(&e);
+        }
+    };
+    let signal_handle = signals.handle();
+    let signal_thread = {
+        let (supervisor, stop) = (supervisor.handle(), Arc::clone(&stop));
+        mgmt::thread::spawn("tandem-signals", &cpus, move || {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    // The supervisor logs what came of it.
+                    drop(supervisor.submit(Command::Reload {
+                        origin: Origin::Signal,
+                    }));
+                } else {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+
+    tracing::info!(
+        "tandemd ready: model {}, {} data interface(s), {} worker(s), {}; log to {}",
         profile.model,
         config.router.interfaces.len(),
         profile.cores.workers.len(),
-        if filtering {
+        if ruleset.is_some() {
             "filtering"
         } else {
             "routing only"
-        }
+        },
+        log.sink
     );
+    main_loop.run(&stop);
 
-    let reload_rules = || -> Result<String, String> {
-        if !filtering {
-            return Err("the unit was started without --rules".into());
-        }
-        match load_rules() {
-            Ok(Some(r)) => {
-                let n = r.rules().len();
-                unit.set_rules(&r);
-                Ok(format!(
-                    "rules reloaded: {n} rule(s), revision {}",
-                    r.revision().0
-                ))
-            }
-            Ok(None) => Err("the unit was started without --rules".into()),
-            Err(e) => Err(format!("rules refused, the rules in force stay: {e}")),
-        }
-    };
-
-    let mut last_write = Instant::now() - Duration::from_secs(2);
-    while !stop.load(Ordering::Relaxed) {
-        if reload.swap(false, Ordering::Relaxed) {
-            match reload_rules() {
-                Ok(msg) => println!("tandemd: {msg}"),
-                Err(msg) => eprintln!("tandemd: {msg}"),
-            }
-        }
-        // syncd (a later issue) is the consumer of the events; until then a
-        // standalone unit has nobody to tell.
-        unit.drain_events(|_, _| {});
-        control.serve(&unit, &reload_rules);
-        if let Some(path) = &args.counters_file {
-            if last_write.elapsed() >= Duration::from_secs(1) {
-                if let Err(e) = counters_file::write(path, &unit.counters()) {
-                    eprintln!("tandemd: counters file {}: {e}", path.display());
-                }
-                last_write = Instant::now();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    signal_handle.close();
+    if let Ok(t) = signal_thread {
+        let _ = t.join();
     }
-    stop.store(true, Ordering::Relaxed);
-    drop(control);
+    control.stop();
+    supervisor.stop();
+    let last_counters = extra_counters();
+    drop(main_loop);
     match unit.shutdown() {
-        Ok(counters) => {
+        Ok(mut counters) => {
+            for source in &last_counters {
+                source(&mut counters);
+            }
             if let Some(path) = &args.counters_file {
                 if let Err(e) = counters_file::write(path, &counters) {
-                    eprintln!("tandemd: counters file {}: {e}", path.display());
+                    tracing::warn!("counters file {}: {e}", path.display());
                 }
             }
-            print!(
+            tracing::info!(
                 "tandemd stopped; counters:\n{}",
                 counters_file::render_nonzero(&counters)
             );
@@ -167,7 +194,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The supervisor, then the control socket's thread handing it requests.
+fn start_control_plane(
+    settings: Settings<mgmt::unit::UnitHandle>,
+    control: ControlServer,
+    cpus: &[u32],
+) -> std::io::Result<(Supervisor, mgmt::control::ControlThread)> {
+    let supervisor = Supervisor::start(settings, cpus)?;
+    match control.spawn(supervisor.handle(), cpus) {
+        Ok(thread) => Ok((supervisor, thread)),
+        Err(e) => {
+            supervisor.stop();
+            Err(e)
+        }
+    }
+}
+
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("tandemd: {e}");
+    tracing::error!("{e}");
     ExitCode::from(2)
 }

@@ -1,54 +1,27 @@
-//! Answering a parsed request: what the unit says back, as plain text.
+//! The text of the answers: what the unit says back, as plain text that
+//! reads well on a serial console (aligned columns, no colour).
 //!
-//! The unit is reached through [`Target`], so every answer can be checked
-//! against a made-up unit in tests, without DPDK.
+//! What answers come from is reached through [`Target`], so every answer can
+//! be checked against a made-up unit in tests, without DPDK.
 
 use super::request::{proto_name, Request, HELP};
-use crate::unit::Unit;
 use dataplane::conntrack::conn::flag;
-use dataplane::control::{ConnFilter, ConnInfo};
+use dataplane::control::ConnInfo;
 use dataplane::filter::meta::{ICMP, ICMPV6};
 use dataplane::filter::RuleSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// How long `conns` waits for the workers to answer.
-pub const CONNS_WAIT: Duration = Duration::from_secs(2);
-
-/// What the control socket needs from a unit.
+/// What the answers read from a unit.
 pub trait Target {
     /// Every counter as `(name, value)`, in the unit's order.
     fn counters(&self) -> Vec<(String, u64)>;
-    /// Connections matching `filter`, at most `limit` per worker.
-    fn connections(&self, filter: &ConnFilter, limit: usize, wait: Duration) -> Vec<ConnInfo>;
     /// The rules in force; `None` when the unit does not filter.
     fn rules(&self) -> Option<Arc<RuleSet>>;
     /// Data interface names in index order.
     fn interface_names(&self) -> &[String];
 }
-
-impl Target for Unit {
-    fn counters(&self) -> Vec<(String, u64)> {
-        Unit::counters(self)
-    }
-
-    fn connections(&self, filter: &ConnFilter, limit: usize, wait: Duration) -> Vec<ConnInfo> {
-        Unit::connections(self, filter, limit, wait)
-    }
-
-    fn rules(&self) -> Option<Arc<RuleSet>> {
-        Unit::rules(self)
-    }
-
-    fn interface_names(&self) -> &[String] {
-        Unit::interface_names(self)
-    }
-}
-
-/// The reload action: `Ok(what was done)` or `Err(why not)`.
-pub type Reload<'a> = &'a dyn Fn() -> Result<String, String>;
 
 /// An error answer: `error: ` and the text, one line.
 pub fn error(text: &str) -> String {
@@ -56,16 +29,15 @@ pub fn error(text: &str) -> String {
     format!("error: {one_line}\n")
 }
 
-/// The whole answer to `request`, ending with a newline.
-pub fn answer(request: &Request, target: &dyn Target, reload: Reload<'_>) -> String {
-    match request {
+/// The answer to a request that a look at the unit answers at once (help,
+/// counters, rules), ending with a newline; `None` for the two the
+/// supervisor carries out itself: `conns` (the workers answer over several
+/// of their loop iterations, see [`conns`]) and `reload` (it changes the unit).
+pub fn immediate(request: &Request, target: &dyn Target) -> Option<String> {
+    Some(match request {
         Request::Help => HELP.to_string(),
         Request::Counters { pattern, nonzero } => {
             counters(&target.counters(), pattern.as_deref(), *nonzero)
-        }
-        Request::Conns { filter, limit } => {
-            let list = target.connections(filter, *limit, CONNS_WAIT);
-            conns(list, *limit, target.interface_names())
         }
         Request::Rules => match target.rules() {
             Some(set) => set.listing(target.interface_names()).to_string(),
@@ -74,11 +46,8 @@ pub fn answer(request: &Request, target: &dyn Target, reload: Reload<'_>) -> Str
                     .to_string()
             }
         },
-        Request::Reload => match reload() {
-            Ok(text) => format!("{}\n", text.trim_end()),
-            Err(text) => error(&text),
-        },
-    }
+        Request::Conns { .. } | Request::Reload => return None,
+    })
 }
 
 /// `name value` lines, names padded so the values line up.
@@ -220,23 +189,16 @@ mod tests {
     use super::*;
     use crate::rules;
     use dataplane::filter::meta::{TCP, UDP};
-    use std::cell::Cell;
 
     struct Fake {
         counters: Vec<(String, u64)>,
-        conns: Vec<ConnInfo>,
         rules: Option<Arc<RuleSet>>,
         names: Vec<String>,
-        asked: Cell<Option<(ConnFilter, usize, Duration)>>,
     }
 
     impl Target for Fake {
         fn counters(&self) -> Vec<(String, u64)> {
             self.counters.clone()
-        }
-        fn connections(&self, filter: &ConnFilter, limit: usize, wait: Duration) -> Vec<ConnInfo> {
-            self.asked.set(Some((filter.clone(), limit, wait)));
-            self.conns.clone()
         }
         fn rules(&self) -> Option<Arc<RuleSet>> {
             self.rules.clone()
@@ -279,20 +241,14 @@ mod tests {
                 ("worker0.accepted_new".into(), 2),
                 ("port.data0.ipackets".into(), 12),
             ],
-            conns: Vec::new(),
             rules: Some(Arc::new(set)),
             names,
-            asked: Cell::new(None),
         }
-    }
-
-    fn no_reload() -> Result<String, String> {
-        Err("the unit was started without --rules".into())
     }
 
     fn ask(target: &Fake, line: &str) -> String {
         let request = super::super::request::parse(line).unwrap();
-        answer(&request, target, &no_reload)
+        immediate(&request, target).expect("answered at once")
     }
 
     #[test]
@@ -318,7 +274,7 @@ mod tests {
 
     #[test]
     fn conns_table_is_aligned_sorted_and_counted() {
-        let mut f = fake();
+        let f = fake();
         let mut udp = conn(0, UDP, "198.18.1.2", 5353, "198.18.2.2", 5353);
         udp.state = "UDP_REPLIED";
         udp.rule = u16::MAX;
@@ -326,12 +282,12 @@ mod tests {
         let mut ping = conn(0, ICMP, "198.18.1.2", 77, "198.18.2.2", 77);
         ping.state = "ICMP_REPLIED";
         ping.flags = flag::SYNC | flag::LOG;
-        f.conns = vec![
+        let list = vec![
             conn(1, TCP, "198.18.1.2", 40000, "198.18.2.2", 80),
             udp,
             ping,
         ];
-        let text = ask(&f, "conns addr 198.18.2.2 limit 10");
+        let text = conns(list, 10, &f.names);
         let want = "\
 W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT    AGE  EXPIRES  FLAGS
 0  icmp   198.18.1.2        ->  198.18.2.2       ICMP_REPLIED  0     data0  data1  3s   431997s  sync,log,id=77
@@ -340,31 +296,27 @@ W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT 
 3 connection(s)
 ";
         assert_eq!(text, want, "{text}");
-        let (filter, limit, wait) = f.asked.take().unwrap();
-        assert_eq!(filter.addr, Some("198.18.2.2".parse().unwrap()));
-        assert_eq!((limit, wait), (10, CONNS_WAIT));
+        assert_eq!(
+            immediate(&super::super::request::parse("conns").unwrap(), &f),
+            None
+        );
     }
 
     #[test]
     fn conns_says_when_a_worker_hit_the_limit() {
-        let mut f = fake();
-        f.conns = vec![
+        let f = fake();
+        let list = vec![
             conn(0, TCP, "198.18.1.2", 40000, "198.18.2.2", 80),
             conn(0, TCP, "198.18.1.2", 40001, "198.18.2.2", 80),
             conn(1, TCP, "198.18.1.2", 40002, "198.18.2.2", 80),
         ];
-        let text = ask(&f, "conns limit 2");
+        let text = conns(list, 2, &f.names);
         assert!(
             text.ends_with("3 connection(s)\nlimit 2 per worker reached on worker(s) 0: there may be more (conns limit N)\n"),
             "{text}"
         );
-        f.conns.clear();
-        let text = ask(&f, "conns");
+        let text = conns(Vec::new(), 2, &f.names);
         assert_eq!(text.lines().last(), Some("0 connection(s)"), "{text}");
-        assert_eq!(
-            f.asked.take().unwrap().1,
-            super::super::request::DEFAULT_CONN_LIMIT
-        );
     }
 
     #[test]
@@ -380,23 +332,6 @@ W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT 
         assert_eq!(
             ask(&f, "rules"),
             "no rules: the unit routes without filtering (it was started without --rules)\n"
-        );
-    }
-
-    #[test]
-    fn reload_answers_the_closures_text() {
-        let f = fake();
-        let ok = || -> Result<String, String> { Ok("rules reloaded: 3 rule(s)".into()) };
-        assert_eq!(
-            answer(&Request::Reload, &f, &ok),
-            "rules reloaded: 3 rule(s)\n"
-        );
-        let refused = || -> Result<String, String> {
-            Err("rules refused, the rules in force stay: r.ron:3:9: rules[0].in: no data interface `x`\n".into())
-        };
-        assert_eq!(
-            answer(&Request::Reload, &f, &refused),
-            "error: rules refused, the rules in force stay: r.ron:3:9: rules[0].in: no data interface `x`\n"
         );
     }
 

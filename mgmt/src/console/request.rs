@@ -1,4 +1,4 @@
-//! Parsing one request line of the control protocol (see [`crate::control`]).
+//! Parsing one request line of the console (see [`crate::console`]).
 //!
 //! Pure logic, no socket: `tandemctl` runs the same parser before it connects,
 //! so a typo is refused the same way whether or not a unit is running.
