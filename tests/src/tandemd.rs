@@ -5,7 +5,9 @@
 //!   --control S [--rules R]`, run inside the unit's namespace, in the
 //!   foreground; every unit gets a control socket `S` of its own (in its
 //!   lab's directory), so labs run side by side;
-//! - a log line (stderr) containing `ready` once its ports are started;
+//! - a log line containing `tandemd ready` once its ports are started (on
+//!   stderr; stdout is looked at too, where units before the log moved
+//!   printed it);
 //! - the counters file `F` rewritten (write + rename) about once a second
 //!   and at exit, see [`crate::counters`];
 //! - SIGTERM/SIGINT stop the ports, and it exits 0; SIGHUP reloads `R`;
@@ -180,12 +182,8 @@ impl Tandemd {
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let waited = poll_until_detail("tandemd to log `ready`", timeout, || {
-            if self
-                .proc
-                .stderr()
-                .lines()
-                .any(|l| l.contains("tandemd ready"))
-            {
+            let ready = |text: String| text.lines().any(|l| l.contains("tandemd ready"));
+            if ready(self.proc.stderr()) || ready(self.proc.stdout()) {
                 return Ok(Ok(()));
             }
             match self.proc.try_status() {

@@ -134,22 +134,22 @@ fn a_closed_stdout_and_stderr_cost_log_lines_never_the_unit() {
     lab.stop_unit().unwrap();
     let prefix = format!("{}-piped", lab.unit().name());
     let args = unit_args(&lab, &tandemd::lab_profile().unwrap(), &prefix);
-    let mut child = lab
+    // One pipe for both streams, as `tandemd 2>&1 | head` has.
+    let (output, writer) = std::io::pipe().unwrap();
+    let child = lab
         .unit()
         .command(&args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
         .spawn()
         .expect("starting tandemd");
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
     let mut unit = Daemon(child);
-    // Read stderr until `ready`, then close both pipes.
+    // Read until `ready`, then close the pipe's only read end.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut seen = String::new();
-        let mut lines = BufReader::new(stderr).lines();
+        let mut lines = BufReader::new(output).lines();
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
             seen.push_str(&line);
@@ -163,7 +163,6 @@ fn a_closed_stdout_and_stderr_cost_log_lines_never_the_unit() {
     });
     let seen = rx.recv_timeout(WAIT).expect("tandemd to log `ready`");
     assert!(seen.contains("tandemd ready"), "{seen}");
-    drop(stdout);
 
     let socket = lab.dir().join(format!("{prefix}.sock"));
     unit.signal("HUP");
