@@ -26,3 +26,6 @@ pub mod filter;
 pub mod firewall;
 pub mod forward;
 pub mod wire;
+
+#[cfg(test)]
+mod test_packets;

@@ -141,6 +141,24 @@ fn wait_unit(lab: &Lab, what: &str, pred: impl FnMut(&Counters) -> bool) -> Coun
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.unit_logs()))
 }
 
+/// [`PINGS`] echo requests to the server that the client's kernel sends as
+/// two fragments each (DF clear).
+fn fragmented_pings(lab: &Lab) -> Output {
+    let count = PINGS.to_string();
+    ping(
+        lab,
+        &[
+            "-c",
+            &count,
+            "-s",
+            TWO_FRAGMENTS,
+            "-M",
+            "dont",
+            plan::SERVER_IP,
+        ],
+    )
+}
+
 /// With the example rules, real fragments from the client reach the unit and
 /// are dropped as `ipv4_fragment`, one count per fragment: three complete sets
 /// made by the client's kernel (ICMP echo requests, which the rules pass when
@@ -154,17 +172,7 @@ fn with_rules_real_fragments_reach_the_unit_and_are_dropped_as_ipv4_fragment() {
     assert!(out.success(), "the path works: {}", lab.context(&out));
     let (client0, server0) = (ip_stats(lab.client()), ip_stats(lab.server()));
 
-    let count = PINGS.to_string();
-    let big = [
-        "-c",
-        &count,
-        "-s",
-        TWO_FRAGMENTS,
-        "-M",
-        "dont",
-        plan::SERVER_IP,
-    ];
-    let out = ping(&lab, &big);
+    let out = fragmented_pings(&lab);
     assert!(
         out.stdout.contains(" 0 received"),
         "fragmented echo requests passed: {}",
@@ -207,17 +215,7 @@ fn with_rules_real_fragments_reach_the_unit_and_are_dropped_as_ipv4_fragment() {
 fn routing_only_fragments_cross_the_unit_as_they_are() {
     let lab = pcap_lab(&profile_path("lab-pcap.ron"), false);
     let (client0, server0) = (ip_stats(lab.client()), ip_stats(lab.server()));
-    let count = PINGS.to_string();
-    let big = [
-        "-c",
-        &count,
-        "-s",
-        TWO_FRAGMENTS,
-        "-M",
-        "dont",
-        plan::SERVER_IP,
-    ];
-    let out = ping(&lab, &big);
+    let out = fragmented_pings(&lab);
     assert!(
         out.success() && out.stdout.contains(&format!(" {PINGS} received")),
         "{}",

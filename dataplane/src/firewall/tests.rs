@@ -11,7 +11,7 @@ use crate::conntrack::shard::Shard;
 use crate::conntrack::FlowKey;
 use crate::counters::{DropReason, WorkerCounters};
 use crate::filter::{Action, Rule, RuleSet};
-use crate::wire::{checksum, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, UdpPacket};
+use crate::wire::{checksum, IpProtocol, Ipv4Packet, UdpPacket};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -48,49 +48,12 @@ fn firewall() -> Firewall {
     Firewall::new(shard, Arc::new(rules))
 }
 
+/// A datagram with TTL 64.
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, payload: &[u8]) -> Vec<u8> {
-    let repr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: proto,
-        payload_len: payload.len(),
-        hop_limit: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 0x1234,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    };
-    let mut buf = vec![0; repr.buffer_len()];
-    repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
-    buf[20..].copy_from_slice(payload);
-    buf
+    crate::test_packets::ipv4(src, dst, 64, proto, payload)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn tcp(
-    src: Ipv4Addr,
-    sport: u16,
-    dst: Ipv4Addr,
-    dport: u16,
-    flags: u8,
-    seq: u32,
-    ack: u32,
-    len: usize,
-) -> Vec<u8> {
-    let mut seg = vec![0u8; 20 + len];
-    let mut t = TcpPacket::new_unchecked(&mut seg[..]);
-    t.set_src_port(sport);
-    t.set_dst_port(dport);
-    t.set_seq_number(seq);
-    t.set_ack_number(ack);
-    t.set_header_len(20);
-    t.set_flags(TcpFlags::from_bits(flags));
-    t.set_window_len(64240);
-    t.fill_checksum(&IpAddr::V4(src), &IpAddr::V4(dst));
-    ipv4(src, dst, IpProtocol::Tcp, &seg)
-}
+use crate::test_packets::tcp;
 
 fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
     let mut dgram = vec![0u8; 8 + 4];

@@ -3,6 +3,7 @@
 use super::router::{BufPool, Interface, Router};
 use super::{InterfaceConfig, RouterConfig, StaticRoute};
 use crate::counters::{DropReason, WorkerCounters};
+use crate::test_packets::ipv4;
 use crate::wire::{
     checksum, ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress,
     EthernetFrame, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
@@ -144,27 +145,6 @@ fn arp(op: ArpOperation, mac: EthernetAddress, ip: Ipv4Addr, target: Ipv4Addr) -
         MAC1
     };
     eth(dst, mac, EtherType::Arp, &p)
-}
-
-/// An IPv4 datagram carrying `payload` (no L4 checksum needed: routers do not look).
-fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, proto: IpProtocol, payload: &[u8]) -> Vec<u8> {
-    let repr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: proto,
-        payload_len: payload.len(),
-        hop_limit: ttl,
-        dscp: 0,
-        ecn: 0,
-        ident: 0x1234,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    };
-    let mut buf = vec![0; repr.buffer_len()];
-    repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
-    buf[20..].copy_from_slice(payload);
-    buf
 }
 
 fn echo_request() -> Vec<u8> {
@@ -916,7 +896,7 @@ mod firewall {
     use crate::conntrack::shard::Shard;
     use crate::filter::{Action, PortRange, Rule, RuleSet};
     use crate::firewall::Firewall;
-    use crate::wire::{TcpFlags, TcpPacket};
+    use crate::wire::TcpPacket;
     use std::net::IpAddr;
 
     /// Pass TCP to port 80 in on data0; default block.
@@ -949,19 +929,7 @@ mod firewall {
         } else {
             (SERVER, CLIENT, sport, cport)
         };
-        let mut seg = vec![0u8; 20];
-        {
-            let mut t = TcpPacket::new_unchecked(&mut seg[..]);
-            t.set_src_port(sp);
-            t.set_dst_port(dp);
-            t.set_seq_number(seq);
-            t.set_ack_number(ack);
-            t.set_header_len(20);
-            t.set_flags(TcpFlags::from_bits(flags));
-            t.set_window_len(64240);
-            t.fill_checksum(&IpAddr::V4(src), &IpAddr::V4(dst));
-        }
-        let ip = ipv4(src, dst, 64, IpProtocol::Tcp, &seg);
+        let ip = crate::test_packets::tcp(src, sp, dst, dp, flags, seq, ack, 0);
         if from_client {
             (0, eth(VMAC0, CLIENT_MAC, EtherType::Ipv4, &ip))
         } else {

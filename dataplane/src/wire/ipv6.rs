@@ -239,18 +239,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// [`MAX_EXT_HEADERS`].
     #[inline]
     pub fn upper_layer(&self) -> Result<UpperLayer> {
-        let mut iter = self.ext_headers();
-        let mut fragment = None;
-        for header in &mut iter {
-            if let Some(frag) = header?.fragment {
-                fragment = Some(frag);
-            }
-        }
-        Ok(UpperLayer {
-            protocol: iter.next_header,
-            offset: iter.offset,
-            fragment,
-        })
+        self.ext_headers().upper_layer()
     }
 
     /// The bytes from `upper.offset` to the end of the payload: the
@@ -346,25 +335,15 @@ pub fn quoted_upper_layer(quote: &[u8]) -> Result<UpperLayer> {
     if packet.version() != 6 {
         return Err(Error::BadVersion);
     }
-    let mut iter = ExtHeaderIter {
+    ExtHeaderIter {
         data: quote,
         next_header: packet.next_header(),
         offset: HEADER_LEN,
         count: 0,
         seen_frag: false,
         done: false,
-    };
-    let mut fragment = None;
-    for header in &mut iter {
-        if let Some(frag) = header?.fragment {
-            fragment = Some(frag);
-        }
     }
-    Ok(UpperLayer {
-        protocol: iter.next_header,
-        offset: iter.offset,
-        fragment,
-    })
+    .upper_layer()
 }
 
 /// Iterator over the extension headers of a packet. Yields at most
@@ -394,6 +373,22 @@ impl ExtHeaderIter<'_> {
     #[inline]
     pub fn offset(&self) -> usize {
         self.offset
+    }
+
+    /// Walks to the end of the chain: what follows it, and the Fragment
+    /// header's facts if one was seen.
+    fn upper_layer(mut self) -> Result<UpperLayer> {
+        let mut fragment = None;
+        for header in &mut self {
+            if let Some(frag) = header?.fragment {
+                fragment = Some(frag);
+            }
+        }
+        Ok(UpperLayer {
+            protocol: self.next_header,
+            offset: self.offset,
+            fragment,
+        })
     }
 
     fn fail(&mut self, error: Error) -> Option<Result<ExtHeader>> {
