@@ -72,7 +72,7 @@ pub enum Error {
     #[error("lab hardware profile not found at {0} (set TANDEM_LAB_PROFILE to override)")]
     ProfileMissing(PathBuf),
     /// `tandemd` exited before it said `ready`.
-    #[error("tandemd exited with {status} before it printed `ready`\n{logs}")]
+    #[error("tandemd exited with {status} before it logged `tandemd ready`\n{logs}")]
     TandemdExited {
         /// Its exit status.
         status: std::process::ExitStatus,
@@ -80,7 +80,7 @@ pub enum Error {
         logs: String,
     },
     /// `tandemd` did not say `ready` in time (it was killed).
-    #[error("tandemd did not print `ready` within {timeout:?}\n{logs}")]
+    #[error("tandemd did not log `tandemd ready` within {timeout:?}\n{logs}")]
     TandemdNotReady {
         /// The limit that ran out.
         timeout: Duration,

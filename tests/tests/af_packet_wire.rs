@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tandem_tests::{blob, plan, services, Lab, Netns};
 
-/// Stand-in for `tandemd`: the same arguments, `ready` once forwarding,
+/// Stand-in for `tandemd`: the same arguments, `tandemd ready` once forwarding,
 /// exit 0 on SIGTERM.
 const TESTPMD_UNIT: &str = r#"#!/bin/sh
 while [ $# -gt 0 ]; do
@@ -23,7 +23,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 log="$counters.testpmd"
-dpdk-testpmd --no-huge --no-shconf -m 128 --no-pci -l 0-1 --file-prefix="$prefix" \
+# testpmd dies with this script, however the script ends (the harness may SIGKILL it).
+setpriv --pdeathsig KILL dpdk-testpmd --no-huge --no-shconf -m 128 --no-pci -l 0-1 --file-prefix="$prefix" \
     --vdev=net_af_packet0,iface=data0 --vdev=net_af_packet1,iface=data1 -- \
     --forward-mode=io --auto-start --stats-period 1 --total-num-mbufs=8192 \
     </dev/null >"$log" 2>&1 &
@@ -35,7 +36,7 @@ until grep -q "io packet forwarding" "$log"; do
     i=$((i + 1)); [ $i -lt 300 ] || { cat "$log" >&2; exit 1; }
     sleep 0.1
 done
-echo "testpmd wire ready"
+echo "tandemd ready (testpmd as the wire)" >&2
 wait $pid
 "#;
 
