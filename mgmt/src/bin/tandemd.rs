@@ -45,7 +45,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let profile = match hw_profiles::Profile::load(&args.profile) {
+    let profile = match hw_profiles::Profile::load_for_host(&args.profile) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
