@@ -31,9 +31,10 @@ use dataplane::forward::{InterfaceConfig, Ipv4Prefix, RouterConfig, StaticRoute}
 use dataplane::wire::EthernetAddress;
 use hw_profiles::diagnostic::{self, Diagnostic, ReadError};
 use hw_profiles::{Profile, Role};
-use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::net::Ipv4Addr;
@@ -109,11 +110,14 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    /// An item that is refused before it is read: asking for it tells whether
-    /// there is one more, and the error leaves the parser at its start.
-    struct NoMore;
-    impl<'de> Deserialize<'de> for NoMore {
-        fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+    /// An item refused before any of it is read: asking for it tells whether
+    /// there is one more, and the error leaves the parser at its start. The
+    /// flag tells this refusal from a syntax error met on the way to it.
+    struct NoMore<'a>(&'a Cell<bool>);
+    impl<'de> DeserializeSeed<'de> for NoMore<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
+            self.0.set(true);
             Err(D::Error::custom("one item too many"))
         }
     }
@@ -137,12 +141,14 @@ where
                     None => return Ok(items),
                 }
             }
-            match seq.next_element::<NoMore>() {
+            let one_more = Cell::new(false);
+            match seq.next_element_seed(NoMore(&one_more)) {
                 Ok(_) => Ok(items),
-                Err(_) => Err(A::Error::custom(format!(
+                Err(_) if one_more.get() => Err(A::Error::custom(format!(
                     "more than {} {}; at most {} fit",
                     self.max, self.what, self.max
                 ))),
+                Err(e) => Err(e),
             }
         }
     }
@@ -623,6 +629,15 @@ pub(crate) mod tests {
         assert_eq!(
             placed("(items: [1, 2, 3,\n  4, oops ]]]"),
             "x.ron:2:3: items[3]: more than 3 items; at most 3 fit"
+        );
+        // A syntax error where the next item would be is that error.
+        assert_eq!(
+            placed("(items: [1, 2, 3 4])"),
+            "x.ron:1:18: items[3]: expected a comma before this"
+        );
+        assert_eq!(
+            placed("(items: [1, 2, 3"),
+            "x.ron:1:17: items[2]: unexpected end of file (unclosed bracket?)"
         );
     }
 
