@@ -5,39 +5,12 @@
 //! that no worker takes, or on CPU 0 beside a worker when every CPU is one; it sleeps
 //! while the workers are measured.
 
-use std::fs;
+pub use hw_profiles::host::parse_cpu_list as parse_list;
 
-/// Parses a CPU list: comma-separated CPUs and `a-b` ranges, no duplicates.
-pub fn parse_list(s: &str) -> Result<Vec<u32>, String> {
-    let mut cpus = Vec::new();
-    for part in s.split(',').map(str::trim) {
-        let bad = || format!("CPU list `{s}`: `{part}` is not a CPU or a range a-b");
-        let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
-            None => {
-                let c = part.parse().map_err(|_| bad())?;
-                (c, c)
-            }
-        };
-        if lo > hi {
-            return Err(bad());
-        }
-        for c in lo..=hi {
-            if cpus.contains(&c) {
-                return Err(format!("CPU list `{s}`: CPU {c} twice"));
-            }
-            cpus.push(c);
-        }
-    }
-    Ok(cpus)
-}
-
-/// The CPUs this process may run on (`/sys/devices/system/cpu/online`).
+/// The CPUs this process may run on (`/sys/devices/system/cpu/online`), CPU 0 alone
+/// when that cannot be read.
 pub fn online() -> Vec<u32> {
-    fs::read_to_string("/sys/devices/system/cpu/online")
-        .ok()
-        .and_then(|s| parse_list(s.trim()).ok())
-        .unwrap_or_else(|| vec![0])
+    hw_profiles::host::online_cpus().unwrap_or_else(|| vec![0])
 }
 
 /// Default workers: every online CPU but the first, then the first too when that
@@ -82,16 +55,6 @@ pub fn steps(workers: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lists_and_ranges() {
-        assert_eq!(parse_list("1-3,5").unwrap(), vec![1, 2, 3, 5]);
-        assert_eq!(parse_list("1,0").unwrap(), vec![1, 0]);
-        assert!(parse_list("3-1").is_err());
-        assert!(parse_list("1,1").unwrap_err().contains("twice"));
-        assert!(parse_list("x").unwrap_err().contains("`x`"));
-        assert!(parse_list("").is_err());
-    }
 
     #[test]
     fn defaults_on_two_and_sixteen_cpus() {

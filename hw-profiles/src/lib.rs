@@ -48,6 +48,9 @@
 //! assert_eq!(err.to_string(), "x.ron:3:32: cores.workers[0]: core 0 is already the main core");
 //! ```
 //!
+//! [`Profile::load_for_host`] also checks the profile against the machine it runs on
+//! (CPUs online, ports present), see [`host`]: `tandemd` boots with it.
+//!
 //! The runtime starts EAL with [`Profile::eal_args`] and finds each port's id from
 //! [`Port::dpdk_name`] with `rte_eth_dev_get_port_by_name`.
 //!
@@ -60,10 +63,11 @@
 
 pub mod diagnostic;
 mod error;
+pub mod host;
 pub mod locate;
 mod profile;
 pub mod validate;
 
 pub use error::ProfileError;
-pub use profile::{Cores, Device, Disk, Idle, Memory, Port, Profile, Role};
+pub use profile::{Cores, Device, Disk, Idle, Memory, Port, Profile, Role, MAX_PROFILE_BYTES};
 pub use validate::Invalid;

@@ -2,35 +2,50 @@
 //!
 //! RON reports positions for syntax errors, but once a value is deserialised its position
 //! is gone, so a check done afterwards ("core 0 is already the main core") cannot say
-//! where the offending value was written. This module recovers it: it tokenises the RON
-//! text on its own, builds a light tree of what it saw (structs, tuples, lists, maps,
-//! leaves, each with its position), and answers two questions:
+//! where the offending value was written. This module recovers it: it reads the RON text
+//! on its own, token by token, and walks it towards what is asked (structs, tuples,
+//! lists, maps, leaves, each with its position), skipping whatever lies elsewhere. It
+//! answers two questions:
 //!
 //! - [`locate`]: where is the value at `cores.workers[1]`?
 //! - [`path_at`]: which field path is written at line 14, column 19?
 //!
+//! and two about the text as a whole: [`is_blank`] (nothing but white space and
+//! comments) and [`unclosed_comment`] (where a `/*` that never closes opens).
+//!
 //! It knows nothing of any Rust type, so every RON file of the project (hardware
-//! profiles, the unit configuration) can use it for its messages.
+//! profiles, the unit configuration, the rules) can use it for its messages.
 //!
 //! # Paths
 //!
 //! A path is a chain of `.field` and `[index]` segments (`ports[2].rx_queues`); a map
-//! entry is named `.key` or, for keys that are not plain identifiers, `["key"]`. The
-//! empty path is the whole document. A one-element tuple such as `Some(5)` or
-//! `Vdev("net_null0")` is transparent: `cores.sync` names the `Some(...)` and a field or
-//! index after it looks inside.
+//! entry is named `.key` or, for keys that are not plain identifiers, `["key"]` with
+//! Rust's escapes. A field name holding a character RON does not allow (a NUL, a quote)
+//! is read whole and named the same way, as written: `["mod\0el"]`. The empty path is
+//! the whole document. A one-element tuple such as `Some(5)` or `Vdev("net_null0")` is
+//! transparent: `cores.sync` names the `Some(...)` and a field or index after it looks
+//! inside.
 //!
 //! # Positions
 //!
 //! Lines and columns start at 1. Columns count characters (Unicode scalar values), as
 //! editors do, not bytes.
 //!
+//! # Cost
+//!
+//! Nothing is kept but the few tokens being looked at, so memory does not grow with the
+//! text: a refused rules file of tens of megabytes is located without building anything
+//! of it. A path costs one pass over the text up to the value; a position, one pass up to
+//! it plus one more over each value that encloses it.
+//!
 //! # Robustness
 //!
-//! The tokeniser and the tree builder accept any text: unterminated strings and
-//! comments end at the end of the text, a stray token is skipped, and nesting deeper
-//! than [`MAX_DEPTH`] is flattened rather than recursed into. On a broken text the
-//! answers are best effort, never a panic.
+//! The reader accepts any text: unterminated strings and comments end at the end of the
+//! text, a stray token is skipped, and nesting deeper than [`MAX_DEPTH`] is flattened
+//! rather than recursed into. On a broken text the answers are best effort, never a
+//! panic.
+
+use std::collections::VecDeque;
 
 /// Nesting deeper than this is not descended into (RON itself stops at 128).
 pub const MAX_DEPTH: usize = 256;
@@ -43,6 +58,8 @@ struct Pos {
 }
 
 impl Pos {
+    const START: Pos = Pos { line: 1, col: 1 };
+
     fn pair(self) -> (usize, usize) {
         (self.line, self.col)
     }
@@ -52,7 +69,7 @@ impl Pos {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Kind {
-    /// An identifier, raw identifiers without their `r#`.
+    /// A name (field, variant, `true`), raw identifiers without their `r#`.
     Ident(String),
     /// A string (plain, raw or byte), with escapes resolved where they are plain.
     Str(String),
@@ -71,8 +88,8 @@ struct Token {
 }
 
 /// A character cursor that keeps line and column.
+#[derive(Clone)]
 struct Cursor<'a> {
-    chars: std::iter::Peekable<std::str::Chars<'a>>,
     rest: &'a str,
     pos: Pos,
 }
@@ -80,14 +97,13 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn new(source: &'a str) -> Self {
         Cursor {
-            chars: source.chars().peekable(),
             rest: source,
-            pos: Pos { line: 1, col: 1 },
+            pos: Pos::START,
         }
     }
 
-    fn peek(&mut self) -> Option<char> {
-        self.chars.peek().copied()
+    fn peek(&self) -> Option<char> {
+        self.rest.chars().next()
     }
 
     /// The character after the next one.
@@ -98,7 +114,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn bump(&mut self) -> Option<char> {
-        let c = self.chars.next()?;
+        let c = self.peek()?;
         self.rest = &self.rest[c.len_utf8()..];
         if c == '\n' {
             self.pos.line += 1;
@@ -118,85 +134,109 @@ fn is_ident_start(c: char) -> bool {
     c.is_ascii_alphabetic() || c == '_'
 }
 
-fn is_ident_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
+/// Characters that continue a name: RON's own (letters, digits, `_`) and any other that
+/// is neither white space nor RON punctuation. RON stops a name at a stray character
+/// (a NUL, a quote) and complains about what follows; reading the name whole lets the
+/// message name the field as it is written.
+fn is_name_char(c: char) -> bool {
+    !c.is_whitespace() && !matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | ',' | ':' | '/')
 }
 
 /// Characters RON allows in a raw identifier (`r#foo.bar`).
 fn is_raw_ident_char(c: char) -> bool {
-    is_ident_char(c) || matches!(c, '.' | '+' | '-')
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '+' | '-')
 }
 
-fn tokenize(source: &str) -> Vec<Token> {
-    let mut cur = Cursor::new(source);
-    let mut out = Vec::new();
-    while let Some(c) = cur.peek() {
-        let start = cur.pos;
-        if c.is_whitespace() {
-            cur.bump();
-            continue;
+/// The tokens of a text, one at a time.
+#[derive(Clone)]
+struct Lexer<'a> {
+    cur: Cursor<'a>,
+    /// Where a block comment that never closes opens.
+    unclosed_comment: Option<Pos>,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(source: &'a str) -> Self {
+        Lexer {
+            cur: Cursor::new(source),
+            unclosed_comment: None,
         }
-        if cur.starts_with("//") {
-            while let Some(c) = cur.peek() {
-                if c == '\n' {
-                    break;
-                }
-                cur.bump();
-            }
-            continue;
-        }
-        if cur.starts_with("/*") {
-            skip_block_comment(&mut cur);
-            continue;
-        }
-        let kind = if c == '"' {
-            Kind::Str(quoted_string(&mut cur))
-        } else if c == 'b' && cur.peek2() == Some('"') {
-            cur.bump();
-            Kind::Str(quoted_string(&mut cur))
-        } else if c == 'b' && cur.peek2() == Some('\'') {
-            cur.bump();
-            char_literal(&mut cur);
-            Kind::Atom
-        } else if c == 'r' && matches!(cur.peek2(), Some('"' | '#')) {
-            match raw_string_or_ident(&mut cur) {
-                Some(kind) => kind,
-                // `r#` followed by nothing usable: skip the `r` alone.
-                None => {
-                    cur.bump();
-                    Kind::Punct('r')
-                }
-            }
-        } else if c == '\'' {
-            char_literal(&mut cur);
-            Kind::Atom
-        } else if c.is_ascii_digit()
-            || (matches!(c, '+' | '-' | '.') && cur.peek2().is_some_and(|d| d.is_ascii_digit()))
-        {
-            number(&mut cur);
-            Kind::Atom
-        } else if is_ident_start(c) {
-            let mut s = String::new();
-            while let Some(c) = cur.peek().filter(|&c| is_ident_char(c)) {
-                s.push(c);
-                cur.bump();
-            }
-            Kind::Ident(s)
-        } else {
-            cur.bump();
-            Kind::Punct(c)
-        };
-        out.push(Token {
-            kind,
-            start,
-            end: cur.pos,
-        });
     }
-    out
 }
 
-/// Skips a block comment; RON's block comments nest. An unclosed one ends the text.
-fn skip_block_comment(cur: &mut Cursor<'_>) {
+impl Iterator for Lexer<'_> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        let cur = &mut self.cur;
+        loop {
+            let c = cur.peek()?;
+            let start = cur.pos;
+            if c.is_whitespace() {
+                cur.bump();
+                continue;
+            }
+            if cur.starts_with("//") {
+                while cur.peek().is_some_and(|c| c != '\n') {
+                    cur.bump();
+                }
+                continue;
+            }
+            if cur.starts_with("/*") {
+                if !skip_block_comment(cur) {
+                    self.unclosed_comment.get_or_insert(start);
+                }
+                continue;
+            }
+            let kind = if c == '"' {
+                Kind::Str(quoted_string(cur))
+            } else if c == 'b' && cur.peek2() == Some('"') {
+                cur.bump();
+                Kind::Str(quoted_string(cur))
+            } else if c == 'b' && cur.peek2() == Some('\'') {
+                cur.bump();
+                char_literal(cur);
+                Kind::Atom
+            } else if c == 'r' && matches!(cur.peek2(), Some('"' | '#')) {
+                match raw_string_or_ident(cur) {
+                    Some(kind) => kind,
+                    // `r#` followed by nothing usable: skip the `r` alone.
+                    None => {
+                        cur.bump();
+                        Kind::Punct('r')
+                    }
+                }
+            } else if c == '\'' {
+                char_literal(cur);
+                Kind::Atom
+            } else if c.is_ascii_digit()
+                || (matches!(c, '+' | '-' | '.') && cur.peek2().is_some_and(|d| d.is_ascii_digit()))
+            {
+                number(cur);
+                Kind::Atom
+            } else if is_ident_start(c) {
+                let mut s = String::new();
+                while let Some(c) = cur.peek().filter(|&c| is_name_char(c)) {
+                    s.push(c);
+                    cur.bump();
+                }
+                Kind::Ident(s)
+            } else {
+                cur.bump();
+                Kind::Punct(c)
+            };
+            return Some(Token {
+                kind,
+                start,
+                end: cur.pos,
+            });
+        }
+    }
+}
+
+/// Skips a block comment; RON's block comments nest. Whether it closes: an unclosed one
+/// ends the text.
+fn skip_block_comment(cur: &mut Cursor<'_>) -> bool {
     let mut level = 0usize;
     loop {
         if cur.starts_with("/*") {
@@ -208,10 +248,10 @@ fn skip_block_comment(cur: &mut Cursor<'_>) {
             cur.bump();
             level -= 1;
             if level == 0 {
-                return;
+                return true;
             }
         } else if cur.bump().is_none() {
-            return;
+            return false;
         }
     }
 }
@@ -317,18 +357,20 @@ fn raw_string_or_ident(cur: &mut Cursor<'_>) -> Option<Kind> {
     None
 }
 
-/// Reads a char literal with the cursor on the opening quote. A broken one stops at the
-/// end of the line so that it cannot swallow the rest of the text.
+/// Reads a char literal with the cursor on the opening quote, up to its closing quote:
+/// a broken one (`'ab'`) is still one value. It stops at the end of the line so that it
+/// cannot swallow the rest of the text.
 fn char_literal(cur: &mut Cursor<'_>) {
     cur.bump();
-    if cur.peek() == Some('\\') {
+    while let Some(c) = cur.peek().filter(|&c| c != '\n') {
         cur.bump();
-        let _ = escape(cur);
-    } else if cur.peek().is_some_and(|c| c != '\n' && c != '\'') {
-        cur.bump();
-    }
-    if cur.peek() == Some('\'') {
-        cur.bump();
+        match c {
+            '\'' => return,
+            '\\' => {
+                let _ = escape(cur);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -350,85 +392,113 @@ fn number(cur: &mut Cursor<'_>) {
     }
 }
 
-// ───────────────────────────── tree ─────────────────────────────
+// ───────────────────────────── walking ─────────────────────────────
 
-#[derive(Debug)]
-struct Node {
-    start: Pos,
-    end: Pos,
-    shape: Shape,
-}
-
-#[derive(Debug)]
+/// What a value is, as its first token says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shape {
     /// A number, string, char, bool, unit variant or anything not understood.
     Leaf,
     /// `Name(a: 1, b: 2)` or `(a: 1)`.
-    Struct(Vec<Entry>),
+    Struct,
     /// `Name(x, y)`, `(x, y)`, `Some(x)`.
-    Tuple(Vec<Node>),
+    Tuple,
     /// `[x, y]`.
-    List(Vec<Node>),
-    /// `{k: v}`; keys are given as text.
-    Map(Vec<Entry>),
+    List,
+    /// `{k: v}`.
+    Map,
 }
 
-#[derive(Debug)]
-struct Entry {
-    key: String,
-    key_pos: Pos,
-    value: Node,
+/// A value whose first token has been read. For a container the walker stands just
+/// after its opening bracket.
+#[derive(Clone, Copy, Debug)]
+struct Opened {
+    start: Pos,
+    /// For a leaf, where it ends; a container's end is known once it has been walked.
+    end: Pos,
+    shape: Shape,
+    /// The depth of its children.
+    inner: usize,
 }
 
-impl Entry {
-    fn end(&self) -> Pos {
-        self.value.end
-    }
-}
-
-struct Parser {
-    toks: Vec<Token>,
-    i: usize,
+/// Reads values out of the token stream, one level at a time, keeping only the two
+/// tokens it looks ahead. Cloning it is cheap: that is how it looks at a value and comes
+/// back.
+#[derive(Clone)]
+struct Walker<'a> {
+    lex: Lexer<'a>,
+    ahead: VecDeque<Token>,
+    /// The end of the last consumed token: where an unclosed container stops.
+    last_end: Pos,
 }
 
 fn is_closer(kind: &Kind) -> bool {
     matches!(kind, Kind::Punct(')' | ']' | '}'))
 }
 
-impl Parser {
-    fn peek(&self) -> Option<&Kind> {
-        self.toks.get(self.i).map(|t| &t.kind)
+/// What comes next inside a container.
+enum Step {
+    /// Its own closing bracket.
+    Close,
+    /// Another container's closing bracket (or the end): the container is unclosed.
+    Stop,
+    Comma,
+    Other,
+}
+
+impl<'a> Walker<'a> {
+    /// A walker at the document's value, past its `#![enable(...)]` attributes.
+    fn new(source: &'a str) -> Self {
+        let mut w = Walker {
+            lex: Lexer::new(source),
+            ahead: VecDeque::new(),
+            last_end: Pos::START,
+        };
+        w.skip_attributes();
+        w
     }
 
-    fn peek_at(&self, n: usize) -> Option<&Kind> {
-        self.toks.get(self.i + n).map(|t| &t.kind)
-    }
-
-    fn next(&mut self) -> Option<Token> {
-        let t = self.toks.get(self.i).cloned();
-        if t.is_some() {
-            self.i += 1;
+    fn peek_at(&mut self, n: usize) -> Option<&Kind> {
+        while self.ahead.len() <= n {
+            let t = self.lex.next()?;
+            self.ahead.push_back(t);
         }
-        t
+        self.ahead.get(n).map(|t| &t.kind)
     }
 
-    /// The end of the last consumed token: where an unclosed container stops.
-    fn last_end(&self) -> Pos {
-        self.i
-            .checked_sub(1)
-            .and_then(|j| self.toks.get(j))
-            .map_or(Pos { line: 1, col: 1 }, |t| t.end)
+    fn peek(&mut self) -> Option<&Kind> {
+        self.peek_at(0)
+    }
+
+    /// Where the next token starts.
+    fn next_start(&mut self) -> Option<Pos> {
+        self.peek()?;
+        self.ahead.front().map(|t| t.start)
+    }
+
+    fn next_is(&mut self, kind: &Kind) -> bool {
+        self.peek() == Some(kind)
+    }
+
+    fn bump(&mut self) -> Option<Token> {
+        let t = match self.ahead.pop_front() {
+            Some(t) => t,
+            None => self.lex.next()?,
+        };
+        self.last_end = t.end;
+        Some(t)
     }
 
     /// Skips `#![enable(...)]` attributes at the top of the document.
     fn skip_attributes(&mut self) {
-        while self.peek() == Some(&Kind::Punct('#')) && self.peek_at(1) == Some(&Kind::Punct('!')) {
-            self.i += 2;
-            if self.peek() != Some(&Kind::Punct('[')) {
+        while self.next_is(&Kind::Punct('#')) && self.peek_at(1) == Some(&Kind::Punct('!')) {
+            self.bump();
+            self.bump();
+            if !self.next_is(&Kind::Punct('[')) {
                 return;
             }
             let mut depth = 0usize;
-            while let Some(t) = self.next() {
+            while let Some(t) = self.bump() {
                 match t.kind {
                     Kind::Punct('[') => depth += 1,
                     Kind::Punct(']') => {
@@ -443,185 +513,220 @@ impl Parser {
         }
     }
 
-    /// Parses one value. Consumes at least one token unless at the end or at a closer.
-    fn value(&mut self, depth: usize) -> Option<Node> {
-        let kind = self.peek()?.clone();
-        if is_closer(&kind) {
+    /// Reads the first token of a value (and the `(` after a name). `None`, consuming
+    /// nothing, at the end or at a closing bracket.
+    fn open(&mut self, depth: usize) -> Option<Opened> {
+        if is_closer(self.peek()?) {
             return None;
         }
-        let tok = self.next()?;
-        let leaf = Node {
+        let tok = self.bump()?;
+        let leaf = Opened {
             start: tok.start,
             end: tok.end,
             shape: Shape::Leaf,
+            inner: depth + 1,
         };
         if depth >= MAX_DEPTH {
             return Some(leaf);
         }
-        match kind {
-            Kind::Ident(_) if self.peek() == Some(&Kind::Punct('(')) => {
-                self.i += 1;
-                Some(self.parens(tok.start, depth + 1))
+        let shape = match tok.kind {
+            Kind::Ident(_) if self.next_is(&Kind::Punct('(')) => {
+                self.bump();
+                self.parens_shape()
             }
-            Kind::Punct('(') => Some(self.parens(tok.start, depth + 1)),
-            Kind::Punct('[') => {
-                let items = self.items(']', depth + 1);
-                Some(Node {
-                    start: tok.start,
-                    end: self.last_end(),
-                    shape: Shape::List(items),
-                })
-            }
-            Kind::Punct('{') => Some(self.map(tok.start, depth + 1)),
-            _ => Some(leaf),
-        }
-    }
-
-    /// After an opening `(`: named fields if it starts with `ident:`, else tuple items.
-    fn parens(&mut self, start: Pos, depth: usize) -> Node {
-        let named_fields = matches!(self.peek(), Some(Kind::Ident(_)))
-            && self.peek_at(1) == Some(&Kind::Punct(':'));
-        let shape = if named_fields {
-            Shape::Struct(self.fields(depth))
-        } else {
-            Shape::Tuple(self.items(')', depth))
+            Kind::Punct('(') => self.parens_shape(),
+            Kind::Punct('[') => Shape::List,
+            Kind::Punct('{') => Shape::Map,
+            _ => return Some(leaf),
         };
-        Node {
-            start,
-            end: self.last_end(),
-            shape,
+        Some(Opened { shape, ..leaf })
+    }
+
+    /// The value after a field's colon; an empty leaf where it is missing (`a: )`).
+    fn open_or_empty(&mut self, depth: usize) -> Opened {
+        let here = self.last_end;
+        self.open(depth).unwrap_or(Opened {
+            start: here,
+            end: here,
+            shape: Shape::Leaf,
+            inner: depth + 1,
+        })
+    }
+
+    /// After `(`: named fields if it starts with a field name, else tuple items.
+    fn parens_shape(&mut self) -> Shape {
+        if self.field_ahead() {
+            Shape::Struct
+        } else {
+            Shape::Tuple
         }
     }
 
-    /// Values separated by commas up to `close` (consumed). A different closer ends the
-    /// list without being consumed; stray tokens are skipped.
-    fn items(&mut self, close: char, depth: usize) -> Vec<Node> {
-        let mut items = Vec::new();
-        loop {
-            match self.peek() {
-                None => break,
-                Some(Kind::Punct(c)) if *c == close => {
-                    self.i += 1;
-                    break;
-                }
-                Some(k) if is_closer(k) => break,
-                Some(Kind::Punct(',')) => self.i += 1,
-                Some(_) => {
-                    let before = self.i;
-                    if let Some(node) = self.value(depth) {
-                        items.push(node);
-                    }
-                    if self.i == before {
-                        self.i += 1;
-                    }
-                }
-            }
-        }
-        items
+    /// Whether a field name comes next: a name and a colon, or a name directly followed
+    /// by a value (the colon forgotten, which RON reports at the value).
+    fn field_ahead(&mut self) -> bool {
+        matches!(self.peek(), Some(Kind::Ident(_)))
+            && matches!(
+                self.peek_at(1),
+                Some(Kind::Punct(':') | Kind::Ident(_) | Kind::Str(_) | Kind::Atom)
+            )
     }
 
-    /// `name: value` entries up to `)` (consumed).
-    fn fields(&mut self, depth: usize) -> Vec<Entry> {
-        let mut fields = Vec::new();
-        loop {
-            match self.peek() {
-                None => break,
-                Some(Kind::Punct(')')) => {
-                    self.i += 1;
-                    break;
-                }
-                Some(k) if is_closer(k) => break,
-                Some(Kind::Punct(',')) => self.i += 1,
-                Some(Kind::Ident(name)) if self.peek_at(1) == Some(&Kind::Punct(':')) => {
-                    let key = name.clone();
-                    let key_pos = self.toks[self.i].start;
-                    self.i += 2;
-                    let value = self.value(depth).unwrap_or(Node {
-                        start: self.last_end(),
-                        end: self.last_end(),
-                        shape: Shape::Leaf,
-                    });
-                    fields.push(Entry {
-                        key,
-                        key_pos,
-                        value,
-                    });
-                }
-                Some(_) => {
-                    // Not a field: parse it as a value (to skip it whole) and move on.
-                    let before = self.i;
-                    let _ = self.value(depth);
-                    if self.i == before {
-                        self.i += 1;
-                    }
-                }
-            }
+    fn step(&mut self, close: char) -> Step {
+        match self.peek() {
+            None => Step::Stop,
+            Some(Kind::Punct(c)) if *c == close => Step::Close,
+            Some(k) if is_closer(k) => Step::Stop,
+            Some(Kind::Punct(',')) => Step::Comma,
+            Some(_) => Step::Other,
         }
-        fields
     }
 
-    /// `{ key: value, ... }` after the opening brace.
-    fn map(&mut self, start: Pos, depth: usize) -> Node {
-        let mut entries = Vec::new();
+    /// Moves to the next child of a container of `shape` whose children are at `depth`:
+    /// for a field or map entry returns its name and where it is written, with the walker
+    /// at its value. `None` when the container ends: its closing bracket is consumed, a
+    /// wrong one is left for the enclosing container. Stray tokens are skipped.
+    fn next_child(&mut self, shape: Shape, depth: usize) -> Option<Option<(String, Pos)>> {
+        let close = match shape {
+            Shape::Struct | Shape::Tuple => ')',
+            Shape::List => ']',
+            Shape::Map => '}',
+            Shape::Leaf => return None,
+        };
         loop {
-            match self.peek() {
-                None => break,
-                Some(Kind::Punct('}')) => {
-                    self.i += 1;
-                    break;
+            match self.step(close) {
+                Step::Close => {
+                    self.bump();
+                    return None;
                 }
-                Some(k) if is_closer(k) => break,
-                Some(Kind::Punct(',')) => self.i += 1,
-                Some(_) => {
-                    let before = self.i;
-                    let key_kind = self.peek().cloned();
-                    let key_node = self.value(depth);
-                    if self.peek() == Some(&Kind::Punct(':')) {
-                        self.i += 1;
-                        if let Some(key_node) = key_node {
-                            let key = match key_kind {
-                                Some(Kind::Str(s) | Kind::Ident(s)) => s,
-                                _ => self.text_of(&key_node),
+                Step::Stop => return None,
+                Step::Comma => {
+                    self.bump();
+                }
+                Step::Other => match shape {
+                    Shape::Struct => {
+                        if self.field_ahead() {
+                            let name = self.bump()?;
+                            if self.next_is(&Kind::Punct(':')) {
+                                self.bump();
+                            }
+                            let Kind::Ident(key) = name.kind else {
+                                continue;
                             };
-                            let value = self.value(depth).unwrap_or(Node {
-                                start: self.last_end(),
-                                end: self.last_end(),
-                                shape: Shape::Leaf,
-                            });
-                            entries.push(Entry {
-                                key,
-                                key_pos: key_node.start,
-                                value,
-                            });
+                            return Some(Some((key, name.start)));
+                        }
+                        // Not a field: skip it whole.
+                        self.skip_value(depth);
+                    }
+                    Shape::Map => {
+                        if let Some(entry) = self.map_key(depth) {
+                            return Some(Some(entry));
                         }
                     }
-                    if self.i == before {
-                        self.i += 1;
-                    }
-                }
+                    _ => return Some(None),
+                },
             }
         }
-        Node {
-            start,
-            end: self.last_end(),
-            shape: Shape::Map(entries),
+    }
+
+    /// A map key and its colon, consumed. A string or name is its own text; any other
+    /// key (a number, a tuple) is named by where it starts, which tells entries apart.
+    /// `None`, with the key consumed, when no colon follows.
+    fn map_key(&mut self, depth: usize) -> Option<(String, Pos)> {
+        let text = match self.peek() {
+            Some(Kind::Str(s) | Kind::Ident(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let (start, _) = self.skip_value(depth)?;
+        if !self.next_is(&Kind::Punct(':')) {
+            return None;
         }
+        self.bump();
+        let key = text.unwrap_or_else(|| format!("@{}:{}", start.line, start.col));
+        Some((key, start))
     }
 
-    /// A key that is not a string or identifier (a number, a tuple) is named by the
-    /// position where it starts; good enough to tell entries apart.
-    fn text_of(&self, node: &Node) -> String {
-        format!("@{}:{}", node.start.line, node.start.col)
+    /// Reads a whole value: where it starts and ends.
+    fn skip_value(&mut self, depth: usize) -> Option<(Pos, Pos)> {
+        let v = self.open(depth)?;
+        Some((v.start, self.finish(v)))
     }
-}
 
-fn parse(source: &str) -> Option<Node> {
-    let mut p = Parser {
-        toks: tokenize(source),
-        i: 0,
-    };
-    p.skip_attributes();
-    p.value(0)
+    /// Reads the rest of an opened value; where it ends.
+    fn finish(&mut self, v: Opened) -> Pos {
+        if v.shape == Shape::Leaf {
+            return v.end;
+        }
+        while self.next_child(v.shape, v.inner).is_some() {
+            self.skip_value(v.inner);
+        }
+        self.last_end
+    }
+
+    /// For a one-element tuple (`Some(x)`): opens the element. Otherwise `None`, and the
+    /// walker has not moved.
+    fn newtype_item(&mut self, node: Opened) -> Option<Opened> {
+        if node.shape != Shape::Tuple {
+            return None;
+        }
+        let back = self.clone();
+        let single = self.next_child(Shape::Tuple, node.inner).is_some() && {
+            self.skip_value(node.inner);
+            self.next_child(Shape::Tuple, node.inner).is_none()
+        };
+        *self = back;
+        if !single {
+            return None;
+        }
+        self.next_child(Shape::Tuple, node.inner)?;
+        self.open(node.inner)
+    }
+
+    /// Opens item `n` of a list or tuple.
+    fn nth_item(&mut self, node: Opened, n: usize) -> Option<Opened> {
+        let mut i = 0;
+        while self.next_child(node.shape, node.inner).is_some() {
+            if i == n {
+                return self.open(node.inner);
+            }
+            self.skip_value(node.inner);
+            i += 1;
+        }
+        None
+    }
+
+    /// Where a segment leads from `node` (opened): the child, opened, and for a field the
+    /// position of its name.
+    fn child(&mut self, node: Opened, seg: &Segment) -> Option<(Opened, Option<Pos>)> {
+        let mut node = node;
+        for _ in 0..MAX_DEPTH {
+            match (node.shape, seg) {
+                (Shape::Struct | Shape::Map, Segment::Field(name)) => {
+                    while let Some(entry) = self.next_child(node.shape, node.inner) {
+                        let (key, at) = entry?;
+                        if key == *name {
+                            return Some((self.open_or_empty(node.inner), Some(at)));
+                        }
+                        self.skip_value(node.inner);
+                    }
+                    return None;
+                }
+                (Shape::List, Segment::Index(i)) => {
+                    return self.nth_item(node, *i).map(|n| (n, None))
+                }
+                // `Some([a, b])[1]` means b; `Pair(a, b)[1]` means b as well.
+                (Shape::Tuple, Segment::Index(i)) => match self.newtype_item(node) {
+                    Some(inner) if matches!(inner.shape, Shape::List | Shape::Tuple) => {
+                        node = inner;
+                    }
+                    Some(inner) => return (*i == 0).then_some((inner, None)),
+                    None => return self.nth_item(node, *i).map(|n| (n, None)),
+                },
+                _ => node = self.newtype_item(node)?,
+            }
+        }
+        None
+    }
 }
 
 // ───────────────────────────── paths ─────────────────────────────
@@ -638,11 +743,13 @@ fn segments(path: &str) -> Option<Vec<Segment>> {
     let mut rest = path;
     let mut first = true;
     while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix("[\"") {
-            // A quoted map key may hold dots and brackets.
-            let endq = r.find("\"]")?;
-            out.push(Segment::Field(r[..endq].to_string()));
-            rest = &r[endq + 2..];
+        if rest.starts_with("[\"") {
+            // A quoted key, with escapes: it may hold dots, brackets and quotes. An
+            // unterminated one runs to the end, and then no `]` follows.
+            let mut cur = Cursor::new(&rest[1..]);
+            let key = quoted_string(&mut cur);
+            rest = cur.rest.strip_prefix(']')?;
+            out.push(Segment::Field(key));
         } else if let Some(r) = rest.strip_prefix('[') {
             let close = r.find(']')?;
             out.push(Segment::Index(r[..close].trim().parse().ok()?));
@@ -661,66 +768,45 @@ fn segments(path: &str) -> Option<Vec<Segment>> {
     Some(out)
 }
 
-/// A one-element tuple (`Some(x)`, `Vdev("...")`) stands for its element.
-fn unwrap_newtype(node: &Node) -> Option<&Node> {
-    match &node.shape {
-        Shape::Tuple(items) if items.len() == 1 => items.first(),
-        _ => None,
-    }
+/// Whether a key can be written `.key` in a path.
+fn is_plain(key: &str) -> bool {
+    !key.is_empty() && key.chars().all(is_raw_ident_char) && !key.contains('.')
 }
 
-/// Where a segment leads from `node`: the child node and, for fields, the key position.
-fn child<'n>(node: &'n Node, seg: &Segment) -> Option<(&'n Node, Option<Pos>)> {
-    let mut node = node;
-    for _ in 0..MAX_DEPTH {
-        match (&node.shape, seg) {
-            (Shape::Struct(entries) | Shape::Map(entries), Segment::Field(name)) => {
-                return entries
-                    .iter()
-                    .find(|e| &e.key == name)
-                    .map(|e| (&e.value, Some(e.key_pos)));
-            }
-            (Shape::List(items), Segment::Index(i)) => return items.get(*i).map(|n| (n, None)),
-            (Shape::Tuple(items), Segment::Index(i)) => {
-                // `Some([a, b])[1]` means b; `Pair(a, b)[1]` means b as well.
-                if let Some(inner) = unwrap_newtype(node) {
-                    if matches!(inner.shape, Shape::List(_) | Shape::Tuple(_)) {
-                        node = inner;
-                        continue;
-                    }
-                }
-                return items.get(*i).map(|n| (n, None));
-            }
-            _ => node = unwrap_newtype(node)?,
+fn push_field(path: &mut String, key: &str) {
+    if is_plain(key) {
+        if !path.is_empty() {
+            path.push('.');
         }
+        path.push_str(key);
+    } else {
+        path.push_str(&format!("[{key:?}]"));
     }
-    None
 }
 
-/// The node at `path` and the position of its key when the last segment is a field.
-fn find<'n>(root: &'n Node, path: &str) -> Option<(&'n Node, Option<Pos>)> {
-    let mut node = root;
+/// The node at `path`, opened, and the position of its key when the last segment is a
+/// field.
+fn find(source: &str, path: &str) -> Option<(Pos, Option<Pos>)> {
+    let segs = segments(path)?;
+    let mut w = Walker::new(source);
+    let mut node = w.open(0)?;
     let mut key = None;
-    for seg in segments(path)? {
-        let (n, k) = child(node, &seg)?;
-        node = n;
-        key = k;
+    for seg in &segs {
+        (node, key) = w.child(node, seg)?;
     }
-    Some((node, key))
+    Some((node.start, key))
 }
 
 /// The position (line, column) where the value at `path` starts, e.g. the `0` of
 /// `workers: [1, 0]` for `cores.workers[1]`. `None` when the path is not in the text.
 pub fn locate(source: &str, path: &str) -> Option<(usize, usize)> {
-    let root = parse(source)?;
-    find(&root, path).map(|(node, _)| node.start.pair())
+    find(source, path).map(|(start, _)| start.pair())
 }
 
 /// The position of the field name for a path ending in a field (`rx_queues` in
 /// `rx_queues: 0`); for a path ending in an index, the position of the value.
 pub fn locate_key(source: &str, path: &str) -> Option<(usize, usize)> {
-    let root = parse(source)?;
-    find(&root, path).map(|(node, key)| key.unwrap_or(node.start).pair())
+    find(source, path).map(|(start, key)| key.unwrap_or(start).pair())
 }
 
 /// The path one level up: `ports[2]` for `ports[2].mtu`, `ports` for `ports[2]`, the
@@ -745,17 +831,20 @@ pub fn parent(path: &str) -> Option<&str> {
 /// column 1: a message always has a place to point to, even for a field that is absent
 /// because a default applied.
 pub fn locate_nearest(source: &str, path: &str) -> (usize, usize) {
-    let Some(root) = parse(source) else {
+    let Some(segs) = segments(path) else {
+        return parent(path).map_or((1, 1), |p| locate_nearest(source, p));
+    };
+    let mut w = Walker::new(source);
+    let Some(mut node) = w.open(0) else {
         return (1, 1);
     };
-    let mut p = Some(path);
-    while let Some(path) = p {
-        if let Some((node, _)) = find(&root, path) {
-            return node.start.pair();
+    for seg in &segs {
+        match w.child(node, seg) {
+            Some((n, _)) => node = n,
+            None => break,
         }
-        p = parent(path);
     }
-    (1, 1)
+    node.start.pair()
 }
 
 /// How [`path_at`] decides whether a position belongs to a node.
@@ -783,20 +872,8 @@ pub struct Found {
     pub key: Option<(usize, usize)>,
     /// Whether the innermost thing is a struct or map (something that has fields).
     pub has_fields: bool,
-}
-
-fn push_field(path: &mut String, key: &str) {
-    let plain = !key.is_empty() && key.chars().all(is_raw_ident_char) && !key.contains('.');
-    if plain {
-        if !path.is_empty() {
-            path.push('.');
-        }
-        path.push_str(key);
-    } else {
-        path.push_str("[\"");
-        path.push_str(key);
-        path.push_str("\"]");
-    }
+    /// Whether the innermost thing is a single token (a number, a string, a name).
+    pub is_leaf: bool,
 }
 
 /// The innermost field path written at (line, column), see [`path_at_detailed`].
@@ -812,57 +889,116 @@ pub fn path_at_detailed(
     column: usize,
     mode: Containment,
 ) -> Option<Found> {
-    let root = parse(source)?;
     let pos = Pos { line, col: column };
     let inside = |start: Pos, end: Pos| match mode {
         Containment::EndInclusive => start <= pos && pos <= end,
         Containment::Strict => start <= pos && pos < end,
     };
-    let mut path = String::new();
-    let mut node = &root;
-    let mut named = &root;
-    let mut key = None;
-    'descend: for _ in 0..MAX_DEPTH {
-        match &node.shape {
-            Shape::Struct(entries) | Shape::Map(entries) => {
-                for e in entries {
-                    if inside(e.key_pos, e.end()) {
-                        push_field(&mut path, &e.key);
-                        key = Some(e.key_pos);
-                        node = &e.value;
-                        named = node;
-                        continue 'descend;
-                    }
-                }
-            }
-            Shape::Tuple(items) if items.len() == 1 => {
-                if let Some(item) = items.first().filter(|n| inside(n.start, n.end)) {
-                    node = item;
-                    continue 'descend;
-                }
-            }
-            Shape::Tuple(items) | Shape::List(items) => {
-                for (i, n) in items.iter().enumerate() {
-                    if inside(n.start, n.end) {
-                        path.push_str(&format!("[{i}]"));
-                        key = None;
-                        node = n;
-                        named = node;
-                        continue 'descend;
-                    }
-                }
-            }
-            Shape::Leaf => {}
-        }
-        break;
+    /// A value the walk is in: it starts at or before the position.
+    struct Level {
+        node: Opened,
+        /// Where it counts from: its field name, or its start.
+        from: Pos,
+        /// The length of the path that names it.
+        path_len: usize,
+        /// Where the value its path names starts, and that value's field name.
+        named: Pos,
+        key: Option<Pos>,
+        /// Its children opened so far.
+        children: usize,
     }
+    let mut w = Walker::new(source);
+    let root = w.open(0)?;
+    let mut path = String::new();
+    let mut levels = vec![Level {
+        node: root,
+        from: root.start,
+        path_len: 0,
+        named: root.start,
+        key: None,
+        children: 0,
+    }];
+    // One pass up to the position: a child is entered as soon as it starts at or
+    // before the position and left again if it ends before it.
+    loop {
+        let outermost = levels.len() == 1;
+        let Some(top) = levels.last_mut() else {
+            break;
+        };
+        let node = top.node;
+        let Some(entry) = w.next_child(node.shape, node.inner) else {
+            let end = if node.shape == Shape::Leaf {
+                node.end
+            } else {
+                w.last_end
+            };
+            if outermost || inside(top.from, end) {
+                break;
+            }
+            levels.pop();
+            path.truncate(levels.last().map_or(0, |l| l.path_len));
+            continue;
+        };
+        let start = match &entry {
+            Some((_, at)) => *at,
+            None => w.next_start().unwrap_or(w.last_end),
+        };
+        if start > pos {
+            break;
+        }
+        let index = top.children;
+        top.children += 1;
+        // A one-element tuple (`Some(x)`) is transparent.
+        let alone = node.shape == Shape::Tuple && index == 0 && {
+            let mut ahead = w.clone();
+            ahead.skip_value(node.inner);
+            ahead.next_child(Shape::Tuple, node.inner).is_none()
+        };
+        let (outer_named, outer_key) = (top.named, top.key);
+        let child = w.open_or_empty(node.inner);
+        let (named, key) = match entry {
+            Some((name, at)) => {
+                push_field(&mut path, &name);
+                (child.start, Some(at))
+            }
+            None if alone => (outer_named, outer_key),
+            None => {
+                path.push_str(&format!("[{index}]"));
+                (child.start, None)
+            }
+        };
+        levels.push(Level {
+            node: child,
+            from: start,
+            path_len: path.len(),
+            named,
+            key,
+            children: 0,
+        });
+    }
+    let top = levels.last()?;
     Some(Found {
         path,
-        value: named.start.pair(),
-        innermost: node.start.pair(),
-        key: key.map(Pos::pair),
-        has_fields: matches!(node.shape, Shape::Struct(_) | Shape::Map(_)),
+        value: top.named.pair(),
+        innermost: top.node.start.pair(),
+        key: top.key.map(Pos::pair),
+        has_fields: matches!(top.node.shape, Shape::Struct | Shape::Map),
+        is_leaf: top.node.shape == Shape::Leaf,
     })
+}
+
+/// Whether the text holds nothing but white space and closed comments: an empty file.
+pub fn is_blank(source: &str) -> bool {
+    let mut lex = Lexer::new(source);
+    lex.next().is_none() && lex.unclosed_comment.is_none()
+}
+
+/// Where the block comment that never closes opens (it runs to the end of the text),
+/// if there is one. RON reports it at the end of the text, far from the `/*` at fault.
+pub fn unclosed_comment(source: &str) -> Option<(usize, usize)> {
+    let mut lex = Lexer::new(source);
+    lex.by_ref().for_each(drop);
+    lex.unclosed_comment.map(Pos::pair)
 }
 
 #[cfg(test)]
@@ -1042,5 +1178,55 @@ Profile(
             let _ = locate_nearest(s, "ports[1].device");
             let _ = path_at(s, 7, 9);
         }
+    }
+
+    #[test]
+    fn odd_names_are_read_whole_and_named_escaped() {
+        let doc = "(mod\0el: 1, t\"pm: [2], a\\b: 3, x.y: 4, ok: 5)";
+        assert_eq!(path_at(doc, 1, 2).as_deref(), Some("[\"mod\\0el\"]"));
+        assert_eq!(path_at(doc, 1, 20).as_deref(), Some("[\"t\\\"pm\"][0]"));
+        assert_eq!(path_at(doc, 1, 24).as_deref(), Some("[\"a\\\\b\"]"));
+        assert_eq!(path_at(doc, 1, 32).as_deref(), Some("[\"x.y\"]"));
+        assert_eq!(path_at(doc, 1, 40).as_deref(), Some("ok"));
+        // Each path leads back to its value.
+        assert_eq!(locate(doc, "[\"mod\\0el\"]"), Some((1, 10)));
+        assert_eq!(locate(doc, "[\"t\\\"pm\"][0]"), Some((1, 20)));
+        assert_eq!(locate(doc, "[\"a\\\\b\"]"), Some((1, 29)));
+        assert_eq!(locate(doc, "[\"x.y\"]"), Some((1, 37)));
+        assert_eq!(parent("a[\"t\\\"]\"]"), Some("a"));
+        assert_eq!(locate(doc, "[\"unterminated]"), None);
+    }
+
+    #[test]
+    fn a_forgotten_colon_still_names_the_field() {
+        let doc = "(rules: [(action Pass)])";
+        assert_eq!(path_at(doc, 1, 18).as_deref(), Some("rules[0].action"));
+        assert_eq!(locate(doc, "rules[0].action"), Some((1, 18)));
+    }
+
+    #[test]
+    fn blank_texts_and_unclosed_comments() {
+        for blank in [
+            "",
+            "  \n\t",
+            "// only a comment",
+            "/* a /* nested */ one */\n",
+        ] {
+            assert!(is_blank(blank), "{blank:?}");
+            assert_eq!(unclosed_comment(blank), None);
+        }
+        for text in ["/* never closed", "(a: 1)", "#![enable(implicit_some)]"] {
+            assert!(!is_blank(text), "{text:?}");
+        }
+        assert_eq!(unclosed_comment("/* x"), Some((1, 1)));
+        assert_eq!(unclosed_comment("(a: 1,\n  /* a /* b */ c"), Some((2, 3)));
+        assert_eq!(unclosed_comment("(a: \"/*\") // /*"), None);
+    }
+
+    #[test]
+    fn a_broken_char_literal_is_one_value() {
+        let doc = "(c: Some('ab'), d: 1)";
+        assert_eq!(path_at(doc, 1, 11).as_deref(), Some("c"));
+        assert_eq!(locate(doc, "d"), Some((1, 20)));
     }
 }

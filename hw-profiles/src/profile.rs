@@ -1,7 +1,8 @@
 //! The profile types, loading, and what the runtime derives from a profile.
 
-use crate::diagnostic::{self, Diagnostic};
+use crate::diagnostic::{self, ReadError};
 use crate::error::ProfileError;
+use crate::host::{self, HostFacts};
 use crate::validate;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -248,34 +249,36 @@ pub struct Disk {
     pub path: PathBuf,
 }
 
+/// A profile file is at most this many bytes: the largest appliance's is a few KiB.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
 impl Profile {
     /// Reads, parses and checks a profile file. Messages name the file as `path` is
     /// written here.
     pub fn load(path: impl AsRef<Path>) -> Result<Profile, ProfileError> {
-        let path = path.as_ref();
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| ProfileError::Io {
-            file: file.clone(),
-            source,
+        let (source, file) = read(path.as_ref())?;
+        Profile::from_str_named(&source, &file)
+    }
+
+    /// [`Profile::load`], then checks the profile against this machine (see
+    /// [`host`](crate::host)): what `tandemd` boots with, so that a CPU or port this
+    /// machine lacks is refused at the profile's line before EAL starts.
+    pub fn load_for_host(path: impl AsRef<Path>) -> Result<Profile, ProfileError> {
+        let (source, file) = read(path.as_ref())?;
+        Profile::from_str_for_host(&source, &file, &HostFacts::read())
+    }
+
+    /// [`Profile::from_str_named`], then [`host::check`] against `host`.
+    pub fn from_str_for_host(
+        source: &str,
+        file_name: &str,
+        host: &HostFacts,
+    ) -> Result<Profile, ProfileError> {
+        let profile = Profile::from_str_named(source, file_name)?;
+        host::check(&profile, host).map_err(|v| {
+            ProfileError::at(file_name, diagnostic::at_path(source, &v.field, v.reason))
         })?;
-        match String::from_utf8(bytes) {
-            Ok(source) => Profile::from_str_named(&source, &file),
-            Err(e) => {
-                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-                let valid = String::from_utf8_lossy(valid);
-                let line = valid.matches('\n').count() + 1;
-                let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                Err(ProfileError::at(
-                    &file,
-                    Diagnostic {
-                        line,
-                        column,
-                        field: String::new(),
-                        reason: "not valid UTF-8".to_string(),
-                    },
-                ))
-            }
-        }
+        Ok(profile)
     }
 
     /// Parses and checks a profile given as text; `file_name` is only used in messages.
@@ -364,8 +367,18 @@ impl Profile {
     }
 }
 
+/// A profile file's text and its name for messages.
+fn read(path: &Path) -> Result<(String, String), ProfileError> {
+    let file = path.display().to_string();
+    match diagnostic::read_text(path, MAX_PROFILE_BYTES) {
+        Ok(source) => Ok((source, file)),
+        Err(ReadError::Io(source)) => Err(ProfileError::Io { file, source }),
+        Err(ReadError::Invalid(d)) => Err(ProfileError::at(&file, d)),
+    }
+}
+
 /// `0,2-10`: runs of three or more as ranges, the way `-l` is usually written.
-fn lcore_list(sorted: &[u32]) -> String {
+pub(crate) fn lcore_list(sorted: &[u32]) -> String {
     let mut parts = Vec::new();
     let mut i = 0;
     while i < sorted.len() {

@@ -3,6 +3,7 @@
 //! Negative tests change ONE thing in `lab.ron` and assert the whole message:
 //! file, line, column, field and reason.
 
+use hw_profiles::host::HostFacts;
 use hw_profiles::{Device, Idle, Profile, ProfileError, Role};
 use std::path::{Path, PathBuf};
 
@@ -614,6 +615,245 @@ fn field_left_to_default_points_at_its_parent() {
         d.reason,
         "1000 descriptors: must be a power of two from 64 to 32768"
     );
+}
+
+// ───────────────────────── odd bytes and comments ─────────────────────────
+
+#[test]
+fn nul_in_a_field_name_is_named_as_written() {
+    assert_eq!(
+        error_for("model:", "mod\0el:"),
+        "lab.ron:5:5: [\"mod\\0el\"]: field name `mod\\0el` holds `\\0`, which a name cannot hold \
+         (letters, digits and `_`)"
+    );
+    // The same in a nested struct, and for other odd characters.
+    assert_eq!(
+        error_for("mbufs: 8191", "mb\0ufs: 8191"),
+        "lab.ron:21:9: memory[\"mb\\0ufs\"]: field name `mb\\0ufs` holds `\\0`, which a name \
+         cannot hold (letters, digits and `_`)"
+    );
+    assert_eq!(
+        error_for("tpm:", "t\u{1}pm:"),
+        "lab.ron:31:5: [\"t\\u{1}pm\"]: field name `t\\u{1}pm` holds `\\u{1}`, which a name \
+         cannot hold (letters, digits and `_`)"
+    );
+    assert_eq!(
+        error_for("tpm:", "t\"pm:"),
+        "lab.ron:31:5: [\"t\\\"pm\"]: field name `t\\\"pm` holds `\\\"`, which a name cannot \
+         hold (letters, digits and `_`)"
+    );
+    // After a whole name, the character itself is what is wrong.
+    assert_eq!(
+        error_for("tpm:", "tpm\0:"),
+        "lab.ron:31:8: [\"tpm\\0\"]: unexpected character `\\0`"
+    );
+}
+
+#[test]
+fn unclosed_comment_is_placed_where_it_opens() {
+    assert_eq!(
+        error_for("disks: [],", "disks: [/*],"),
+        "lab.ron:30:13: unclosed /* comment: it runs to the end of the file"
+    );
+}
+
+#[test]
+fn byte_order_mark_is_named() {
+    let text = format!("\u{feff}{}", lab_text());
+    assert_eq!(
+        Profile::from_str_named(&text, "lab.ron")
+            .unwrap_err()
+            .to_string(),
+        "lab.ron:1:1: unexpected character `\\u{feff}`"
+    );
+}
+
+#[test]
+fn a_file_past_the_size_limit_is_refused_unread() {
+    let dir = std::env::temp_dir().join(format!("hw-profiles-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.ron");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(hw_profiles::MAX_PROFILE_BYTES + 1).unwrap();
+    let err = Profile::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:1:1: the file is 1048577 bytes, over the limit of 1048576 bytes",
+            path.display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ───────────────────────── this machine ─────────────────────────
+
+/// A two-CPU machine with the lab's interfaces and one NIC.
+fn two_cpus() -> HostFacts {
+    HostFacts {
+        online_cpus: Some(vec![0, 1]),
+        allowed_cpus: Some(vec![0, 1]),
+        pci_devices: Some(["0000:03:00.0".to_string()].into()),
+        interfaces: Some(["lo", "data0", "data1", "ha0"].map(String::from).into()),
+    }
+}
+
+/// The message for `lab.ron` with one change, on `host`.
+fn host_error_for(from: &str, to: &str, host: &HostFacts) -> String {
+    match Profile::from_str_for_host(&lab_with(from, to), "lab.ron", host) {
+        Ok(_) => panic!("changing `{from}` to `{to}` was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn lab_profile_fits_a_two_cpu_machine() {
+    Profile::from_str_for_host(&lab_text(), "lab.ron", &two_cpus()).unwrap();
+    // What cannot be read is not checked.
+    Profile::from_str_for_host(&lab_text(), "lab.ron", &HostFacts::default()).unwrap();
+}
+
+#[test]
+fn worker_99_on_a_two_cpu_machine() {
+    assert_eq!(
+        host_error_for("workers: [1]", "workers: [99]", &two_cpus()),
+        "lab.ron:14:19: cores.workers[0]: CPU 99 is not online on this machine (online: 0,1)"
+    );
+}
+
+#[test]
+fn every_cpu_the_profile_names_must_be_online_and_allowed() {
+    let host = two_cpus();
+    assert_eq!(
+        host_error_for("main: 0", "main: 2", &host),
+        "lab.ron:13:15: cores.main: CPU 2 is not online on this machine (online: 0,1)"
+    );
+    assert_eq!(
+        host_error_for("sync: None", "sync: Some(5)", &host),
+        "lab.ron:16:15: cores.sync: CPU 5 is not online on this machine (online: 0,1)"
+    );
+    assert_eq!(
+        host_error_for("sync: None", "sync: None, control: [0, 7]", &host),
+        "lab.ron:16:34: cores.control[1]: CPU 7 is not online on this machine (online: 0,1)"
+    );
+    // An lcore moved onto another CPU: that CPU is what must be online. lab-2w folds
+    // lcore 2 onto CPU 1, which fits two CPUs.
+    let lab_2w = std::fs::read_to_string(profiles_dir().join("lab-2w.ron")).unwrap();
+    Profile::from_str_for_host(&lab_2w, "lab-2w.ron", &host).unwrap();
+    assert_eq!(
+        Profile::from_str_for_host(&lab_2w.replace("(2, 1)", "(2, 3)"), "lab-2w.ron", &host)
+            .unwrap_err()
+            .to_string(),
+        "lab-2w.ron:20:22: cores.cpu_of[0][1]: CPU 3 is not online on this machine (online: 0,1)"
+    );
+    let pinned = HostFacts {
+        allowed_cpus: Some(vec![0]),
+        ..two_cpus()
+    };
+    assert_eq!(
+        host_error_for("workers: [1]", "workers: [1]", &pinned),
+        "lab.ron:14:19: cores.workers[0]: CPU 1 is online but this process may not run on it \
+         (allowed: 0)"
+    );
+}
+
+#[test]
+fn every_port_the_profile_names_must_be_present() {
+    let host = two_cpus();
+    assert_eq!(
+        host_error_for("iface=data1", "iface=data9", &host),
+        "lab.ron:9:45: ports[1].device: iface=data9: no interface `data9` in this network \
+         namespace (/sys/class/net)"
+    );
+    let no_ha = HostFacts {
+        interfaces: Some(["lo", "data0", "data1"].map(String::from).into()),
+        ..two_cpus()
+    };
+    assert_eq!(
+        Profile::from_str_for_host(&lab_text(), "lab.ron", &no_ha)
+            .unwrap_err()
+            .to_string(),
+        "lab.ron:10:45: ports[2].device: iface=ha0: no interface `ha0` in this network \
+         namespace (/sys/class/net)"
+    );
+    assert_eq!(
+        host_error_for(
+            "Vdev(\"net_af_packet2,iface=ha0,qpairs=1\")",
+            "Vdev(\"net_pcap0,rx_iface=ha0,tx_iface=ha1\")",
+            &host
+        ),
+        "lab.ron:10:45: ports[2].device: tx_iface=ha1: no interface `ha1` in this network \
+         namespace (/sys/class/net)"
+    );
+    // Devices that open no kernel interface are not looked for.
+    Profile::from_str_for_host(
+        &lab_with(
+            "Vdev(\"net_af_packet2,iface=ha0,qpairs=1\")",
+            "Vdev(\"net_null0\")",
+        ),
+        "lab.ron",
+        &no_ha,
+    )
+    .unwrap();
+    let t4100 = std::fs::read_to_string(profiles_dir().join("t4100.ron")).unwrap();
+    let twelve = HostFacts {
+        online_cpus: Some((0..12).collect()),
+        allowed_cpus: Some((0..12).collect()),
+        ..two_cpus()
+    };
+    assert_eq!(
+        Profile::from_str_for_host(&t4100, "t4100.ron", &twelve)
+            .unwrap_err()
+            .to_string(),
+        "t4100.ron:10:45: ports[1].device: PCI device 0000:03:00.1 is not on this machine \
+         (/sys/bus/pci/devices)"
+    );
+}
+
+/// The one test that reads the machine it runs on: a profile on its first CPU and its
+/// loopback interface loads; one on a CPU it does not have is refused.
+#[test]
+fn this_machine_is_checked_at_load() {
+    let online = hw_profiles::host::online_cpus().expect("/sys/devices/system/cpu/online");
+    let host = HostFacts::read();
+    let allowed = host.allowed_cpus.clone().unwrap_or(online.clone());
+    let cpu = *online.iter().find(|c| allowed.contains(c)).unwrap();
+    let text = format!(
+        r#"(
+    model: "here", description: "", tpm: false, disks: [], idle: BusyPoll,
+    ports: [(name: "d", role: Data, device: Vdev("net_af_packet0,iface=lo"), rx_queues: 1, tx_queues: 1)],
+    cores: (main: {cpu}, workers: [{cpu}]),
+    memory: (mbufs: 8191, mbuf_cache: 256, eal_memory_mb: 64, hugepages: false, connections: 1024),
+)"#
+    );
+    let dir = std::env::temp_dir().join(format!("hw-profiles-host-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("here.ron");
+    // main and workers must differ: move the worker to lcore 100, on the same CPU.
+    let text = text.replace(
+        &format!("workers: [{cpu}])"),
+        &format!("workers: [100], cpu_of: [(100, {cpu})])"),
+    );
+    std::fs::write(&path, &text).unwrap();
+    Profile::load_for_host(&path).unwrap();
+    if let Some(missing) = (0..hw_profiles::validate::MAX_LCORE).find(|c| !online.contains(c)) {
+        std::fs::write(
+            &path,
+            text.replace(&format!("(100, {cpu})"), &format!("(100, {missing})")),
+        )
+        .unwrap();
+        let err = Profile::load_for_host(&path).unwrap_err().to_string();
+        // `main: {cpu}` comes first on the line: the column moves with its digits.
+        let column = 52 + cpu.to_string().len();
+        assert!(
+            err.starts_with(&format!(
+                "{}:4:{column}: cores.cpu_of[0][1]: CPU {missing} is not online on this machine",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ───────────────────────── never a panic ─────────────────────────

@@ -17,15 +17,41 @@
 //! parse, names a field the format does not have, or does not make sense
 //! against the hardware profile is refused as a whole with
 //! `file:line:column: field: reason`.
+//!
+//! # Limits
+//!
+//! At most [`MAX_ROUTES`] routes (a full Internet table twice over) and
+//! [`MAX_CONFIG_BYTES`] bytes. A bigger file is refused by its size before it
+//! is read, and a list past its count is refused at the first item too many,
+//! before the rest is read: a wrong file costs no more memory than a full one.
+//! Checking is linear in the number of routes.
 
 use dataplane::conntrack::conn::Timeouts;
 use dataplane::forward::{InterfaceConfig, Ipv4Prefix, RouterConfig, StaticRoute};
 use dataplane::wire::EthernetAddress;
-use hw_profiles::diagnostic::{self, Diagnostic};
+use hw_profiles::diagnostic::{self, Diagnostic, ReadError};
 use hw_profiles::{Profile, Role};
-use serde::Deserialize;
+use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::marker::PhantomData;
 use std::net::Ipv4Addr;
 use std::path::Path;
+
+/// Routes a configuration may hold: twice a full IPv4 Internet table (about
+/// a million prefixes in 2025).
+pub const MAX_ROUTES: usize = 1 << 21;
+
+/// Bytes a route may take in the file, generously:
+/// `(prefix: "255.255.255.255/32", via: "255.255.255.255"),` is 70 with its
+/// indentation, which leaves room for a comment.
+pub const ROUTE_BYTES: u64 = 128;
+
+/// The largest configuration file, in bytes: [`MAX_ROUTES`] routes of
+/// [`ROUTE_BYTES`], and 1 MiB for the interfaces and timeouts (257 MiB).
+pub const MAX_CONFIG_BYTES: u64 = MAX_ROUTES as u64 * ROUTE_BYTES + (1 << 20);
 
 /// A refused configuration, located in its file.
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +87,88 @@ pub(crate) fn located(file: &str, at: &Diagnostic) -> String {
     }
 }
 
+/// Reads a RON file for a loader: the text, or the refusal as `Invalid` at its
+/// place (too big, not UTF-8) or as `Io`.
+pub(crate) fn read<E>(
+    path: &Path,
+    max_bytes: u64,
+    io: impl FnOnce(String, std::io::Error) -> E,
+    invalid: impl FnOnce(String, Diagnostic) -> E,
+) -> Result<String, E> {
+    let file = path.display().to_string();
+    diagnostic::read_text(path, max_bytes).map_err(|e| match e {
+        ReadError::Io(source) => io(file, source),
+        ReadError::Invalid(at) => invalid(file, at),
+    })
+}
+
+/// Deserialises a list of at most `max` items named `what`: the one past the
+/// limit is refused where it starts, before any of it or the rest is read, so a
+/// file far past the limit costs no more memory than a full one.
+pub(crate) fn at_most<'de, D, T>(d: D, max: usize, what: &'static str) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    /// An item refused before any of it is read: asking for it tells whether
+    /// there is one more, and the error leaves the parser at its start. The
+    /// flag tells this refusal from a syntax error met on the way to it.
+    struct NoMore<'a>(&'a Cell<bool>);
+    impl<'de> DeserializeSeed<'de> for NoMore<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
+            self.0.set(true);
+            Err(D::Error::custom("one item too many"))
+        }
+    }
+    struct Bounded<T> {
+        max: usize,
+        what: &'static str,
+        item: PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {} {}", self.max, self.what)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while items.len() < self.max {
+                match seq.next_element()? {
+                    Some(item) => items.push(item),
+                    None => return Ok(items),
+                }
+            }
+            let one_more = Cell::new(false);
+            match seq.next_element_seed(NoMore(&one_more)) {
+                Ok(_) => Ok(items),
+                Err(_) if one_more.get() => Err(A::Error::custom(format!(
+                    "more than {} {}; at most {} fit",
+                    self.max, self.what, self.max
+                ))),
+                Err(e) => Err(e),
+            }
+        }
+    }
+    d.deserialize_seq(Bounded {
+        max,
+        what,
+        item: PhantomData,
+    })
+}
+
+fn at_most_routes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RouteFile<'de>>, D::Error> {
+    at_most(d, MAX_ROUTES, "routes")
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
+struct File<'a> {
     interfaces: Vec<InterfaceFile>,
-    #[serde(default)]
-    routes: Vec<RouteFile>,
+    #[serde(default, borrow, deserialize_with = "at_most_routes")]
+    routes: Vec<RouteFile<'a>>,
     #[serde(default)]
     timeouts: TimeoutsFile,
 }
@@ -138,11 +240,15 @@ struct InterfaceFile {
     virtual_mac: Option<String>,
 }
 
+/// A route as written. Its strings borrow from the text where they can (no
+/// escapes): a full table is mostly these, so they should not double it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RouteFile {
-    prefix: String,
-    via: String,
+struct RouteFile<'a> {
+    #[serde(borrow)]
+    prefix: Cow<'a, str>,
+    #[serde(borrow)]
+    via: Cow<'a, str>,
 }
 
 /// A validated unit configuration.
@@ -157,12 +263,13 @@ pub struct UnitConfig {
 impl UnitConfig {
     /// Reads and validates `path` against `profile`.
     pub fn load(path: &Path, profile: &Profile) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            file: file.clone(),
-            source,
-        })?;
-        Self::parse(&source, &file, profile)
+        let source = read(
+            path,
+            MAX_CONFIG_BYTES,
+            |file, source| ConfigError::Io { file, source },
+            |file, at| ConfigError::Invalid { file, at },
+        )?;
+        Self::parse(&source, &path.display().to_string(), profile)
     }
 
     /// Validates `source`, naming it `file` in errors.
@@ -184,7 +291,7 @@ fn invalid<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, 
     Err((field.into(), reason.into()))
 }
 
-fn validate(raw: &File, profile: &Profile) -> Result<UnitConfig, Invalid> {
+fn validate(raw: &File<'_>, profile: &Profile) -> Result<UnitConfig, Invalid> {
     if raw.interfaces.is_empty() {
         return invalid("interfaces", "at least one data interface is needed");
     }
@@ -274,7 +381,13 @@ fn validate(raw: &File, profile: &Profile) -> Result<UnitConfig, Invalid> {
             virtual_mac,
         });
     }
-    let mut routes: Vec<StaticRoute> = Vec::new();
+    // Every prefix routed so far, connected subnets included: a hash set, so
+    // that a full Internet table is checked in linear time.
+    let mut routed: HashSet<(Ipv4Addr, u8)> = interfaces
+        .iter()
+        .map(|o| (o.address.network(), o.address.len()))
+        .collect();
+    let mut routes: Vec<StaticRoute> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.iter().enumerate() {
         let at = |name: &str| format!("routes[{i}].{name}");
         let prefix: Ipv4Prefix = r
@@ -291,11 +404,7 @@ fn validate(raw: &File, profile: &Profile) -> Result<UnitConfig, Invalid> {
                 ),
             );
         }
-        if routes.iter().any(|o| o.prefix == prefix)
-            || interfaces
-                .iter()
-                .any(|o| o.address.network() == prefix.network() && o.address.len() == prefix.len())
-        {
+        if !routed.insert((prefix.network(), prefix.len())) {
             return invalid(at("prefix"), format!("{prefix} is already routed"));
         }
         let via: Ipv4Addr = r
@@ -335,8 +444,27 @@ fn is_unicast_host(ip: Ipv4Addr) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A file with `bytes` in a directory of its own; removed by the caller with
+    /// `std::fs::remove_dir_all(path.parent())`.
+    pub(crate) fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("mgmt-test-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// The message for the file `bytes`, loaded from disk.
+    fn load_refused(bytes: &[u8]) -> String {
+        let path = temp_file("unit.ron", bytes);
+        let err = UnitConfig::load(&path, &profile()).unwrap_err();
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        err.to_string()
+            .replace(&path.display().to_string(), "unit.ron")
+    }
 
     const PROFILE: &str = include_str!("../../hw-profiles/profiles/lab.ron");
 
@@ -435,5 +563,112 @@ mod tests {
                 let _ = UnitConfig::parse(&GOOD[..end], "unit.ron", &profile());
             }
         }
+    }
+
+    #[test]
+    fn not_utf8_is_placed_like_the_profile() {
+        let mut bytes = GOOD.as_bytes().to_vec();
+        let at = GOOD.find("data1").unwrap();
+        bytes[at] = 0xff;
+        assert_eq!(load_refused(&bytes), "unit.ron:5:17: not valid UTF-8");
+    }
+
+    #[test]
+    fn unclosed_comment_is_placed_where_it_opens() {
+        assert_eq!(
+            refused(&GOOD.replace("    routes: [", "    /* routes: [")),
+            "unit.ron:7:5: unclosed /* comment: it runs to the end of the file"
+        );
+        assert_eq!(
+            refused("/* (interfaces: [])"),
+            "unit.ron:1:1: unclosed /* comment: it runs to the end of the file"
+        );
+    }
+
+    #[test]
+    fn a_file_past_the_size_limit_is_refused_unread() {
+        let path = temp_file("big.ron", b"");
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_len(MAX_CONFIG_BYTES + 1).unwrap();
+        let err = UnitConfig::load(&path, &profile()).unwrap_err().to_string();
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        assert!(
+            err.ends_with(":1:1: the file is 269484033 bytes, over the limit of 269484032 bytes"),
+            "{err}"
+        );
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Three {
+        #[serde(deserialize_with = "three")]
+        items: Vec<u8>,
+    }
+
+    fn three<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        at_most(d, 3, "items")
+    }
+
+    /// The count is refused at the first item too many, before it or anything
+    /// after it is read: a broken item further on is never reached.
+    #[test]
+    fn a_list_is_refused_at_the_first_item_past_its_limit() {
+        let placed = |text: &str| match ron::from_str::<Three>(text) {
+            Ok(t) => format!("ok {:?}", t.items),
+            Err(e) => {
+                let d = diagnostic::from_ron_error(text, &e);
+                located("x.ron", &d)
+            }
+        };
+        assert_eq!(placed("(items: [1, 2, 3])"), "ok [1, 2, 3]");
+        assert_eq!(placed("(items: [1, 2, 3,])"), "ok [1, 2, 3]");
+        assert_eq!(placed("(items: [])"), "ok []");
+        assert_eq!(
+            placed("(items: [1, 2, 3, 4, 5])"),
+            "x.ron:1:19: items[3]: more than 3 items; at most 3 fit"
+        );
+        assert_eq!(
+            placed("(items: [1, 2, 3,\n  4, oops ]]]"),
+            "x.ron:2:3: items[3]: more than 3 items; at most 3 fit"
+        );
+        // A syntax error where the next item would be is that error.
+        assert_eq!(
+            placed("(items: [1, 2, 3 4])"),
+            "x.ron:1:18: items[3]: expected a comma before this"
+        );
+        assert_eq!(
+            placed("(items: [1, 2, 3"),
+            "x.ron:1:17: items[2]: unexpected end of file (unclosed bracket?)"
+        );
+    }
+
+    #[test]
+    fn routes_are_limited_to_twice_a_full_table() {
+        assert_eq!(MAX_ROUTES, 2_097_152);
+        assert_eq!(MAX_CONFIG_BYTES, 257 << 20);
+    }
+
+    /// Duplicates are found by hashing, wherever they are: the last of 20 000
+    /// routes repeats the first.
+    #[test]
+    fn a_duplicate_far_down_a_long_table_is_found() {
+        let mut text = String::from(
+            "(interfaces: [(port: \"data1\", address: \"198.18.2.1/24\")], routes: [\n",
+        );
+        for i in 0..20_000u32 {
+            let x = (1 << 16) + i;
+            text += &format!(
+                "(prefix: \"{}.{}.{}.0/24\", via: \"198.18.2.2\"),\n",
+                x >> 16,
+                (x >> 8) & 255,
+                x & 255
+            );
+        }
+        let c = UnitConfig::parse(&format!("{text}])"), "unit.ron", &profile()).unwrap();
+        assert_eq!(c.router.routes.len(), 20_000);
+        text += "(prefix: \"1.0.0.0/24\", via: \"198.18.2.2\"),\n])";
+        assert_eq!(
+            refused(&text),
+            "unit.ron:20002:10: routes[20000].prefix: 1.0.0.0/24 is already routed"
+        );
     }
 }

@@ -54,14 +54,22 @@
 //! false` with an explicit `sync: true` — a connection that is not tracked has no state
 //! to send, and quietly not syncing what the operator asked to sync would surprise at
 //! the worst moment (a takeover). Every rule that loads can match something.
+//!
+//! # Limits
+//!
+//! At most [`MAX_RULES`] rules and [`MAX_RULES_FILE_BYTES`] bytes. A bigger
+//! file is refused by its size before it is read, and the rule past the count
+//! is refused as soon as it is read, before the rest: a refused file, at boot or
+//! on reload, costs no more memory than a full one.
 
-use crate::config::{located, UnitConfig};
+use crate::config::{at_most, located, read, UnitConfig};
 use dataplane::filter::meta::{ICMP, ICMPV6, SCTP, TCP, UDP};
-use dataplane::filter::{Action, IpPrefix, PortRange, Rule, RuleSet};
+use dataplane::filter::{Action, IpPrefix, PortRange, Rule, RuleSet, MAX_RULES};
 use dataplane::forward::IfIndex;
 use hw_profiles::diagnostic::{self, Diagnostic};
 use hw_profiles::locate;
 use serde::{Deserialize, Deserializer};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// A refused rules file, located in its file.
@@ -85,12 +93,25 @@ pub enum RulesError {
     },
 }
 
+/// Bytes a rule may take in the file, generously: one with every field and
+/// IPv6 prefixes is about 330, which leaves room for a label and a comment.
+pub const RULE_BYTES: u64 = 512;
+
+/// The largest rules file, in bytes: [`MAX_RULES`] rules of [`RULE_BYTES`]
+/// (32 MiB).
+pub const MAX_RULES_FILE_BYTES: u64 = MAX_RULES as u64 * RULE_BYTES;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default = "block")]
     default: ActionFile,
+    #[serde(deserialize_with = "at_most_rules")]
     rules: Vec<RuleFile>,
+}
+
+fn at_most_rules<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RuleFile>, D::Error> {
+    at_most(d, MAX_RULES, "rules")
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -167,12 +188,13 @@ impl From<ActionFile> for Action {
 /// Reads and validates the rules file at `path`. `interfaces` are the data interface
 /// names in index order (see [`interface_names`]).
 pub fn load<S: AsRef<str>>(path: &Path, interfaces: &[S]) -> Result<RuleSet, RulesError> {
-    let file = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|source| RulesError::Io {
-        file: file.clone(),
-        source,
-    })?;
-    parse(&source, &file, interfaces)
+    let source = read(
+        path,
+        MAX_RULES_FILE_BYTES,
+        |file, source| RulesError::Io { file, source },
+        |file, at| RulesError::Invalid { file, at },
+    )?;
+    parse(&source, &path.display().to_string(), interfaces)
 }
 
 /// Validates `source`, naming it `file` in errors, and builds the rule set.
@@ -187,7 +209,7 @@ pub fn parse<S: AsRef<str>>(
     };
     // An empty (or comment-only) file is most likely a failed write, not a wish to
     // block everything: refuse it and say how to write the wish.
-    if locate::locate(source, "").is_none() {
+    if locate::is_blank(source) {
         return Err(invalid(diagnostic::at_path(
             source,
             "",
@@ -237,19 +259,24 @@ fn list<S: AsRef<str>>(names: &[S]) -> String {
 
 fn validate<S: AsRef<str>>(raw: &File, interfaces: &[S]) -> Result<RuleSet, Invalid> {
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.rules.len());
+    // The rule of each label so far: hashed, so a full set is checked in linear time.
+    let mut labels: HashMap<&str, usize> = HashMap::new();
     for (i, f) in raw.rules.iter().enumerate() {
-        let rule = validate_rule(i, f, interfaces, &rules)?;
+        let rule = validate_rule(i, f, interfaces)?;
+        if let Some(l) = &f.label {
+            if let Some(j) = labels.insert(l, i) {
+                return invalid(
+                    format!("rules[{i}].label"),
+                    format!("label `{l}` is already used by rules[{j}]"),
+                );
+            }
+        }
         rules.push(rule);
     }
     RuleSet::new(rules, raw.default.into()).or_else(|e| invalid("rules", e.to_string()))
 }
 
-fn validate_rule<S: AsRef<str>>(
-    i: usize,
-    f: &RuleFile,
-    interfaces: &[S],
-    earlier: &[Rule],
-) -> Result<Rule, Invalid> {
+fn validate_rule<S: AsRef<str>>(i: usize, f: &RuleFile, interfaces: &[S]) -> Result<Rule, Invalid> {
     let at = |name: &str| format!("rules[{i}].{name}");
     let iface = |name: &str, written: &Option<String>| -> Result<Option<IfIndex>, Invalid> {
         let Some(w) = written else { return Ok(None) };
@@ -363,12 +390,6 @@ fn validate_rule<S: AsRef<str>>(
             return invalid(
                 at("label"),
                 "a label must be printable (no control characters)",
-            );
-        }
-        if let Some(j) = earlier.iter().position(|r| r.label.as_deref() == Some(l)) {
-            return invalid(
-                at("label"),
-                format!("label `{l}` is already used by rules[{j}]"),
             );
         }
     }
@@ -522,6 +543,11 @@ mod tests {
             (GOOD.replace("log: true", "log: 1"), "rules.ron:7:56: rules[3].log: expected `true` or `false`"),
             ("".to_string(), "rules.ron:1:1: the file is empty; `(rules: [])` blocks everything"),
             ("  // nothing here\n".to_string(), "rules.ron:1:1: the file is empty; `(rules: [])` blocks everything"),
+            ("/* (rules: []) */".to_string(), "rules.ron:1:1: the file is empty; `(rules: [])` blocks everything"),
+            // Not empty: a comment that never closes hides the rules.
+            ("/* (rules: [])".to_string(), "rules.ron:1:1: unclosed /* comment: it runs to the end of the file"),
+            (GOOD.replace("        (action: Block, src", "        /* (action: Block, src"), "rules.ron:7:9: unclosed /* comment: it runs to the end of the file"),
+            ("#![enable(implicit_some)]".to_string(), "rules.ron:1:26: expected `(`"),
             ("(default: Block)".to_string(), "rules.ron:1:1: rules: missing (this field is required)"),
             // Interfaces.
             (GOOD.replace("\"data0\"", "\"data7\""), "rules.ron:4:46: rules[0].in: no data interface `data7`; the unit has `data0` and `data1`"),
@@ -713,5 +739,88 @@ mod tests {
         )
         .unwrap();
         assert_eq!(set.rules()[0].in_iface, Some(1));
+    }
+
+    /// `n` one-line rules, the first 65 536 of them valid.
+    fn many_rules(n: usize) -> String {
+        let mut text = String::with_capacity(n * 120 + 64);
+        text.push_str("(\n    default: Block,\n    rules: [\n");
+        for i in 0..n {
+            text += &format!(
+                "        (action: Pass, proto: Some(Tcp), in: Some(\"data0\"), dst: Some(\"10.{}.{}.{}\"), dst_ports: Some(\"443\")),\n",
+                (i >> 16) & 255,
+                (i >> 8) & 255,
+                i & 255
+            );
+        }
+        text.push_str("    ],\n)\n");
+        text
+    }
+
+    /// The file of the report: 22 MB, 200 000 rules. Refused at the 65 537th
+    /// rule, as it is read: nothing after it is read (a broken rule further on is
+    /// never reached), nothing of the 200 000 is built.
+    #[test]
+    fn a_22_mb_file_of_200k_rules_is_refused_at_rule_65537() {
+        let text = many_rules(200_000);
+        assert!(text.len() > 22_000_000, "{}", text.len());
+        let want = "rules.ron:65540:9: rules[65536]: more than 65536 rules; at most 65536 fit";
+        assert_eq!(refused(&text), want);
+        let broken_later = text.replacen(
+            "(action: Pass, proto: Some(Tcp), in: Some(\"data0\"), dst: Some(\"10.1.134.160\")",
+            "(action: Oops",
+            1,
+        );
+        assert_ne!(broken_later, text);
+        assert_eq!(refused(&broken_later), want);
+    }
+
+    #[test]
+    fn exactly_the_limit_loads() {
+        let set = parse(&many_rules(MAX_RULES), "rules.ron", &IFACES).unwrap();
+        assert_eq!(set.rules().len(), MAX_RULES);
+    }
+
+    #[test]
+    fn a_file_past_the_size_limit_is_refused_unread() {
+        assert_eq!(MAX_RULES_FILE_BYTES, 32 << 20);
+        let path = crate::config::tests::temp_file("big-rules.ron", b"");
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_len(MAX_RULES_FILE_BYTES + 1).unwrap();
+        let err = load(&path, &IFACES).unwrap_err().to_string();
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        assert!(
+            err.ends_with(":1:1: the file is 33554433 bytes, over the limit of 33554432 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn not_utf8_is_placed_like_the_profile() {
+        let mut bytes = GOOD.as_bytes().to_vec();
+        let at = GOOD.find("\"web\"").unwrap() + 1;
+        bytes[at] = 0xc3;
+        let path = crate::config::tests::temp_file("rules.ron", &bytes);
+        let err = load(&path, &IFACES).unwrap_err().to_string();
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        assert_eq!(err, format!("{}:4:125: not valid UTF-8", path.display()));
+    }
+
+    /// Labels are checked through a hash map: the last of 65 536 labels repeats the
+    /// first.
+    #[test]
+    fn a_duplicate_label_far_down_is_found() {
+        let mut text = String::from("(rules: [\n");
+        for i in 0..MAX_RULES {
+            text += &format!(
+                "(action: Pass, label: Some(\"r{}\")),\n",
+                i % (MAX_RULES - 1)
+            );
+        }
+        text += "])";
+        assert_eq!(
+            refused(&text),
+            "rules.ron:65537:23: rules[65535].label: label `r0` is already used by rules[0]"
+        );
     }
 }

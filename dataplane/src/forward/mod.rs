@@ -68,31 +68,27 @@ impl RouterConfig {
     /// Returns the index of the first static route whose gateway is on no
     /// connected subnet as the error.
     pub fn route_table(&self) -> Result<RouteTable, usize> {
-        let mut table = RouteTable::new();
-        for (iface, ifc) in self.interfaces.iter().enumerate() {
-            table.insert(
-                ifc.address,
-                Route {
-                    iface,
-                    gateway: None,
-                },
-            );
-        }
-        for (i, r) in self.routes.iter().enumerate() {
+        let connected = self.interfaces.iter().enumerate().map(|(iface, ifc)| {
+            let route = Route {
+                iface,
+                gateway: None,
+            };
+            Ok((ifc.address, route))
+        });
+        let routes = self.routes.iter().enumerate().map(|(i, r)| {
             let iface = self
                 .interfaces
                 .iter()
                 .position(|ifc| ifc.address.contains(r.via))
                 .ok_or(i)?;
-            table.insert(
-                r.prefix,
-                Route {
-                    iface,
-                    gateway: Some(r.via),
-                },
-            );
-        }
-        Ok(table)
+            let route = Route {
+                iface,
+                gateway: Some(r.via),
+            };
+            Ok((r.prefix, route))
+        });
+        let all: Result<Vec<_>, usize> = connected.chain(routes).collect();
+        Ok(RouteTable::from_routes(all?))
     }
 }
 

@@ -13,12 +13,15 @@
 //!                                                           └─► CHILD | chunk ─► chunk[dst & 255]
 //! ```
 //!
-//! Changes rebuild the trie from the route list, shortest prefixes first,
-//! so a longer prefix always overwrites the slots of a shorter one it lies
-//! in (controlled prefix expansion). Routes change with the configuration,
-//! not per packet.
+//! The trie is built from the route list, shortest prefixes first, so a
+//! longer prefix always overwrites the slots of a shorter one it lies in
+//! (controlled prefix expansion). [`RouteTable::from_routes`] builds it once
+//! for a whole table, in time linear in the routes (a full Internet table in
+//! well under a second); [`RouteTable::insert`] rebuilds it per route, for the
+//! odd change. Routes change with the configuration, not per packet.
 
 use super::prefix::Ipv4Prefix;
+use std::collections::hash_map::{Entry, HashMap};
 use std::net::Ipv4Addr;
 
 /// Index of an interface in the unit's interface list.
@@ -54,6 +57,9 @@ pub struct RouteTable {
     root: Box<[u32]>,
     /// Second- and third-level chunks.
     chunks: Vec<[u32; CHUNK]>,
+    /// Trie builds so far: a table must be built once, not once per route.
+    #[cfg(test)]
+    builds: usize,
 }
 
 impl Default for RouteTable {
@@ -62,8 +68,15 @@ impl Default for RouteTable {
             routes: Vec::new(),
             root: vec![0; 1 << 16].into_boxed_slice(),
             chunks: Vec::new(),
+            #[cfg(test)]
+            builds: 0,
         }
     }
+}
+
+/// The prefix with its host bits cleared: the key a route is stored under.
+fn normalized(prefix: Ipv4Prefix) -> Ipv4Prefix {
+    Ipv4Prefix::new(prefix.network(), prefix.len()).unwrap_or(prefix)
 }
 
 impl RouteTable {
@@ -72,9 +85,29 @@ impl RouteTable {
         Self::default()
     }
 
-    /// Adds or replaces the route for `prefix`.
+    /// A table of `routes`, built once: a later route for a prefix replaces an
+    /// earlier one, as with [`insert`](Self::insert). Linear in the routes.
+    pub fn from_routes(routes: impl IntoIterator<Item = (Ipv4Prefix, Route)>) -> Self {
+        let mut table = Self::new();
+        let mut index: HashMap<Ipv4Prefix, usize> = HashMap::new();
+        for (prefix, route) in routes {
+            let prefix = normalized(prefix);
+            match index.entry(prefix) {
+                Entry::Occupied(e) => table.routes[*e.get()].1 = route,
+                Entry::Vacant(e) => {
+                    e.insert(table.routes.len());
+                    table.routes.push((prefix, route));
+                }
+            }
+        }
+        table.rebuild();
+        table
+    }
+
+    /// Adds or replaces the route for `prefix`, rebuilding the trie: for a
+    /// whole table use [`from_routes`](Self::from_routes).
     pub fn insert(&mut self, prefix: Ipv4Prefix, route: Route) {
-        let prefix = Ipv4Prefix::new(prefix.network(), prefix.len()).unwrap_or(prefix);
+        let prefix = normalized(prefix);
         match self.routes.iter_mut().find(|(p, _)| *p == prefix) {
             Some(slot) => slot.1 = route,
             None => self.routes.push((prefix, route)),
@@ -114,6 +147,10 @@ impl RouteTable {
 
     /// Refills the trie from `routes`, shortest prefixes first.
     fn rebuild(&mut self) {
+        #[cfg(test)]
+        {
+            self.builds += 1;
+        }
         self.root.fill(0);
         self.chunks.clear();
         let mut order: Vec<usize> = (0..self.routes.len()).collect();
@@ -328,5 +365,61 @@ mod tests {
         );
         assert_eq!(t.len(), 2);
         assert_eq!(t.lookup(Ipv4Addr::new(198, 19, 5, 5)).unwrap().iface, 0);
+    }
+
+    #[test]
+    fn from_routes_matches_insert_one_by_one() {
+        let r = |iface| Route {
+            iface,
+            gateway: None,
+        };
+        let routes = [
+            (p("0.0.0.0/0"), r(0)),
+            (p("198.18.0.1/24"), r(1)),
+            (p("198.18.0.0/24"), r(2)),
+            (p("198.18.0.128/25"), r(3)),
+            (p("198.18.0.77/32"), r(4)),
+        ];
+        let mut one_by_one = RouteTable::new();
+        for (prefix, route) in routes {
+            one_by_one.insert(prefix, route);
+        }
+        let at_once = RouteTable::from_routes(routes);
+        assert_eq!(at_once.routes, one_by_one.routes);
+        for last in 0..=255 {
+            let dst = Ipv4Addr::new(198, 18, 0, last);
+            assert_eq!(at_once.lookup(dst), one_by_one.lookup(dst), "{dst}");
+        }
+        assert_eq!(at_once.lookup(Ipv4Addr::new(198, 18, 0, 77)), Some(r(4)));
+        assert_eq!(at_once.lookup(Ipv4Addr::new(198, 18, 0, 1)), Some(r(2)));
+    }
+
+    /// A table built once per route costs the square of its size (200 000
+    /// routes took 10 s, a full Internet table would take hours): the
+    /// configuration's table must be built once, whatever its size.
+    #[test]
+    fn a_whole_table_is_built_once_not_once_per_route() {
+        use crate::forward::{InterfaceConfig, RouterConfig, StaticRoute};
+        let via = Ipv4Addr::new(198, 18, 2, 2);
+        let cfg = RouterConfig {
+            interfaces: vec![InterfaceConfig {
+                port: "data0".into(),
+                address: p("198.18.2.1/24"),
+                virtual_ip: None,
+                virtual_mac: None,
+            }],
+            routes: (0..1000u32)
+                .map(|i| StaticRoute {
+                    prefix: Ipv4Prefix::new(Ipv4Addr::from((1 << 24) + (i << 8)), 24).unwrap(),
+                    via,
+                })
+                .collect(),
+        };
+        let table = cfg.route_table().unwrap();
+        assert_eq!(table.builds, 1);
+        assert_eq!(table.len(), 1001);
+        let r = table.lookup(Ipv4Addr::new(1, 3, 231, 9)).unwrap();
+        assert_eq!((r.iface, r.gateway), (0, Some(via)));
+        assert_eq!(table.lookup(Ipv4Addr::new(1, 3, 232, 9)), None);
     }
 }

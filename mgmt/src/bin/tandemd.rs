@@ -54,7 +54,7 @@ struct Args {
 fn main() -> ExitCode {
     let log = mgmt::log::init();
     let args = Args::parse();
-    let profile = match hw_profiles::Profile::load(&args.profile) {
+    let profile = match hw_profiles::Profile::load_for_host(&args.profile) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
