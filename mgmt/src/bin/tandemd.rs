@@ -46,7 +46,8 @@ struct Args {
     /// Rewrite the counters into this file every second and at exit.
     #[arg(long)]
     counters_file: Option<PathBuf>,
-    /// Check the profile, the configuration and the rules, then exit without booting.
+    /// Check the profile (also against this machine: CPUs online, ports present),
+    /// the configuration and the rules, then exit without booting.
     #[arg(long)]
     check: bool,
 }
