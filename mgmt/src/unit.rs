@@ -100,7 +100,7 @@ pub struct Unit {
     workers: Vec<LaunchHandle>,
     shared: UnitHandle,
     pool: Mempool,
-    eal: Option<Eal>,
+    eal: Eal,
     _runtime: Runtime,
 }
 
@@ -238,7 +238,7 @@ impl Unit {
                 interfaces: crate::rules::interface_names(config),
             })),
             pool,
-            eal: Some(eal),
+            eal,
             _runtime: runtime,
         })
     }
@@ -251,8 +251,15 @@ impl Unit {
     /// Waits for the workers (after `stop` was set), stops and closes the
     /// ports, cleans up the EAL and removes its runtime directory. Every
     /// [`UnitHandle`] must be gone. Returns the final counters.
-    pub fn shutdown(mut self) -> Result<Vec<(String, u64)>, BootError> {
-        for h in self.workers.drain(..) {
+    pub fn shutdown(self) -> Result<Vec<(String, u64)>, BootError> {
+        let Unit {
+            workers,
+            shared,
+            pool,
+            eal,
+            _runtime: runtime,
+        } = self;
+        for h in workers {
             let status = h.wait();
             if status != 0 {
                 return Err(BootError::Mismatch(format!(
@@ -260,18 +267,10 @@ impl Unit {
                 )));
             }
         }
-        for (name, port) in &self.shared.0.ports {
+        for (name, port) in &shared.0.ports {
             port.stop().map_err(dpdk(format!("stop port {name}")))?;
         }
-        let counters = self.shared.counters();
-        let shared = std::mem::replace(
-            &mut self.shared,
-            UnitHandle(Arc::new(Shared {
-                workers: Vec::new(),
-                ports: Vec::new(),
-                interfaces: Vec::new(),
-            })),
-        );
+        let counters = shared.counters();
         let Ok(shared) = Arc::try_unwrap(shared.0) else {
             return Err(BootError::Mismatch(
                 "a unit handle outlived the control plane".into(),
@@ -280,10 +279,9 @@ impl Unit {
         for (name, port) in shared.ports {
             port.close().map_err(dpdk(format!("close port {name}")))?;
         }
-        if let Some(eal) = self.eal.take() {
-            drop(self.pool);
-            eal.cleanup().map_err(dpdk("EAL cleanup"))?;
-        }
+        drop(pool);
+        eal.cleanup().map_err(dpdk("EAL cleanup"))?;
+        drop(runtime);
         Ok(counters)
     }
 }
