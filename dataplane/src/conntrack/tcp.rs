@@ -75,6 +75,13 @@
 //!    one acks only what was sent; tandem checks it (learning nothing from
 //!    it) and, when it fails, still expects the real one.
 //!
+//! Beyond this tracker, the firewall is stricter than Linux at two places,
+//! not replayed by the differential test (it sends TCP segments only) and
+//! tested where they live: IPv4 fragments are dropped and counted rather
+//! than reassembled (`crate::firewall`, the `fragments` lab test), and an
+//! ICMP error quoting a TCP segment must quote a sequence number its sender
+//! could have sent, as pf checks (`crate::firewall::related`).
+//!
 //! Everything here is pure: the caller passes a parsed [`Segment`] and gets a
 //! [`TcpVerdict`]; timeouts are returned, not armed.
 
