@@ -274,6 +274,17 @@ impl UnitConfig {
 
     /// Validates `source`, naming it `file` in errors.
     pub fn parse(source: &str, file: &str, profile: &Profile) -> Result<Self, ConfigError> {
+        // An empty (or comment-only) file is most likely a failed write.
+        if hw_profiles::locate::is_blank(source) {
+            return Err(ConfigError::Invalid {
+                file: file.into(),
+                at: diagnostic::at_path(
+                    source,
+                    "",
+                    "the file is empty; a unit configuration needs at least `(interfaces: [...])`",
+                ),
+            });
+        }
         let raw: File = ron::from_str(source).map_err(|e| ConfigError::Invalid {
             file: file.into(),
             at: diagnostic::from_ron_error(source, &e),
@@ -521,6 +532,8 @@ pub(crate) mod tests {
             (GOOD.replace("via: \"198.18.2.2\"", "via: \"198.18.3.2\""), "unit.ron:8:40: routes[0].via: gateway 198.18.3.2 is on no connected subnet"),
             (GOOD.replace("via: \"198.18.2.2\"", "via: \"198.18.2.1\""), "unit.ron:8:40: routes[0].via: gateway 198.18.2.1 is the unit's own address"),
             ("(interfaces: [])".to_string(), "unit.ron:1:14: interfaces: at least one data interface is needed"),
+            ("".to_string(), "unit.ron:1:1: the file is empty; a unit configuration needs at least `(interfaces: [...])`"),
+            ("// nothing yet\n".to_string(), "unit.ron:1:1: the file is empty; a unit configuration needs at least `(interfaces: [...])`"),
         ];
         let got: Vec<String> = cases.iter().map(|(text, _)| refused(text)).collect();
         let want: Vec<&str> = cases.iter().map(|(_, w)| *w).collect();

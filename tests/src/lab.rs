@@ -358,9 +358,6 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
         })
 }
 
-/// Where DPDK (run as root) keeps a process's runtime files, by file prefix.
-const DPDK_RUNTIME_DIR: &str = "/var/run/dpdk";
-
 /// A running lab. See the module docs.
 pub struct Lab {
     // Field order is drop order: the daemon, then the namespaces, then the
@@ -529,16 +526,5 @@ impl Lab {
             .as_mut()
             .ok_or(Error::NotTandemd("stopping the unit"))?
             .stop()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // The daemon first (the fields below then drop in order: namespaces,
-        // then the directory). DPDK leaves a runtime directory named after
-        // the file prefix, which is the unit namespace's unique name.
-        if self.tandemd.take().is_some() {
-            let _ = std::fs::remove_dir_all(Path::new(DPDK_RUNTIME_DIR).join(self.unit.name()));
-        }
     }
 }

@@ -148,6 +148,20 @@ pub struct Tandemd {
     proc: Proc,
     counters: PathBuf,
     control: PathBuf,
+    file_prefix: String,
+}
+
+/// Where DPDK (run as root) keeps a process's runtime files, by file prefix.
+pub const DPDK_RUNTIME_DIR: &str = "/var/run/dpdk";
+
+impl Drop for Tandemd {
+    fn drop(&mut self) {
+        // Stopped first. A unit that could not clean up after itself (killed,
+        // or one that died) leaves EAL's runtime directory behind: its prefix
+        // is this unit's alone, so the directory goes too.
+        let _ = self.proc.terminate(STOP_GRACE);
+        let _ = std::fs::remove_dir_all(Path::new(DPDK_RUNTIME_DIR).join(&self.file_prefix));
+    }
 }
 
 impl Tandemd {
@@ -175,6 +189,7 @@ impl Tandemd {
             proc,
             counters: launch.counters.clone(),
             control: launch.control.clone(),
+            file_prefix: launch.file_prefix.clone(),
         };
         unit.wait_ready(ready_timeout)?;
         Ok(unit)

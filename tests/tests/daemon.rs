@@ -51,7 +51,7 @@ fn unit_args(lab: &Lab, profile: &Path, prefix: &str) -> Vec<String> {
 }
 
 fn dpdk_runtime(prefix: &str) -> PathBuf {
-    Path::new("/var/run/dpdk").join(prefix)
+    Path::new(tandemd::DPDK_RUNTIME_DIR).join(prefix)
 }
 
 fn tandemctl(socket: &Path, args: &[&str]) -> Output {
@@ -76,8 +76,10 @@ fn ping_once(lab: &Lab) -> Output {
         .expect("running ping")
 }
 
-/// A daemon this test started itself, killed and reaped on drop.
-struct Daemon(Child);
+/// A daemon this test started itself, with its `--file-prefix`: killed and
+/// reaped on drop, and its EAL runtime directory removed (a unit that dies
+/// cannot remove it).
+struct Daemon(Child, String);
 
 impl Daemon {
     fn pid(&self) -> u32 {
@@ -117,6 +119,7 @@ impl Drop for Daemon {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
+        let _ = std::fs::remove_dir_all(dpdk_runtime(&self.1));
     }
 }
 
@@ -144,7 +147,7 @@ fn a_closed_stdout_and_stderr_cost_log_lines_never_the_unit() {
         .stderr(writer)
         .spawn()
         .expect("starting tandemd");
-    let mut unit = Daemon(child);
+    let mut unit = Daemon(child, prefix.clone());
     // Read until `ready`, then close the pipe's only read end.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -231,6 +234,17 @@ fn tandemctl_ends_quietly_on_a_closed_pipe() {
 // ---------------------------------------------------------------------------
 // Item 5: one unit per set of ports.
 
+/// EAL runtime directories of prefixes a test made up, removed on drop.
+struct RuntimeDirs(Vec<String>);
+
+impl Drop for RuntimeDirs {
+    fn drop(&mut self) {
+        for prefix in &self.0 {
+            let _ = std::fs::remove_dir_all(dpdk_runtime(prefix));
+        }
+    }
+}
+
 /// A second unit with the running unit's `--file-prefix` (another control
 /// socket) is refused before EAL starts, naming the prefix and the first
 /// unit's pid; one with its own prefix but the same ports is refused naming
@@ -248,6 +262,8 @@ fn a_second_unit_on_the_same_prefix_or_ports_is_refused_and_touches_nothing() {
         "the running unit's runtime directory"
     );
     let profile = tandemd::lab_profile().unwrap();
+    // Whatever happens, the prefixes this test gives other units leave nothing.
+    let _cleanup = RuntimeDirs(vec![format!("{prefix}-b"), format!("{prefix}-c")]);
     let run = |args: Vec<String>| {
         command::run(&mut lab.unit().command(&args), WAIT).expect("running a second tandemd")
     };

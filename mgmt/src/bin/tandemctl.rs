@@ -28,8 +28,8 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version, after_help = request::HELP)]
 struct Args {
-    /// The unit's control socket (tandemd's --control).
-    #[arg(long, default_value = control::DEFAULT_SOCKET)]
+    /// The unit's control socket (tandemd's --control, which is accepted too).
+    #[arg(long, alias = "control", default_value = control::DEFAULT_SOCKET)]
     socket: PathBuf,
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 10)]

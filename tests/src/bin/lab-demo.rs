@@ -182,7 +182,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         if out.success() {
             return Err("port 8080 answered: the rules did not block it".into());
         }
-        println!("curl: {}", out.stderr.trim());
+        println!("{}", out.stderr.trim());
         println!("nothing got through: the unit dropped the SYNs (blocked_by_rule)");
 
         step(6, "the unit's connections (tandemctl conns)");
