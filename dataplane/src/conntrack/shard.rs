@@ -301,19 +301,9 @@ fn low16(secs: u32) -> u16 {
 }
 
 fn transition_kind(old: TcpState, new: TcpState) -> EventKind {
-    let closing = |s| {
-        matches!(
-            s,
-            TcpState::FinWait
-                | TcpState::CloseWait
-                | TcpState::LastAck
-                | TcpState::TimeWait
-                | TcpState::Close
-        )
-    };
     if new == TcpState::Established {
         EventKind::Established
-    } else if closing(new) && !closing(old) {
+    } else if new.closing() && !old.closing() {
         EventKind::Closing
     } else {
         EventKind::StateChanged

@@ -212,7 +212,7 @@ impl TcpState {
     }
 
     /// After a FIN or a RST (Linux's `tcp_can_early_drop`).
-    fn closing(self) -> bool {
+    pub fn closing(self) -> bool {
         matches!(
             self,
             TcpState::FinWait

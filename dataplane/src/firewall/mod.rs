@@ -165,8 +165,8 @@ impl Firewall {
         counters: &WorkerCounters,
     ) -> Result<(), DropReason> {
         let quote = Quote::parse_v4(quoted).map_err(Unrelated::reason)?;
-        let entry = self.shard.get(&quote.key().0);
-        related::check(outer_dst, &quote, entry).map_err(Unrelated::reason)?;
+        let (key, side) = quote.key();
+        related::check(outer_dst, &quote, side, self.shard.get(&key)).map_err(Unrelated::reason)?;
         counters.accepted_related.inc();
         Ok(())
     }

@@ -160,14 +160,21 @@ impl Quote {
 }
 
 /// Decides an ICMP error travelling to `outer_dst` and quoting `quote`,
-/// given the entry of the quote's key (`None`: no entry); see the module docs.
-pub fn check(outer_dst: IpAddr, quote: &Quote, entry: Option<&Conn>) -> Result<(), Unrelated> {
+/// given the entry of the quote's key (`None`: no entry) and the side of the
+/// key that sent the quoted datagram (both from [`Quote::key`]); see the
+/// module docs.
+pub fn check(
+    outer_dst: IpAddr,
+    quote: &Quote,
+    side: Side,
+    entry: Option<&Conn>,
+) -> Result<(), Unrelated> {
     let conn = entry.ok_or(Unrelated::NoConnection)?;
     if outer_dst != quote.src {
         return Err(Unrelated::WrongDirection);
     }
     if let (L4State::Tcp(tcp), Some(seq)) = (&conn.l4, quote.tcp_seq()) {
-        let dir = if quote.key().1 == conn.orig_side {
+        let dir = if side == conn.orig_side {
             Dir::Original
         } else {
             Dir::Reply

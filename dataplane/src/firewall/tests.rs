@@ -449,17 +449,18 @@ fn the_relation_rules_are_the_same_for_icmpv6() {
     );
     let udp_head = [0x14, 0xe9, 0x00, 0x35, 0, 8, 0, 0];
     let quote = Quote::parse_v6(&ipv6(a, b, 17, &[], &udp_head)).unwrap();
+    let side = quote.key().1;
     let conn = crate::conntrack::conn::Conn {
-        orig_side: quote.key().1,
+        orig_side: side,
         ..Default::default()
     };
-    assert_eq!(check(IpAddr::V6(a), &quote, Some(&conn)), Ok(()));
+    assert_eq!(check(IpAddr::V6(a), &quote, side, Some(&conn)), Ok(()));
     assert_eq!(
-        check(IpAddr::V6(b), &quote, Some(&conn)),
+        check(IpAddr::V6(b), &quote, side, Some(&conn)),
         Err(Unrelated::WrongDirection)
     );
     assert_eq!(
-        check(IpAddr::V6(a), &quote, None),
+        check(IpAddr::V6(a), &quote, side, None),
         Err(Unrelated::NoConnection)
     );
 }
