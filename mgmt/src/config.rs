@@ -102,6 +102,13 @@ pub(crate) fn read<E>(
     })
 }
 
+/// The refusal of an empty (or comment-only) file, which is most likely a
+/// failed write rather than a wish: `the file is empty; ` and what to write.
+pub(crate) fn blank(source: &str, what_to_write: &str) -> Option<Diagnostic> {
+    hw_profiles::locate::is_blank(source)
+        .then(|| diagnostic::at_path(source, "", format!("the file is empty; {what_to_write}")))
+}
+
 /// Deserialises a list of at most `max` items named `what`: the one past the
 /// limit is refused where it starts, before any of it or the rest is read, so a
 /// file far past the limit costs no more memory than a full one.
@@ -274,15 +281,13 @@ impl UnitConfig {
 
     /// Validates `source`, naming it `file` in errors.
     pub fn parse(source: &str, file: &str, profile: &Profile) -> Result<Self, ConfigError> {
-        // An empty (or comment-only) file is most likely a failed write.
-        if hw_profiles::locate::is_blank(source) {
+        if let Some(at) = blank(
+            source,
+            "a unit configuration needs at least `(interfaces: [...])`",
+        ) {
             return Err(ConfigError::Invalid {
                 file: file.into(),
-                at: diagnostic::at_path(
-                    source,
-                    "",
-                    "the file is empty; a unit configuration needs at least `(interfaces: [...])`",
-                ),
+                at,
             });
         }
         let raw: File = ron::from_str(source).map_err(|e| ConfigError::Invalid {
@@ -458,21 +463,19 @@ fn is_unicast_host(ip: Ipv4Addr) -> bool {
 pub(crate) mod tests {
     use super::*;
 
-    /// A file with `bytes` in a directory of its own; removed by the caller with
-    /// `std::fs::remove_dir_all(path.parent())`.
-    pub(crate) fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("mgmt-test-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    /// A file `name` holding `bytes`, in a directory removed when the first
+    /// value is dropped.
+    pub(crate) fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        path
+        (dir, path)
     }
 
     /// The message for the file `bytes`, loaded from disk.
     fn load_refused(bytes: &[u8]) -> String {
-        let path = temp_file("unit.ron", bytes);
+        let (_dir, path) = temp_file("unit.ron", bytes);
         let err = UnitConfig::load(&path, &profile()).unwrap_err();
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
         err.to_string()
             .replace(&path.display().to_string(), "unit.ron")
     }
@@ -600,11 +603,10 @@ pub(crate) mod tests {
 
     #[test]
     fn a_file_past_the_size_limit_is_refused_unread() {
-        let path = temp_file("big.ron", b"");
+        let (_dir, path) = temp_file("big.ron", b"");
         let f = std::fs::File::options().write(true).open(&path).unwrap();
         f.set_len(MAX_CONFIG_BYTES + 1).unwrap();
         let err = UnitConfig::load(&path, &profile()).unwrap_err().to_string();
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
         assert!(
             err.ends_with(":1:1: the file is 269484033 bytes, over the limit of 269484032 bytes"),
             "{err}"

@@ -46,8 +46,9 @@
 //! most [`MAX_ANSWER_BYTES`] in all; past that a request is answered
 //! `error: the unit is busy`. Every such event is counted (`control.*`).
 
+use crate::console::answer;
 use crate::console::request;
-use crate::supervisor::{Command, Reply, SupervisorHandle};
+use crate::supervisor::{Command, Reply, SupervisorHandle, BUSY, STOPPING};
 use crossbeam::channel::{Receiver, TryRecvError};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
@@ -367,12 +368,6 @@ fn line_of(buf: &[u8], eof: bool) -> Line {
     String::from_utf8(line.to_vec()).map_or(Line::NotText, Line::Complete)
 }
 
-/// An error answer: `error: ` and the text, one line.
-pub fn error_answer(text: &str) -> String {
-    let one_line = text.trim_end().replace('\n', " / ");
-    format!("error: {one_line}\n")
-}
-
 /// What [`EventLoop::advance`] does with a client.
 enum Next<'a> {
     Stay,
@@ -451,7 +446,7 @@ impl EventLoop {
             inc(&self.stats.clients_accepted);
             if self.clients.len() >= self.limits.max_clients && !self.evict_silent() {
                 // Every slot is busy with an answer: this one is told so.
-                let _ = stream.write(error_answer("the unit is busy; try again").as_bytes());
+                let _ = stream.write(answer::error(BUSY).as_bytes());
                 inc(&self.stats.answers_busy);
                 continue;
             }
@@ -581,9 +576,7 @@ impl EventLoop {
                 },
                 Phase::Waiting(rx) => match rx.try_recv() {
                     Ok(reply) => Next::Answer(reply),
-                    Err(TryRecvError::Disconnected) => {
-                        Next::Answer(Err("the unit is stopping".into()))
-                    }
+                    Err(TryRecvError::Disconnected) => Next::Answer(Err(STOPPING.into())),
                     Err(TryRecvError::Empty) if now >= c.deadline => Next::Answer(Err(format!(
                         "the unit did not answer within {} s",
                         self.limits.command_timeout.as_secs()
@@ -621,11 +614,11 @@ impl EventLoop {
     fn answer(&mut self, token: Token, reply: Reply, now: Instant) {
         let mut text = match reply {
             Ok(text) => text,
-            Err(why) => error_answer(&why),
+            Err(why) => answer::error(&why),
         };
         if self.answer_bytes + text.len() > self.limits.max_answer_bytes {
             inc(&self.stats.answers_busy);
-            text = error_answer("the unit is busy; try again");
+            text = answer::error(BUSY);
         }
         let Some(c) = self.clients.get_mut(&token) else {
             return;
@@ -715,41 +708,18 @@ mod tests {
         }
     }
 
-    /// A fresh directory under the system's temporary directory, removed on drop.
-    struct TmpDir(PathBuf);
-
-    impl TmpDir {
-        fn new(name: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("tandem-control-{}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-
-        fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TmpDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     /// A served socket over a fake unit.
     struct Served {
         path: PathBuf,
         stats: Arc<ControlStats>,
         thread: Option<ControlThread>,
         supervisor: Option<Supervisor>,
-        _dir: TmpDir,
+        _dir: tempfile::TempDir,
     }
 
     impl Served {
-        fn new(name: &str, unit: FakeUnit, limits: Limits) -> Served {
-            let dir = TmpDir::new(name);
+        fn new(unit: FakeUnit, limits: Limits) -> Served {
+            let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("ctl.sock");
             let server = ControlServer::bind(&path).unwrap().with_limits(limits);
             let stats = server.stats();
@@ -820,7 +790,7 @@ mod tests {
 
     #[test]
     fn binds_0600_in_a_new_0700_dir_answers_and_removes_its_file() {
-        let tmp = TmpDir::new("bind");
+        let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("run/tandem/ctl.sock");
         let server = ControlServer::bind(&path).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -850,7 +820,7 @@ mod tests {
 
     #[test]
     fn a_live_socket_is_never_taken_and_a_stale_one_is_replaced() {
-        let served = Served::new("live", FakeUnit::new(1), Limits::default());
+        let served = Served::new(FakeUnit::new(1), Limits::default());
         let err = ControlServer::bind(&served.path)
             .err()
             .expect("a second bind must fail");
@@ -860,7 +830,7 @@ mod tests {
 
         // A unit that died without cleaning up leaves a socket file nobody
         // listens on: it is replaced.
-        let tmp = TmpDir::new("live2");
+        let tmp = tempfile::tempdir().unwrap();
         let stale = tmp.path().join("ctl.sock");
         drop(UnixListener::bind(&stale).unwrap());
         assert!(stale.exists());
@@ -877,7 +847,7 @@ mod tests {
 
     #[test]
     fn drop_leaves_a_file_that_is_no_longer_its_own() {
-        let tmp = TmpDir::new("dropother");
+        let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("ctl.sock");
         let server = ControlServer::bind(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
@@ -889,7 +859,7 @@ mod tests {
 
     #[test]
     fn request_lines_are_bounded_and_must_be_text() {
-        let served = Served::new("lines", FakeUnit::new(1), Limits::default());
+        let served = Served::new(FakeUnit::new(1), Limits::default());
         let raw = |bytes: &[u8], close: bool| -> String {
             let mut s = connect(&served.path, bytes);
             if close {
@@ -925,7 +895,7 @@ mod tests {
     /// every one of them is still connected, waiting for its own deadline.
     #[test]
     fn silent_clients_never_delay_another() {
-        let served = Served::new("silent", FakeUnit::new(1), patient());
+        let served = Served::new(FakeUnit::new(1), patient());
         let mut silent: Vec<UnixStream> = (0..40).map(|_| connect(&served.path, b"")).collect();
         served.wait_count("clients_now", 40);
         assert_eq!(served.ask("counters"), "worker0.rx_packets 7\n");
@@ -944,7 +914,7 @@ mod tests {
             max_clients: 8,
             ..patient()
         };
-        let served = Served::new("full", FakeUnit::new(1), limits);
+        let served = Served::new(FakeUnit::new(1), limits);
         let mut silent: Vec<UnixStream> = Vec::new();
         for i in 0..8 {
             silent.push(connect(&served.path, b""));
@@ -968,7 +938,7 @@ mod tests {
         unit.counters = (0..100_000)
             .map(|i| (format!("worker0.some_counter_with_a_long_name_{i}"), i))
             .collect();
-        let served = Served::new("stall", unit, patient());
+        let served = Served::new(unit, patient());
         let stalled: Vec<UnixStream> = (0..6)
             .map(|_| connect(&served.path, b"counters\n"))
             .collect();
@@ -995,7 +965,7 @@ mod tests {
             max_answer_bytes: 1000,
             ..patient()
         };
-        let served = Served::new("bytes", unit, limits);
+        let served = Served::new(unit, limits);
         assert_eq!(
             served.ask("counters"),
             "error: the unit is busy; try again\n"

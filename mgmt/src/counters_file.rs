@@ -1,19 +1,16 @@
-//! The counters file: `name value` per line, rewritten atomically (write to a
-//! temporary file, then rename) so a reader never sees half a file.
+//! The counters file: `name value` per line, rewritten atomically (see
+//! [`crate::atomic_file`]) so a reader never sees half a file.
 
-use std::io::Write;
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// Writes `counters` to `path` atomically.
 pub fn write(path: &Path, counters: &[(String, u64)]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut text = String::new();
     for (name, value) in counters {
-        writeln!(f, "{name} {value}")?;
+        let _ = writeln!(text, "{name} {value}");
     }
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::atomic_file::write(path, text.as_bytes())
 }
 
 /// The counters as aligned text, zero counters left out.
@@ -37,12 +34,11 @@ mod tests {
 
     #[test]
     fn writes_name_value_lines() {
-        let dir = std::env::temp_dir().join(format!("tandem-counters-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
         write(&path, &[("a.b".into(), 1), ("c".into(), 0)]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a.b 1\nc 0\n");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!dir.path().join("c.tmp").exists());
     }
 
     #[test]

@@ -28,10 +28,12 @@
 //! * [`log`]: the unit's log (journald or stderr, never blocking).
 //! * [`thread`]: control-plane threads, on the profile's control CPUs.
 //! * [`counters_file`]: the counters, rewritten to a file every second.
+//! * [`atomic_file`]: replacing a file so readers never see half of one.
 #![forbid(unsafe_code)]
 // Output goes through `log`/`tracing`, whose write errors never stop a unit.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod atomic_file;
 pub mod config;
 pub mod console;
 pub mod control;

@@ -258,8 +258,8 @@ mod tests {
 
     #[test]
     fn a_second_holder_is_refused_with_the_first_ones_pid_and_takes_nothing() {
-        let dir = std::env::temp_dir().join(format!("tandem-locks-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("locks");
         let a = Resource {
             what: "A".into(),
             file: "a.lock".into(),
@@ -291,6 +291,5 @@ mod tests {
         let again = UnitLocks::acquire(&dir, &[a, b]).unwrap();
         drop(again);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -62,12 +62,11 @@
 //! is refused as soon as it is read, before the rest: a refused file, at boot or
 //! on reload, costs no more memory than a full one.
 
-use crate::config::{at_most, located, read, UnitConfig};
+use crate::config::{at_most, blank, located, read, UnitConfig};
 use dataplane::filter::meta::{ICMP, ICMPV6, SCTP, TCP, UDP};
 use dataplane::filter::{Action, IpPrefix, PortRange, Rule, RuleSet, MAX_RULES};
 use dataplane::forward::IfIndex;
 use hw_profiles::diagnostic::{self, Diagnostic};
-use hw_profiles::locate;
 use serde::{Deserialize, Deserializer};
 use std::collections::HashMap;
 use std::path::Path;
@@ -207,14 +206,9 @@ pub fn parse<S: AsRef<str>>(
         file: file.into(),
         at,
     };
-    // An empty (or comment-only) file is most likely a failed write, not a wish to
-    // block everything: refuse it and say how to write the wish.
-    if locate::is_blank(source) {
-        return Err(invalid(diagnostic::at_path(
-            source,
-            "",
-            "the file is empty; `(rules: [])` blocks everything",
-        )));
+    // Not a wish to block everything: say how to write that wish.
+    if let Some(at) = blank(source, "`(rules: [])` blocks everything") {
+        return Err(invalid(at));
     }
     let raw: File =
         ron::from_str(source).map_err(|e| invalid(diagnostic::from_ron_error(source, &e)))?;
@@ -784,11 +778,10 @@ mod tests {
     #[test]
     fn a_file_past_the_size_limit_is_refused_unread() {
         assert_eq!(MAX_RULES_FILE_BYTES, 32 << 20);
-        let path = crate::config::tests::temp_file("big-rules.ron", b"");
+        let (_dir, path) = crate::config::tests::temp_file("big-rules.ron", b"");
         let f = std::fs::File::options().write(true).open(&path).unwrap();
         f.set_len(MAX_RULES_FILE_BYTES + 1).unwrap();
         let err = load(&path, &IFACES).unwrap_err().to_string();
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
         assert!(
             err.ends_with(":1:1: the file is 33554433 bytes, over the limit of 33554432 bytes"),
             "{err}"
@@ -800,9 +793,8 @@ mod tests {
         let mut bytes = GOOD.as_bytes().to_vec();
         let at = GOOD.find("\"web\"").unwrap() + 1;
         bytes[at] = 0xc3;
-        let path = crate::config::tests::temp_file("rules.ron", &bytes);
+        let (_dir, path) = crate::config::tests::temp_file("rules.ron", &bytes);
         let err = load(&path, &IFACES).unwrap_err().to_string();
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
         assert_eq!(err, format!("{}:4:125: not valid UTF-8", path.display()));
     }
 

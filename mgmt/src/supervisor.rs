@@ -22,9 +22,9 @@
 //! `Ok(text)` or `Err(why)`; the console shows the latter as `error: why`.
 
 use crate::console::{answer, request::Request, Target};
-use crate::counters_file;
 use crate::rules;
 use crate::unit::UnitHandle;
+use crate::{atomic_file, counters_file};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
 use dataplane::control::{ConnFilter, Listing};
 use dataplane::filter::RuleSet;
@@ -42,6 +42,10 @@ pub const LISTING_WAIT: Duration = Duration::from_secs(2);
 const LISTING_POLL: Duration = Duration::from_millis(5);
 /// Commands that may wait for the supervisor; more are refused at once.
 pub const QUEUED_COMMANDS: usize = 256;
+/// The refusal of a command the supervisor has no room for.
+pub const BUSY: &str = "the unit is busy; try again";
+/// The refusal of a command that comes while the unit stops.
+pub const STOPPING: &str = "the unit is stopping";
 
 /// Who asked for a change (logged with it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,10 +167,10 @@ impl SupervisorHandle {
         match self.tx.try_send(Message::Command(command, reply)) {
             Ok(()) => {}
             Err(TrySendError::Full(Message::Command(_, reply))) => {
-                let _ = reply.send(Err("the unit is busy; try again".into()));
+                let _ = reply.send(Err(BUSY.into()));
             }
             Err(TrySendError::Disconnected(Message::Command(_, reply))) => {
-                let _ = reply.send(Err("the unit is stopping".into()));
+                let _ = reply.send(Err(STOPPING.into()));
             }
             Err(_) => {}
         }
@@ -277,10 +281,10 @@ impl<U: Managed> State<U> {
             }
         }
         for pending in self.listings.drain(..) {
-            let _ = pending.reply.send(Err("the unit is stopping".into()));
+            let _ = pending.reply.send(Err(STOPPING.into()));
         }
         while let Ok(Message::Command(_, reply)) = rx.try_recv() {
-            let _ = reply.send(Err("the unit is stopping".into()));
+            let _ = reply.send(Err(STOPPING.into()));
         }
     }
 
@@ -361,39 +365,26 @@ impl<U: Managed> State<U> {
 
     fn reload(&mut self, origin: Origin) -> Reply {
         let path = self.rules_path()?;
-        match rules::load(&path, self.interface_names()) {
-            Ok(set) => Ok(self.put_in_force(set, origin, "reloaded")),
-            Err(e) => {
-                let text = format!("rules refused, the rules in force stay: {e}");
-                tracing::warn!("{text} (from the {})", origin.name());
-                Err(text)
-            }
-        }
+        let set = rules::load(&path, self.interface_names()).map_err(|e| refused(origin, e))?;
+        Ok(self.put_in_force(set, origin, "reloaded"))
     }
 
     fn apply_rules(&mut self, origin: Origin, text: &str) -> Reply {
         let path = self.rules_path()?;
         let file = path.display().to_string();
-        let refused = |why: String| {
-            let text = format!("rules refused, the rules in force stay: {why}");
-            tracing::warn!("{text} (from the {})", origin.name());
-            text
-        };
-        let set = rules::parse(text, &file, self.interface_names())
-            .map_err(|e| refused(e.to_string()))?;
-        write_atomically(&path, text).map_err(|e| refused(format!("{file}: {e}")))?;
+        let set =
+            rules::parse(text, &file, self.interface_names()).map_err(|e| refused(origin, e))?;
+        atomic_file::write(&path, text.as_bytes())
+            .map_err(|e| refused(origin, format!("{file}: {e}")))?;
         Ok(self.put_in_force(set, origin, "applied"))
     }
 }
 
-/// Replaces `path` with `text` so that a reader (or a crash) sees the old
-/// file or the new one, never half of one.
-fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".new");
-    std::fs::write(&tmp, text)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
+/// A refused rules change, logged with who asked.
+fn refused(origin: Origin, why: impl std::fmt::Display) -> String {
+    let text = format!("rules refused, the rules in force stay: {why}");
+    tracing::warn!("{text} (from the {})", origin.name());
+    text
 }
 
 /// A unit without DPDK, for the tests of the supervisor and of the control
@@ -464,6 +455,7 @@ mod tests {
         dir: PathBuf,
         unit: FakeUnit,
         supervisor: Option<Supervisor>,
+        _tmp: tempfile::TempDir,
     }
 
     const GOOD: &str =
@@ -473,12 +465,11 @@ mod tests {
     const BAD: &str = r#"(rules: [(action: Pass, in: Some("data9"))])"#;
 
     impl Lab {
-        /// A supervisor over a fake unit filtering with `GOOD` from a rules file.
-        fn new(name: &str) -> Lab {
-            let dir =
-                std::env::temp_dir().join(format!("tandem-sup-{}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
+        /// A supervisor over a fake unit filtering with `GOOD` from a rules file,
+        /// in a directory of its own.
+        fn new() -> Lab {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().to_path_buf();
             let rules_path = dir.join("rules.ron");
             std::fs::write(&rules_path, GOOD).unwrap();
             let unit = FakeUnit::new(2);
@@ -495,6 +486,7 @@ mod tests {
                 dir,
                 unit,
                 supervisor,
+                _tmp: tmp,
             }
         }
 
@@ -522,13 +514,12 @@ mod tests {
             if let Some(s) = self.supervisor.take() {
                 s.stop();
             }
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 
     #[test]
     fn console_questions_are_answered_with_the_units_and_the_control_planes_counters() {
-        let lab = Lab::new("counters");
+        let lab = Lab::new();
         assert_eq!(
             lab.console("counters"),
             Ok("worker0.rx_packets 7\ncontrol.x          3\n".into())
@@ -542,7 +533,7 @@ mod tests {
 
     #[test]
     fn the_counters_file_is_written_without_being_asked() {
-        let lab = Lab::new("file");
+        let lab = Lab::new();
         let path = lab.dir.join("counters");
         let deadline = Instant::now() + T;
         while !path.exists() && Instant::now() < deadline {
@@ -556,7 +547,7 @@ mod tests {
 
     #[test]
     fn reload_puts_a_good_file_in_force_and_refuses_a_bad_one_changing_nothing() {
-        let lab = Lab::new("reload");
+        let lab = Lab::new();
         std::fs::write(lab.dir.join("rules.ron"), GOOD2).unwrap();
         let text = lab
             .ask(Command::Reload {
@@ -584,7 +575,7 @@ mod tests {
 
     #[test]
     fn applied_rules_are_validated_before_anything_changes_then_written_and_in_force() {
-        let lab = Lab::new("apply");
+        let lab = Lab::new();
         let why = lab
             .ask(Command::ApplyRules {
                 origin: Origin::Partner,
@@ -641,7 +632,7 @@ mod tests {
 
     #[test]
     fn the_role_force_is_set_and_cleared() {
-        let lab = Lab::new("role");
+        let lab = Lab::new();
         assert_eq!(
             lab.ask(Command::SetRole(Some(Role::Passive))),
             Ok("role forced: passive".into())
@@ -657,7 +648,7 @@ mod tests {
     /// listing comes once both are done.
     #[test]
     fn a_listing_is_collected_while_other_commands_are_answered() {
-        let lab = Lab::new("listing");
+        let lab = Lab::new();
         let h = lab.supervisor.as_ref().unwrap().handle();
         let listing = h.submit(Command::Console(
             crate::console::request::parse("conns").unwrap(),
@@ -708,9 +699,6 @@ mod tests {
         let supervisor = fake::start(FakeUnit::new(1));
         let h = supervisor.handle();
         supervisor.stop();
-        assert_eq!(
-            h.ask(Command::SetRole(None), T),
-            Err("the unit is stopping".into())
-        );
+        assert_eq!(h.ask(Command::SetRole(None), T), Err(STOPPING.into()));
     }
 }
