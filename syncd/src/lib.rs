@@ -1,14 +1,23 @@
 //! # syncd — state synchronisation between the two units of an HA pair
 //!
-//! Runs on a dedicated sync lcore. On the active unit it drains every worker's
-//! state-change queue, packs the records into MTU-sized datagrams (a versioned
-//! header, then pfsync-style sub-headers each followed by fixed-size records),
-//! seals them with AES-256-GCM under keys derived from the cluster's pre-shared
-//! key, and delivers them reliably (sequence numbers, ack/nack, bounded retries)
+//! On the active unit the sync lcore drains every worker's state-change
+//! queue, packs the records into MTU-sized datagrams (a versioned header, then
+//! pfsync-style sub-headers each followed by fixed-size records), seals them
+//! with AES-256-GCM under keys derived from the cluster's pre-shared key, and
+//! delivers them reliably (sequence numbers, ack/nack, bounded retransmits)
 //! on the HA links. On the passive unit it opens, checks order and replay, and
 //! hands each record to the worker that owns its shard, which installs it as a
 //! *larval* entry ready for a takeover.
 //!
-//! This crate is a placeholder until the connection table (issue 3) exists:
-//! there is nothing to synchronise before there is state.
+//! Every module here is pure: bytes and a clock (`now_ns`, nanoseconds of the
+//! unit's monotonic clock) in, bytes and decisions out. The daemon (`mgmt`)
+//! owns the loop that feeds them and the ports.
+//!
+//! * [`psk`]: the cluster's pre-shared key file.
+//! * [`seal`]: AEAD, the HKDF key schedule, rotation with overlap, replay window.
+//! * [`channel`]: sequence numbers, cumulative acks, nacks, the retransmit window.
 #![forbid(unsafe_code)]
+
+pub mod channel;
+pub mod psk;
+pub mod seal;
