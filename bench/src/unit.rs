@@ -92,6 +92,7 @@ impl Unit {
                 capacity,
                 seed: SEED,
                 timeouts: Timeouts::default(),
+                epoch: 1,
             }),
             idle: IdlePolicy::BusyPoll,
         };

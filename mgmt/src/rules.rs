@@ -97,7 +97,7 @@ pub enum RulesError {
 pub const RULE_BYTES: u64 = 512;
 
 /// The largest rules file, in bytes: [`MAX_RULES`] rules of [`RULE_BYTES`]
-/// (32 MiB).
+/// (just under 32 MiB).
 pub const MAX_RULES_FILE_BYTES: u64 = MAX_RULES as u64 * RULE_BYTES;
 
 #[derive(Debug, Deserialize)]
@@ -735,7 +735,7 @@ mod tests {
         assert_eq!(set.rules()[0].in_iface, Some(1));
     }
 
-    /// `n` one-line rules, the first 65 536 of them valid.
+    /// `n` one-line rules, the first 65 534 of them valid.
     fn many_rules(n: usize) -> String {
         let mut text = String::with_capacity(n * 120 + 64);
         text.push_str("(\n    default: Block,\n    rules: [\n");
@@ -751,14 +751,14 @@ mod tests {
         text
     }
 
-    /// The file of the report: 22 MB, 200 000 rules. Refused at the 65 537th
+    /// The file of the report: 22 MB, 200 000 rules. Refused at the 65 535th
     /// rule, as it is read: nothing after it is read (a broken rule further on is
     /// never reached), nothing of the 200 000 is built.
     #[test]
-    fn a_22_mb_file_of_200k_rules_is_refused_at_rule_65537() {
+    fn a_22_mb_file_of_200k_rules_is_refused_at_rule_65535() {
         let text = many_rules(200_000);
         assert!(text.len() > 22_000_000, "{}", text.len());
-        let want = "rules.ron:65540:9: rules[65536]: more than 65536 rules; at most 65536 fit";
+        let want = "rules.ron:65538:9: rules[65534]: more than 65534 rules; at most 65534 fit";
         assert_eq!(refused(&text), want);
         let broken_later = text.replacen(
             "(action: Pass, proto: Some(Tcp), in: Some(\"data0\"), dst: Some(\"10.1.134.160\")",
@@ -777,13 +777,13 @@ mod tests {
 
     #[test]
     fn a_file_past_the_size_limit_is_refused_unread() {
-        assert_eq!(MAX_RULES_FILE_BYTES, 32 << 20);
+        assert_eq!(MAX_RULES_FILE_BYTES, 65_534 * 512);
         let (_dir, path) = crate::config::tests::temp_file("big-rules.ron", b"");
         let f = std::fs::File::options().write(true).open(&path).unwrap();
         f.set_len(MAX_RULES_FILE_BYTES + 1).unwrap();
         let err = load(&path, &IFACES).unwrap_err().to_string();
         assert!(
-            err.ends_with(":1:1: the file is 33554433 bytes, over the limit of 33554432 bytes"),
+            err.ends_with(":1:1: the file is 33553409 bytes, over the limit of 33553408 bytes"),
             "{err}"
         );
     }
@@ -798,7 +798,7 @@ mod tests {
         assert_eq!(err, format!("{}:4:125: not valid UTF-8", path.display()));
     }
 
-    /// Labels are checked through a hash map: the last of 65 536 labels repeats the
+    /// Labels are checked through a hash map: the last of 65 534 labels repeats the
     /// first.
     #[test]
     fn a_duplicate_label_far_down_is_found() {
@@ -812,7 +812,7 @@ mod tests {
         text += "])";
         assert_eq!(
             refused(&text),
-            "rules.ron:65537:23: rules[65535].label: label `r0` is already used by rules[0]"
+            "rules.ron:65535:23: rules[65533].label: label `r0` is already used by rules[0]"
         );
     }
 }

@@ -72,6 +72,16 @@ fn boot_seed() -> u64 {
     h.finish()
 }
 
+/// This boot's epoch: the wall-clock second in the high 32 bits and random
+/// bits below, so it is new at every boot and a later boot's is larger (a
+/// partner tells a restart, and a replay of an older boot's datagrams, by it).
+pub fn boot_epoch() -> u64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (secs << 32) | (boot_seed() & 0xffff_ffff)
+}
+
 /// Where EAL keeps its runtime files for a prefix.
 fn runtime_dir(prefix: &str) -> PathBuf {
     Path::new("/var/run/dpdk").join(prefix)
@@ -120,6 +130,7 @@ impl Unit {
     /// `stop` is set. With `rules`, forwarded traffic is filtered statefully;
     /// without, the unit is a plain router. First takes the locks on
     /// `file_prefix` and on every port in [`lock::LOCK_DIR`] (or `lock_dir`):
+    /// `epoch` ([`boot_epoch`]) names the unit's connections to its partner;
     /// a resource another unit holds refuses the boot before EAL starts.
     pub fn boot(
         profile: &Profile,
@@ -127,6 +138,7 @@ impl Unit {
         rules: Option<Arc<RuleSet>>,
         file_prefix: &str,
         lock_dir: &Path,
+        epoch: u64,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, BootError> {
         let resources = lock::resources(profile, file_prefix, &lock::current_netns());
@@ -207,6 +219,7 @@ impl Unit {
                     rules: Arc::clone(rules),
                     capacity: per_shard,
                     seed: boot_seed(),
+                    epoch,
                     timeouts: config.timeouts,
                 }),
                 idle,

@@ -7,7 +7,7 @@
 use crate::links::WorkerLinks;
 use crate::worker::{IdlePolicy, Worker, WorkerPort};
 use dataplane::conntrack::conn::Timeouts;
-use dataplane::conntrack::event::EventQueue;
+use dataplane::conntrack::event::{EventQueue, InboundQueue};
 use dataplane::conntrack::shard::Shard;
 use dataplane::control::WorkerInbox;
 use dataplane::counters::WorkerCounters;
@@ -19,7 +19,7 @@ use dpdk_sys::Mempool;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// State-change events a worker may queue before syncd takes them.
+/// State-change events a worker may queue before the sync lcore takes them.
 pub const EVENT_QUEUE_LEN: usize = 16_384;
 
 /// The stateful filter of a worker.
@@ -34,6 +34,9 @@ pub struct FirewallSpec {
     pub seed: u64,
     /// Connection timeouts, in seconds.
     pub timeouts: Timeouts,
+    /// This unit's boot epoch: names the shard's entries between the units
+    /// (`conntrack::record::SyncId`).
+    pub epoch: u64,
 }
 
 /// What a worker is, apart from its ports and links.
@@ -60,12 +63,20 @@ pub struct WorkerHandles {
     pub inbox: Arc<WorkerInbox>,
     /// Its shard's state-change events (the consumer end).
     pub events: EventQueue,
+    /// Records from the partner for its shard (the producer end).
+    pub inbound: InboundQueue,
 }
 
-/// A static route whose gateway is on none of the interfaces' subnets.
+/// Why a worker cannot be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("route {0}: gateway on no subnet")]
-pub struct BadRoute(pub usize);
+pub enum BuildError {
+    /// A static route whose gateway is on none of the interfaces' subnets.
+    #[error("route {0}: gateway on no subnet")]
+    BadRoute(usize),
+    /// A worker index past 255 (entries' names hold it in 8 bits).
+    #[error("worker {0}: at most 256 workers")]
+    TooManyWorkers(usize),
+}
 
 /// Builds the worker `spec` describes on `ports` (queue `spec.index` of each
 /// data port, in interface order), its frames from `pool`, polling until
@@ -76,19 +87,23 @@ pub fn build(
     pool: Mempool,
     stop: Arc<AtomicBool>,
     links: WorkerLinks,
-) -> Result<(Worker, WorkerHandles), BadRoute> {
+) -> Result<(Worker, WorkerHandles), BuildError> {
     let counters = Arc::new(WorkerCounters::default());
-    let mut router =
-        Router::new(spec.router, spec.interfaces, Arc::clone(&counters)).map_err(BadRoute)?;
+    let mut router = Router::new(spec.router, spec.interfaces, Arc::clone(&counters))
+        .map_err(BuildError::BadRoute)?;
     let events = EventQueue::new(EVENT_QUEUE_LEN);
     if let Some(fw) = spec.firewall {
-        let shard = Shard::new(fw.capacity, fw.seed, fw.timeouts, events.clone());
+        let mut shard = Shard::new(fw.capacity, fw.seed, fw.timeouts, events.clone());
+        let worker =
+            u8::try_from(spec.index).map_err(|_| BuildError::TooManyWorkers(spec.index))?;
+        shard.set_identity(fw.epoch, worker);
         router.set_firewall(Firewall::new(shard, fw.rules));
     }
     let handles = WorkerHandles {
         counters,
         inbox: Arc::clone(&links.inbox),
         events,
+        inbound: links.inbound.clone(),
     };
     let worker = Worker::new(spec.index, ports, router, pool, spec.idle, stop, links);
     Ok((worker, handles))

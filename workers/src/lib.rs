@@ -18,7 +18,7 @@ pub mod clock;
 pub mod links;
 pub mod worker;
 
-pub use build::{build, BadRoute, FirewallSpec, WorkerHandles, WorkerSpec, EVENT_QUEUE_LEN};
+pub use build::{build, BuildError, FirewallSpec, WorkerHandles, WorkerSpec, EVENT_QUEUE_LEN};
 pub use clock::Clock;
-pub use links::{Handoff, NeighborMesh, WorkerLinks};
+pub use links::{Handoff, NeighborMesh, WorkerLinks, INBOUND_QUEUE_LEN};
 pub use worker::{IdlePolicy, PoolAlloc, Worker, WorkerPort};

@@ -1,9 +1,10 @@
 //! What workers share with each other and with the control plane: neighbour
-//! hints, packets handed to the worker that owns their flow, and each
-//! worker's control inbox. Every queue is a bounded lock-free `ArrayQueue`
+//! hints, packets handed to the worker that owns their flow, each worker's
+//! control inbox, and its inbound records from the partner. Every queue is a bounded lock-free `ArrayQueue`
 //! with one consumer (the worker it belongs to).
 
 use crossbeam::queue::ArrayQueue;
+use dataplane::conntrack::event::InboundQueue;
 use dataplane::conntrack::rss::Toeplitz;
 use dataplane::control::WorkerInbox;
 use dataplane::firewall::flow_key_of_frame;
@@ -11,6 +12,9 @@ use dataplane::forward::router::Learned;
 use dataplane::forward::IfIndex;
 use dpdk_sys::Mbuf;
 use std::sync::Arc;
+
+/// Records from the partner the sync lcore may queue for a worker.
+pub const INBOUND_QUEUE_LEN: usize = 16_384;
 
 /// Neighbour sharing between workers: an inbox per worker.
 #[derive(Clone)]
@@ -98,6 +102,8 @@ pub struct WorkerLinks {
     pub handoff: Handoff,
     /// Rules and listings from the control thread.
     pub inbox: Arc<WorkerInbox>,
+    /// Records from the partner for this worker's shard, from the sync lcore.
+    pub inbound: InboundQueue,
 }
 
 impl WorkerLinks {
@@ -110,6 +116,7 @@ impl WorkerLinks {
                 mesh: mesh.clone(),
                 handoff: handoff.clone(),
                 inbox: Arc::new(WorkerInbox::default()),
+                inbound: InboundQueue::new(INBOUND_QUEUE_LEN),
             })
             .collect()
     }

@@ -54,6 +54,9 @@ pub const SPIN_BEFORE_SLEEP: u32 = 256;
 pub const POLL_INTERVAL_NS: u64 = 10_000_000;
 /// Attempts to hand a burst to a full tx queue before dropping the rest.
 const TX_ATTEMPTS: usize = 4;
+/// Items from the sync lcore a worker installs per poll: bounded, so a bulk
+/// arriving never stalls forwarding.
+pub const INBOUND_BUDGET: usize = 256;
 
 /// One data port as a worker sees it: its own queue pair.
 pub struct WorkerPort {
@@ -180,6 +183,17 @@ impl Worker {
             self.next_timer = now + POLL_INTERVAL_NS;
             self.control();
         }
+        if let Some(fw) = self.router.firewall_mut() {
+            let secs = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
+            let shard = fw.shard_mut();
+            for _ in 0..INBOUND_BUDGET {
+                let Some(item) = self.links.inbound.pop() else {
+                    break;
+                };
+                shard.receive(item, secs);
+            }
+            shard.service(secs);
+        }
         if let Some(q) = self.query.as_mut() {
             if let Some(fw) = self.router.firewall() {
                 let secs = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
@@ -241,8 +255,13 @@ impl Worker {
         let Some(fw) = self.router.firewall_mut() else {
             return;
         };
-        if let Some(rules) = self.links.inbox.rules.pop() {
-            fw.set_rules(rules);
+        // A reload waits until the last one's renumbering is done; a newer
+        // reload meanwhile replaces it in the inbox.
+        if fw.ready_for_rules() {
+            if let Some(rules) = self.links.inbox.rules.pop() {
+                // Ready, so taken.
+                let _ = fw.set_rules(rules);
+            }
         }
         if self.query.is_none() {
             self.query = self.links.inbox.queries.pop().map(ActiveQuery::new);

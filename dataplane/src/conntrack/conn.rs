@@ -56,13 +56,20 @@ impl L4State {
 pub mod flag {
     /// Synchronise this connection to the partner (the rule's `sync`).
     pub const SYNC: u8 = 0x01;
-    /// An event for it was lost to a full queue: send it again at the next
-    /// reconciliation.
+    /// Its last event was lost to a full queue: the shard's walker sends its
+    /// full state again.
     pub const RESEND: u8 = 0x02;
     /// The rule asked to log it.
     pub const LOG: u8 = 0x04;
     /// Installed from the partner, not yet forwarding (larval).
     pub const LARVAL: u8 = 0x08;
+    /// Named by the partner: its [`SyncId`](super::record::SyncId) is the
+    /// partner's, kept beside the table (for life, also after a takeover).
+    pub const ADOPTED: u8 = 0x10;
+    /// Which of the two rule sets a reload keeps apart its `rule` indexes:
+    /// the shard's current parity, or the previous one until the reload's
+    /// walk has renumbered it.
+    pub const RULES_ODD: u8 = 0x20;
 }
 
 /// One tracked connection: 72 bytes (checked by a test), so a table entry

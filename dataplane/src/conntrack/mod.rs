@@ -3,7 +3,10 @@
 //! * [`shard`]: one worker's tracking: the decisions the firewall asks for.
 //! * [`conn`]: what the table holds per connection, and the pseudo-states
 //!   of connectionless protocols.
-//! * [`event`]: the state-change events a worker queues for syncd.
+//! * [`event`]: the queues between a worker and the sync lcore, both ways.
+//! * [`record`]: a connection as the two units of a pair tell each other
+//!   about it (names, rule references, compact updates, digests).
+//! * [`id_index`]: the partner's names of adopted entries.
 //! * [`key`]: the direction-independent flow key.
 //! * [`table`]: the fixed-capacity, preallocated connection table of one shard.
 //! * [`wheel`]: the per-worker timer wheel that expires entries incrementally.
@@ -13,7 +16,9 @@
 
 pub mod conn;
 pub mod event;
+pub mod id_index;
 pub mod key;
+pub mod record;
 pub mod rss;
 pub mod shard;
 pub mod table;

@@ -1,8 +1,9 @@
 //! The shard: entries, timeouts, and the events a test reads off the queue.
 
 use super::conn::{flag, L4State, Pseudo, Timeouts};
-use super::event::{EventKind, EventQueue};
+use super::event::{Event, EventKind, EventQueue, Inbound};
 use super::key::FlowKey;
+use super::record::{Digest, Record, RuleRef, SyncId, NO_RULE};
 use super::shard::{Admission, Flow, L4Packet, Refused, Shard, Tracked};
 use super::tcp::{flags::*, Segment, TcpInvalid, TcpState};
 use std::net::{IpAddr, Ipv4Addr};
@@ -59,10 +60,30 @@ fn udp(from_client: bool, sport: u16) -> Flow {
     }
 }
 
-fn events(s: &Shard) -> Vec<EventKind> {
+/// What a test sees of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Conn(EventKind),
+    Deleted,
+    Other,
+}
+use Seen::Deleted;
+
+fn events(s: &Shard) -> Vec<Seen> {
     std::iter::from_fn(|| s.events().pop())
-        .map(|e| e.kind)
+        .map(|e| match e {
+            Event::Conn { kind, .. } => Seen::Conn(kind),
+            Event::Deleted { .. } => Seen::Deleted,
+            _ => Seen::Other,
+        })
         .collect()
+}
+
+fn conn_event(s: &Shard) -> (EventKind, Record) {
+    match s.events().pop() {
+        Some(Event::Conn { kind, record }) => (kind, record),
+        other => panic!("expected a connection event, got {other:?}"),
+    }
 }
 
 #[test]
@@ -107,6 +128,7 @@ fn a_tcp_connection_emits_created_established_closing_deleted() {
             StateChanged,
             StateChanged
         ]
+        .map(Seen::Conn)
     );
 
     // TIME_WAIT lasts 120 s from the last ACK at t=3
@@ -114,8 +136,11 @@ fn a_tcp_connection_emits_created_established_closing_deleted() {
     assert_eq!(s.expire(123), 1);
     let e = s.events().pop().unwrap();
     assert_eq!(
-        (e.kind, e.conn.l4.tcp_state()),
-        (Deleted, Some(TcpState::TimeWait))
+        e,
+        Event::Deleted {
+            id: SyncId::new(0, 0, 0),
+            key: tcp(true, 40000, SYN, 0, 0).key
+        }
     );
     assert_eq!(s.stats().expired, 1);
     assert_eq!(s.table().len(), 0);
@@ -126,21 +151,23 @@ fn events_carry_the_full_state_and_remaining_life() {
     let mut s = shard(16, 64);
     let syn = tcp(true, 40001, SYN, 1000, 0);
     s.create(&syn, adm(true), 10).unwrap();
-    let e = s.events().pop().unwrap();
-    assert_eq!(e.kind, EventKind::Created);
-    assert_eq!(e.key, syn.key);
-    assert_eq!(e.conn.orig_side, syn.side);
+    let (kind, r) = conn_event(&s);
+    assert_eq!(kind, EventKind::Created);
+    assert_eq!(r.key, syn.key);
+    assert_eq!(r.orig_side, syn.side);
     assert_eq!(
+        (r.rule, r.in_iface, r.out_iface),
         (
-            e.conn.rule,
-            e.conn.in_iface,
-            e.conn.out_iface,
-            e.conn.created
-        ),
-        (3, 0, 1, 10)
+            RuleRef {
+                revision: 0,
+                index: 3
+            },
+            0,
+            1
+        )
     );
-    assert_eq!(e.timeout, 120, "SYN_SENT");
-    assert!(e.conn.flags & flag::SYNC != 0);
+    assert_eq!(r.progress.timeout, 120, "SYN_SENT");
+    assert_eq!(r.progress.state, TcpState::SynSent as u8);
 }
 
 #[test]
@@ -212,7 +239,7 @@ fn a_refused_connection_is_removed_at_once() {
         Tracked::Pass
     );
     assert_eq!(s.table().len(), 0);
-    assert_eq!(events(&s), [EventKind::Created, EventKind::Deleted]);
+    assert_eq!(events(&s), [Seen::Conn(EventKind::Created), Deleted]);
 }
 
 #[test]
@@ -251,7 +278,10 @@ fn udp_becomes_replied_with_the_longer_timeout() {
         s.table().iter().next().unwrap().2.l4,
         L4State::Udp(Pseudo::Replied)
     );
-    assert_eq!(events(&s), [EventKind::Created, EventKind::Established]);
+    assert_eq!(
+        events(&s),
+        [EventKind::Created, EventKind::Established].map(Seen::Conn)
+    );
     assert_eq!(s.expire(6 + 119), 0);
     assert_eq!(s.expire(6 + 120), 1);
 }
@@ -274,15 +304,316 @@ fn long_lived_entries_are_refreshed_while_they_live() {
     let out = udp(true, 34000);
     s.create(&out, adm(true), 0).unwrap();
     s.track(&udp(false, 34000), 1);
-    assert_eq!(events(&s), [EventKind::Created, EventKind::Established]);
+    assert_eq!(
+        events(&s),
+        [EventKind::Created, EventKind::Established].map(Seen::Conn)
+    );
     // UDP replied: timeout 120 s, refreshed every 60 s while packets flow
     for t in 2..61 {
         s.track(&udp(true, 34000), t);
     }
     assert!(s.events().is_empty(), "nothing to say within the interval");
     s.track(&udp(true, 34000), 61);
-    let e = s.events().pop().unwrap();
-    assert_eq!((e.kind, e.timeout), (EventKind::Refresh, 120));
+    let (kind, r) = conn_event(&s);
+    assert_eq!((kind, r.progress.timeout), (EventKind::Refresh, 120));
     s.track(&udp(true, 34000), 62);
     assert!(s.events().is_empty(), "once per interval");
+}
+
+// ---- the synchronisation contract ------------------------------------------
+
+/// Hands everything `from` says to `to`, as the two sync lcores would.
+fn relay(from: &Shard, to: &mut Shard, now: u32) {
+    while let Some(e) = from.events().pop() {
+        let item = match e {
+            Event::Conn { kind, record } if kind.full() => Inbound::Install(record),
+            Event::Conn { record, .. } => Inbound::Update {
+                id: record.id,
+                progress: record.progress,
+            },
+            Event::Deleted { id, .. } => Inbound::Delete(id),
+            Event::Digest(d) => Inbound::Digest(d),
+            _ => continue,
+        };
+        to.receive(item, now);
+    }
+}
+
+fn handshake(s: &mut Shard, port: u16, now: u32) {
+    s.create(&tcp(true, port, SYN, 1000, 0), adm(true), now)
+        .unwrap();
+    s.track(&tcp(false, port, SYN | ACK, 5000, 1001), now);
+    s.track(&tcp(true, port, ACK, 1001, 5001), now);
+}
+
+#[test]
+fn a_delete_the_queue_refused_on_expiry_is_sent_later_in_order() {
+    let mut s = shard(16, 2);
+    s.create(&udp(true, 1), adm(true), 0).unwrap();
+    s.create(&udp(true, 2), adm(true), 0).unwrap();
+    assert_eq!(s.expire(30), 2, "both expire while the queue is full");
+    assert_eq!(s.pending(), (0, 2));
+    assert_eq!(events(&s).len(), 2, "the two Created");
+    s.service(31);
+    assert_eq!(events(&s), [Deleted, Deleted]);
+    assert_eq!(s.pending(), (0, 0));
+}
+
+#[test]
+fn a_reset_with_a_full_queue_keeps_the_delete_and_marks_nothing_freed() {
+    let mut s = shard(16, 1);
+    s.create(&tcp(true, 7, SYN, 1000, 0), adm(true), 0).unwrap();
+    s.track(&tcp(false, 7, RST | ACK, 0, 1001), 0);
+    assert_eq!(s.table().len(), 0);
+    assert_eq!(s.pending(), (0, 1), "the delete is kept, no entry marked");
+    assert_eq!(events(&s), [Seen::Conn(EventKind::Created)]);
+    s.service(1);
+    assert_eq!(events(&s), [Deleted]);
+}
+
+#[test]
+fn refused_deletes_past_their_bound_are_counted() {
+    let n = super::shard::LOST_DELETES + 3;
+    let mut s = shard(n, 1);
+    for p in 0..n {
+        s.create(&udp(true, u16::try_from(p).unwrap()), adm(true), 0)
+            .unwrap();
+    }
+    s.events().pop();
+    s.events().push(Event::BulkDone);
+    while s.expire(30) > 0 {}
+    assert_eq!(s.pending().1, super::shard::LOST_DELETES);
+    assert_eq!(s.stats().deletes_lost, 3);
+}
+
+#[test]
+fn the_walker_sends_the_current_full_state_of_marked_entries() {
+    let mut s = shard(16, 2);
+    handshake(&mut s, 40010, 0);
+    // Created and the SYN/ACK's event fit, ESTABLISHED did not.
+    assert_eq!(s.pending(), (1, 0));
+    assert_eq!(events(&s).len(), 2);
+    s.track(&tcp(true, 40010, ACK, 1001, 5001), 1);
+    assert!(
+        s.events().is_empty(),
+        "a marked entry waits for its full state"
+    );
+    s.service(2);
+    let (kind, r) = conn_event(&s);
+    assert_eq!(kind, EventKind::Resent);
+    assert_eq!(r.progress.state, TcpState::Established as u8);
+    assert_eq!((s.pending(), s.stats().resent), ((0, 0), 1));
+    let (_, _, conn) = s.table().iter().next().unwrap();
+    assert_eq!(conn.flags & flag::RESEND, 0);
+}
+
+#[test]
+fn a_bulk_streams_every_synchronised_entry_paced_then_ends() {
+    let mut s = shard(64, 8);
+    for p in 0..10 {
+        handshake(&mut s, 41000 + p, 0);
+        while s.events().pop().is_some() {}
+    }
+    s.create(&udp(true, 9), adm(false), 0).unwrap();
+    s.export();
+    let mut exported = 0;
+    let mut done = false;
+    for _ in 0..100 {
+        s.service(500);
+        assert!(s.events().len() <= 5, "never past half the queue");
+        for e in events(&s) {
+            match e {
+                Seen::Conn(EventKind::Exported) => exported += 1,
+                Seen::Other => done = true,
+                other => panic!("{other:?}"),
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(done && !s.exporting());
+    assert_eq!(exported, 10, "idle ones included, unsynchronised ones not");
+}
+
+#[test]
+fn the_partner_holds_what_the_active_holds_larval() {
+    let (mut active, mut passive) = (shard(64, 256), shard(64, 256));
+    active.set_identity(0xabc_def, 0);
+    for p in 0..5 {
+        handshake(&mut active, 42000 + p, 0);
+    }
+    active.create(&udp(true, 5000), adm(true), 0).unwrap();
+    relay(&active, &mut passive, 0);
+    assert_eq!(passive.table().len(), 6);
+    assert_eq!(passive.digest(), active.digest());
+    assert!(passive
+        .table()
+        .iter()
+        .all(|(_, _, c)| c.flags & flag::LARVAL != 0 && c.flags & flag::ADOPTED != 0));
+    assert_eq!(
+        passive
+            .get(&tcp(true, 42000, ACK, 0, 0).key)
+            .unwrap()
+            .l4
+            .name(),
+        "ESTABLISHED"
+    );
+    // Larval entries do not forward; a takeover makes them.
+    let data = tcp(true, 42000, ACK, 1001, 5001);
+    assert_eq!(passive.track(&data, 1), Tracked::Refused(Refused::Larval));
+    passive.go_live(true);
+    assert_eq!(passive.track(&data, 1), Tracked::Pass);
+    assert_eq!(passive.stats().went_live, 1);
+    // A close on the active reaches the partner; so does an expiry.
+    active.track(&tcp(true, 42001, RST, 1001, 0), 2);
+    active.expire(31);
+    relay(&active, &mut passive, 31);
+    assert_eq!(passive.table().len(), 4);
+    assert_eq!(passive.received().deleted, 2);
+    assert_eq!(passive.digest(), active.digest());
+}
+
+#[test]
+fn events_lost_to_a_full_queue_still_reach_the_partner() {
+    let (mut active, mut passive) = (shard(64, 4), shard(64, 256));
+    for p in 0..8 {
+        handshake(&mut active, 43000 + p, 0);
+    }
+    assert!(active.events().overflow.get() > 0);
+    for t in 1..40 {
+        active.service(t);
+        relay(&active, &mut passive, t);
+    }
+    assert_eq!(active.pending(), (0, 0));
+    assert_eq!(passive.digest(), active.digest());
+    assert_eq!(passive.table().len(), 8);
+}
+
+#[test]
+fn updates_never_go_backwards_and_unknown_names_are_asked_for() {
+    let (mut active, mut passive) = (shard(16, 64), shard(16, 64));
+    handshake(&mut active, 44000, 0);
+    let mut records = Vec::new();
+    while let Some(Event::Conn { record, .. }) = active.events().pop() {
+        records.push(record);
+    }
+    passive.receive(Inbound::Install(records[0]), 0);
+    passive.receive(
+        Inbound::Update {
+            id: records[2].id,
+            progress: records[2].progress,
+        },
+        0,
+    );
+    passive.receive(
+        Inbound::Update {
+            id: records[1].id,
+            progress: records[1].progress,
+        },
+        0,
+    );
+    assert_eq!(passive.received().stale, 1, "SYN_RECV after ESTABLISHED");
+    assert_eq!(
+        passive.table().iter().next().unwrap().2.l4.name(),
+        "ESTABLISHED"
+    );
+    let stranger = SyncId(77);
+    passive.receive(
+        Inbound::Update {
+            id: stranger,
+            progress: records[2].progress,
+        },
+        0,
+    );
+    assert_eq!(passive.received().unknown, 1);
+    assert!(matches!(
+        passive.events().pop(),
+        Some(Event::Unknown(id)) if id == stranger
+    ));
+    // The active answers a request for its own name with the full state.
+    active.receive(Inbound::Request(records[0].id), 1);
+    assert!(matches!(conn_event(&active), (EventKind::Requested, r) if r.id == records[0].id));
+    active.receive(Inbound::Request(SyncId(77)), 1);
+    assert!(active.events().is_empty());
+}
+
+#[test]
+fn a_digest_difference_is_reported_and_a_flush_and_a_bulk_end_drop_the_stale() {
+    let (mut active, mut passive) = (shard(16, 64), shard(16, 64));
+    handshake(&mut active, 45000, 0);
+    active.create(&udp(true, 45001), adm(true), 0).unwrap();
+    relay(&active, &mut passive, 0);
+    active.receive(Inbound::SendDigest, 0);
+    relay(&active, &mut passive, 0);
+    assert_eq!(passive.received().digest_matches, 1);
+    // The partner misses a delete (as if lost for good).
+    assert_eq!(active.expire(30), 1);
+    assert!(matches!(active.events().pop(), Some(Event::Deleted { .. })));
+    active.receive(Inbound::SendDigest, 30);
+    relay(&active, &mut passive, 30);
+    assert_eq!(passive.received().digest_mismatches, 1);
+    assert!(matches!(
+        passive.events().pop(),
+        Some(Event::DigestMismatch { theirs, ours }) if theirs.count == 1 && ours.count == 2
+    ));
+    // The shard is sent again: the bulk refreshes 45000, 45001 is dropped at its end.
+    active.export();
+    for t in 0..4 {
+        active.service(40 + t);
+        relay(&active, &mut passive, 40);
+    }
+    passive.receive(Inbound::BulkEnd(40), 40);
+    assert_eq!(passive.received().purged, 1);
+    assert_eq!(passive.digest(), active.digest());
+    passive.receive(Inbound::Flush, 41);
+    assert_eq!((passive.table().len(), passive.received().flushed), (0, 1));
+    assert_eq!(passive.digest(), Digest::default());
+}
+
+#[test]
+fn a_full_table_refuses_the_partners_entries_and_evicts_none() {
+    let (mut active, mut passive) = (shard(16, 64), shard(1, 64));
+    passive.create(&udp(true, 1), adm(false), 0).unwrap();
+    handshake(&mut active, 46000, 0);
+    relay(&active, &mut passive, 0);
+    assert_eq!(passive.received().table_full, 1);
+    assert_eq!(passive.table().len(), 1);
+}
+
+#[test]
+fn a_reload_renumbers_rule_indexes_and_records_say_which_set() {
+    let mut s = shard(16, 64);
+    assert!(s.renumber_rules(0xa, Vec::new()));
+    s.service(0);
+    s.create(&udp(true, 1), adm(true), 0).unwrap();
+    s.create(&udp(true, 2), adm(true), 0).unwrap();
+    while s.events().pop().is_some() {}
+    // Rule 3 of set A is rule 0 of set B.
+    let mut map = vec![NO_RULE; 4];
+    map[3] = 0;
+    assert!(s.renumber_rules(0xb, map));
+    assert!(!s.renumber_rules(0xc, Vec::new()), "one reload at a time");
+    let r = s.record(0, 1);
+    assert_eq!(
+        r.rule,
+        RuleRef {
+            revision: 0xa,
+            index: 3
+        },
+        "not yet renumbered"
+    );
+    s.service(1);
+    assert!(!s.renumbering());
+    assert_eq!(
+        s.record(0, 1).rule,
+        RuleRef {
+            revision: 0xb,
+            index: 0
+        }
+    );
+    assert_eq!(s.stats().renumbered, 2);
+    s.create(&udp(true, 3), adm(true), 1).unwrap();
+    let (_, r) = conn_event(&s);
+    assert_eq!(r.rule.revision, 0xb);
 }

@@ -425,6 +425,13 @@ impl<V> ConnTable<V> {
         self.slots[hole] = EMPTY;
     }
 
+    /// Whether `id` is an entry that is live now (any `u32` may be asked).
+    pub fn is_live(&self, id: u32) -> bool {
+        self.entries
+            .get(id as usize)
+            .is_some_and(|e| e.timer.is_linked())
+    }
+
     /// The value of the live entry `id`.
     #[inline]
     pub fn get(&self, id: u32) -> &V {

@@ -621,6 +621,36 @@ impl TcpConn {
         c
     }
 
+    /// What the partner needs of it: the state, the connection flags and
+    /// both directions' windows.
+    pub fn sync_view(&self) -> (TcpState, u8, [Peer; 2]) {
+        (self.state, self.flags, self.peers)
+    }
+
+    /// A connection as the partner synchronised it: its state, connection
+    /// flags and windows, nothing of its last packet (the partner's last
+    /// packet is not this unit's).
+    pub fn from_sync(state: TcpState, flags: u8, peers: [Peer; 2]) -> TcpConn {
+        TcpConn {
+            state,
+            flags,
+            peers,
+            last_index: Index::None as u8,
+            ..TcpConn::default()
+        }
+    }
+
+    /// Takes the partner's newer state, connection flags and sequence edges
+    /// (`(end, maxend)` per direction); the windows' other facts stay.
+    pub fn apply_sync(&mut self, state: TcpState, flags: u8, edges: [(u32, u32); 2]) {
+        self.state = state;
+        self.flags = flags;
+        for (p, (end, maxend)) in self.peers.iter_mut().zip(edges) {
+            p.end = end;
+            p.maxend = maxend;
+        }
+    }
+
     /// The current state.
     pub fn state(&self) -> TcpState {
         self.state

@@ -9,8 +9,10 @@ use super::rule::{Action, PortRange, Rule};
 use std::fmt;
 use std::net::IpAddr;
 
-/// How many rules a set may hold: a verdict names its rule in 16 bits.
-pub const MAX_RULES: usize = 1 << 16;
+/// How many rules a set may hold: a connection names its rule in 16 bits, and
+/// the two highest values mean "the default policy" and "no rule of the set in
+/// force" (`conntrack::record::{DEFAULT_RULE, NO_RULE}`).
+pub const MAX_RULES: usize = (u16::MAX - 1) as usize;
 
 /// A set with more than [`MAX_RULES`] rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -231,24 +233,61 @@ fn revision_of(rules: &[Rule], default: Action) -> Revision {
     h.action(default);
     h.u64(rules.len() as u64);
     for r in rules {
-        h.action(r.action);
-        h.opt(r.in_iface, |h, i| h.u64(i as u64));
-        h.opt(r.out_iface, |h, i| h.u64(i as u64));
-        h.opt(r.src, Fnv::prefix);
-        h.opt(r.dst, Fnv::prefix);
-        h.opt(r.proto, Fnv::u8);
-        h.opt(r.src_ports, Fnv::ports);
-        h.opt(r.dst_ports, Fnv::ports);
-        h.opt(r.icmp_type, Fnv::u8);
-        h.flag(r.keep_state);
-        h.flag(r.sync);
-        h.flag(r.log);
-        h.opt(r.label.as_deref(), |h, l| {
+        h.rule(r);
+    }
+    Revision(h.0)
+}
+
+impl Fnv {
+    fn rule(&mut self, r: &Rule) {
+        self.action(r.action);
+        self.opt(r.in_iface, |h, i| h.u64(i as u64));
+        self.opt(r.out_iface, |h, i| h.u64(i as u64));
+        self.opt(r.src, Fnv::prefix);
+        self.opt(r.dst, Fnv::prefix);
+        self.opt(r.proto, Fnv::u8);
+        self.opt(r.src_ports, Fnv::ports);
+        self.opt(r.dst_ports, Fnv::ports);
+        self.opt(r.icmp_type, Fnv::u8);
+        self.flag(r.keep_state);
+        self.flag(r.sync);
+        self.flag(r.log);
+        self.opt(r.label.as_deref(), |h, l| {
             h.u64(l.len() as u64);
             h.bytes(l.as_bytes());
         });
     }
-    Revision(h.0)
+}
+
+impl RuleSet {
+    /// Where each rule of `old` sits in this set: its index here when an
+    /// identical rule is here (the n-th copy of a rule maps to the n-th copy),
+    /// else `gone`. A reload renumbers its connections' rule indexes with it.
+    pub fn renumbering_from(&self, old: &RuleSet, gone: u16) -> Vec<u16> {
+        let hash = |r: &Rule| {
+            let mut h = Fnv::new();
+            h.rule(r);
+            h.0
+        };
+        let mut here: std::collections::HashMap<u64, std::collections::VecDeque<u16>> =
+            std::collections::HashMap::new();
+        for (i, r) in (0u16..).zip(&self.rules) {
+            here.entry(hash(r)).or_default().push_back(i);
+        }
+        old.rules
+            .iter()
+            .map(|r| {
+                let candidates = here.get_mut(&hash(r));
+                candidates
+                    .and_then(|c| {
+                        // Equal hashes of unequal rules never match.
+                        let pos = c.iter().position(|&i| self.rules[usize::from(i)] == *r)?;
+                        c.remove(pos)
+                    })
+                    .unwrap_or(gone)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -405,15 +444,23 @@ mod tests {
         .unwrap();
         assert_eq!(
             only_last.evaluate(&tcp_to("198.18.2.2", 80)).rule,
-            Some(u16::MAX)
+            Some(u16::MAX - 2)
         );
         let too_many = vec![Rule::new(Action::Block); MAX_RULES + 1];
         assert_eq!(
             RuleSet::new(too_many, Action::Block)
                 .unwrap_err()
                 .to_string(),
-            "65537 rules; at most 65536 fit"
+            "65535 rules; at most 65534 fit"
         );
+    }
+
+    #[test]
+    fn a_reload_renumbers_rules_by_content() {
+        let (a, b, c) = (pass_port(80), pass_port(443), pass_port(22));
+        let old = RuleSet::new(vec![a.clone(), b.clone(), a.clone(), c], Action::Block).unwrap();
+        let new = RuleSet::new(vec![b, a.clone(), pass_port(8080), a], Action::Block).unwrap();
+        assert_eq!(new.renumbering_from(&old, 999), [1, 0, 3, 999]);
     }
 
     #[test]

@@ -30,8 +30,7 @@ use related::{Quote, Unrelated};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Rule index recorded for a connection admitted by the default policy.
-pub const DEFAULT_RULE: u16 = u16::MAX;
+pub use crate::conntrack::record::{DEFAULT_RULE, NO_RULE};
 
 /// One worker's filter: its connection-tracking shard and the rules in force.
 pub struct Firewall {
@@ -43,12 +42,18 @@ pub struct Firewall {
 
 impl Firewall {
     /// A filter over `shard` with `rules`.
-    pub fn new(shard: Shard, rules: Arc<RuleSet>) -> Self {
+    pub fn new(mut shard: Shard, rules: Arc<RuleSet>) -> Self {
+        shard.renumber_rules(rules.revision().0, Vec::new());
         Self {
             shard,
             rules,
             trust_l4_checksum: false,
         }
+    }
+
+    /// The shard, for the sync lcore's items and the background walks.
+    pub fn shard_mut(&mut self) -> &mut Shard {
+        &mut self.shard
     }
 
     /// The shard, for listings and tests.
@@ -61,10 +66,23 @@ impl Firewall {
         &self.rules
     }
 
-    /// Puts new rules in force. Existing connections are untouched: they
-    /// are decided by their entries, and only new flows meet the new rules.
-    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+    /// Puts new rules in force. Existing connections are decided by their
+    /// entries, and only new flows meet the new rules; their rule indexes are
+    /// renumbered into the new set in the background ([`Shard::renumber_rules`]).
+    /// While the last reload's renumbering runs, the rules are given back:
+    /// offer them again later ([`Firewall::ready_for_rules`]).
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) -> Result<(), Arc<RuleSet>> {
+        let map = rules.renumbering_from(&self.rules, NO_RULE);
+        if !self.shard.renumber_rules(rules.revision().0, map) {
+            return Err(rules);
+        }
         self.rules = rules;
+        Ok(())
+    }
+
+    /// Whether [`Firewall::set_rules`] would take new rules now.
+    pub fn ready_for_rules(&self) -> bool {
+        !self.shard.renumbering()
     }
 
     /// Removes what has timed out (bounded work); `now` in seconds.
@@ -199,6 +217,32 @@ impl Firewall {
         counters
             .events_overflow
             .set(self.shard.events().overflow.get());
+        let (resends, deletes) = self.shard.pending();
+        counters.conn_resent.set(st.resent);
+        counters.conn_exported.set(st.exported);
+        counters.resend_pending.set(resends as u64);
+        counters.deletes_pending.set(deletes as u64);
+        counters.deletes_lost.set(st.deletes_lost);
+        counters.rules_renumbered.set(st.renumbered);
+        counters.went_live.set(st.went_live);
+        let r = self.shard.received();
+        for (c, v) in [
+            (&counters.sync_installed, r.installed),
+            (&counters.sync_replaced, r.replaced),
+            (&counters.sync_updated, r.updated),
+            (&counters.sync_stale, r.stale),
+            (&counters.sync_unknown, r.unknown),
+            (&counters.sync_deleted, r.deleted),
+            (&counters.sync_unknown_deletes, r.unknown_deletes),
+            (&counters.sync_bad, r.bad),
+            (&counters.sync_table_full, r.table_full),
+            (&counters.sync_flushed, r.flushed),
+            (&counters.sync_purged, r.purged),
+            (&counters.digest_matches, r.digest_matches),
+            (&counters.digest_mismatches, r.digest_mismatches),
+        ] {
+            c.set(v);
+        }
     }
 }
 
@@ -217,6 +261,7 @@ fn refused(r: Refused) -> DropReason {
     match r {
         Refused::TableFull => DropReason::TableFull,
         Refused::NoConnection => DropReason::NoConnection,
+        Refused::Larval => DropReason::Larval,
         Refused::Tcp(t) => match t {
             TcpInvalid::BadFlags => DropReason::TcpBadFlags,
             TcpInvalid::NoConnection => DropReason::TcpNoConnection,

@@ -102,6 +102,7 @@ fn main() -> ExitCode {
         ruleset.clone(),
         &prefix,
         lock_dir,
+        mgmt::unit::boot_epoch(),
         Arc::clone(&stop),
     ) {
         Ok(u) => u,
