@@ -16,8 +16,10 @@
 //! * [`psk`]: the cluster's pre-shared key file.
 //! * [`seal`]: AEAD, the HKDF key schedule, rotation with overlap, replay window.
 //! * [`channel`]: sequence numbers, cumulative acks, nacks, the retransmit window.
+//! * [`wire`]: the datagram: header, sub-headers, fixed-size records.
 #![forbid(unsafe_code)]
 
 pub mod channel;
 pub mod psk;
 pub mod seal;
+pub mod wire;
