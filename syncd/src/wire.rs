@@ -43,15 +43,15 @@
 //! |      2 | update        |   32 | id 8, rss 2, state 1, tcp flags 1, timeout 4, then `end`, `maxend` of the original and of the reply direction, 4 each |
 //! |      3 | delete        |   12 | id 8, rss 2, reserved 2                                    |
 //! |      4 | digest        |   16 | shard 1, reserved 3, count 4, sum 8                        |
-//! |      5 | bulk start    |    8 | bulk id 4, reserved 4                                      |
-//! |      6 | bulk end      |    8 | bulk id 4, reserved 4                                      |
-//! |      7 | bulk done     |    8 | bulk id 4 (the receiver's: the bulk was installed)         |
+//! |      5 | bulk start    |   16 | bulk id 4, reserved 4, shards 8 (bit n = shard n; all ones: the whole table) |
+//! |      6 | bulk end      |   16 | the same as its bulk start                                 |
+//! |      7 | bulk done     |   16 | the same (the receiver's: the bulk was installed)          |
 //! |      8 | bulk request  |    8 | reserved 8                                                 |
 //! |      9 | request       |   12 | id 8, rss 2, reserved 2: send me this entry's full state   |
 //! |     10 | resync        |    8 | bitmap of shards (bit n = shard n) to send again           |
 //! |     11 | ack           |   16 | cumulative 8 (every sequence ≤ it delivered), first held 8 (the lowest sequence the sender of this datagram still holds) |
 //! |     12 | nack          |   16 | first 8, last 8: sequences missing                         |
-//! |     13 | hello         |   16 | workers 1, interfaces 1, flags 1 (bit 0 active, bit 1 wants a bulk), reserved 1, firmware 4, rule set revision 8 |
+//! |     13 | hello         |   16 | workers 1, interfaces 1, flags 1 (bit 0 active, bit 1 wants a bulk), links heard 1 (bit n: the sender hears the receiver on HA link n), firmware 4, rule set revision 8 |
 //!
 //! The insert record (`id` is [`SyncId`]; `rss` in other records is the low 16
 //! bits of the connection's symmetric RSS hash, which picks the worker that
@@ -73,9 +73,7 @@
 //! update 32 B, delete 12 B (pfsync: 242 / 84 / 12 B; VPP NAT HA: 44 B per event).
 
 use dataplane::conntrack::key::{FlowKey, Side};
-use dataplane::conntrack::record::{
-    Digest, Edge, L4Kind, Progress, Record, RuleRef, SyncId,
-};
+use dataplane::conntrack::record::{Digest, Edge, L4Kind, Progress, Record, RuleRef, SyncId};
 use dataplane::conntrack::tcp::Peer;
 
 /// The first four bytes of every datagram.
@@ -343,10 +341,22 @@ pub struct Hello {
     pub active: bool,
     /// Wants the partner's whole table (it just joined or restarted).
     pub wants_bulk: bool,
+    /// Bit n: the sender hears the receiver on HA link n (so the receiver
+    /// learns of a link that works one way only).
+    pub links_heard: u8,
     /// Firmware version, `major << 16 | minor << 8 | patch`.
     pub firmware: u32,
     /// The rule set it runs (content hash).
     pub rules: u64,
+}
+
+/// Which bulk: its number, and the shards it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bulk {
+    /// The sender's number for it.
+    pub id: u32,
+    /// Bit n: shard n is sent again; all ones: the whole table.
+    pub shards: u64,
 }
 
 /// One record's values.
@@ -378,11 +388,11 @@ pub enum Message {
         digest: Digest,
     },
     /// A bulk begins.
-    BulkStart(u32),
+    BulkStart(Bulk),
     /// A bulk ends: what it did not refresh is stale.
-    BulkEnd(u32),
+    BulkEnd(Bulk),
     /// The bulk was received and installed.
-    BulkDone(u32),
+    BulkDone(Bulk),
     /// Send me everything.
     BulkRequest,
     /// Send me this entry's full state.
@@ -457,12 +467,14 @@ impl Action {
             Action::Insert => INSERT_LEN,
             Action::Update => UPDATE_LEN,
             Action::Delete | Action::Request => DELETE_LEN,
-            Action::Digest | Action::Ack | Action::Nack | Action::Hello => 16,
-            Action::BulkStart
+            Action::Digest
+            | Action::Ack
+            | Action::Nack
+            | Action::Hello
+            | Action::BulkStart
             | Action::BulkEnd
-            | Action::BulkDone
-            | Action::BulkRequest
-            | Action::Resync => 8,
+            | Action::BulkDone => 16,
+            Action::BulkRequest | Action::Resync => 8,
         }
     }
 
@@ -537,8 +549,9 @@ impl Message {
                 put(b, 4, &digest.count.to_be_bytes());
                 put(b, 8, &digest.sum.to_be_bytes());
             }
-            Message::BulkStart(id) | Message::BulkEnd(id) | Message::BulkDone(id) => {
-                put(b, 0, &id.to_be_bytes());
+            Message::BulkStart(bulk) | Message::BulkEnd(bulk) | Message::BulkDone(bulk) => {
+                put(b, 0, &bulk.id.to_be_bytes());
+                put(b, 8, &bulk.shards.to_be_bytes());
             }
             Message::BulkRequest => {}
             Message::Resync(shards) => put(b, 0, &shards.to_be_bytes()),
@@ -555,7 +568,7 @@ impl Message {
             }
             Message::Hello(h) => {
                 let flags = u8::from(h.active) | u8::from(h.wants_bulk) << 1;
-                put(b, 0, &[h.workers, h.interfaces, flags]);
+                put(b, 0, &[h.workers, h.interfaces, flags, h.links_heard]);
                 put(b, 4, &h.firmware.to_be_bytes());
                 put(b, 8, &h.rules.to_be_bytes());
             }
@@ -593,9 +606,9 @@ impl Message {
                     sum: u64_at(b, 8),
                 },
             },
-            Action::BulkStart => Message::BulkStart(u32_at(b, 0)),
-            Action::BulkEnd => Message::BulkEnd(u32_at(b, 0)),
-            Action::BulkDone => Message::BulkDone(u32_at(b, 0)),
+            Action::BulkStart => Message::BulkStart(bulk_at(b)),
+            Action::BulkEnd => Message::BulkEnd(bulk_at(b)),
+            Action::BulkDone => Message::BulkDone(bulk_at(b)),
             Action::BulkRequest => Message::BulkRequest,
             Action::Resync => Message::Resync(u64_at(b, 0)),
             Action::Ack => Message::Ack {
@@ -611,10 +624,18 @@ impl Message {
                 interfaces: b[1],
                 active: b[2] & 1 != 0,
                 wants_bulk: b[2] & 2 != 0,
+                links_heard: b[3],
                 firmware: u32_at(b, 4),
                 rules: u64_at(b, 8),
             }),
         })
+    }
+}
+
+fn bulk_at(b: &[u8]) -> Bulk {
+    Bulk {
+        id: u32_at(b, 0),
+        shards: u64_at(b, 8),
     }
 }
 

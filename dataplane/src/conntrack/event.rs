@@ -86,7 +86,12 @@ pub enum Event {
     },
     /// (Receiving side) an update named an entry this shard does not hold:
     /// ask the partner for its full state.
-    Unknown(SyncId),
+    Unknown {
+        /// The partner's name for it.
+        id: SyncId,
+        /// Low 16 bits of its flow hash, as the update said.
+        rss: u16,
+    },
 }
 
 /// The producer end of one worker's event queue (and, cloned, the consumer's).
@@ -156,6 +161,8 @@ pub enum Inbound {
     Update {
         /// The partner's name for it.
         id: SyncId,
+        /// Low 16 bits of its flow hash (said back if the name is unknown).
+        rss: u16,
         /// The change.
         progress: Progress,
     },
@@ -166,8 +173,9 @@ pub enum Inbound {
     /// The bulk that began at this second (this unit's clock) ended: drop the
     /// adopted entries it did not refresh (the partner no longer has them).
     BulkEnd(u32),
-    /// Drop every adopted entry (the partner restarted without a takeover:
-    /// what it said before is void).
+    /// Drop every adopted entry still larval (the partner restarted without a
+    /// takeover: what it said before is void). A shard that went live keeps
+    /// its entries: they are this unit's connections now.
     Flush,
     /// (Sending side) stream the whole table as [`EventKind::Exported`]
     /// events, then [`Event::BulkDone`].

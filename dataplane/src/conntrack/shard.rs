@@ -716,7 +716,7 @@ impl Shard {
     pub fn receive(&mut self, item: Inbound, now: u32) {
         match item {
             Inbound::Install(r) => self.install(&r, now),
-            Inbound::Update { id, progress } => self.update(id, &progress, now),
+            Inbound::Update { id, rss, progress } => self.update(id, rss, &progress, now),
             Inbound::Delete(id) => match self.adopted_entry(id) {
                 Some(local) => {
                     self.remove(local);
@@ -743,7 +743,10 @@ impl Shard {
                 };
                 self.received.purged += self.drop_adopted(before);
             }
-            Inbound::Flush => self.received.flushed += self.drop_adopted(|_| true),
+            Inbound::Flush if !self.live => {
+                self.received.flushed += self.drop_adopted(|_| true);
+            }
+            Inbound::Flush => {}
             Inbound::Export => self.export(),
             Inbound::Request(id) => self.answer(id, now),
             Inbound::SendDigest => {
@@ -802,10 +805,10 @@ impl Shard {
         self.received.installed += 1;
     }
 
-    fn update(&mut self, id: SyncId, p: &super::record::Progress, now: u32) {
+    fn update(&mut self, id: SyncId, rss: u16, p: &super::record::Progress, now: u32) {
         let Some(local) = self.adopted_entry(id) else {
             self.received.unknown += 1;
-            self.sync.events.push(Event::Unknown(id));
+            self.sync.events.push(Event::Unknown { id, rss });
             return;
         };
         let conn = self.table.get(local);

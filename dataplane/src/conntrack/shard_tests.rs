@@ -329,6 +329,7 @@ fn relay(from: &Shard, to: &mut Shard, now: u32) {
             Event::Conn { kind, record } if kind.full() => Inbound::Install(record),
             Event::Conn { record, .. } => Inbound::Update {
                 id: record.id,
+                rss: 0,
                 progress: record.progress,
             },
             Event::Deleted { id, .. } => Inbound::Delete(id),
@@ -502,6 +503,7 @@ fn updates_never_go_backwards_and_unknown_names_are_asked_for() {
     passive.receive(
         Inbound::Update {
             id: records[2].id,
+            rss: 0,
             progress: records[2].progress,
         },
         0,
@@ -509,6 +511,7 @@ fn updates_never_go_backwards_and_unknown_names_are_asked_for() {
     passive.receive(
         Inbound::Update {
             id: records[1].id,
+            rss: 0,
             progress: records[1].progress,
         },
         0,
@@ -522,6 +525,7 @@ fn updates_never_go_backwards_and_unknown_names_are_asked_for() {
     passive.receive(
         Inbound::Update {
             id: stranger,
+            rss: 5,
             progress: records[2].progress,
         },
         0,
@@ -529,7 +533,7 @@ fn updates_never_go_backwards_and_unknown_names_are_asked_for() {
     assert_eq!(passive.received().unknown, 1);
     assert!(matches!(
         passive.events().pop(),
-        Some(Event::Unknown(id)) if id == stranger
+        Some(Event::Unknown { id, rss: 5 }) if id == stranger
     ));
     // The active answers a request for its own name with the full state.
     active.receive(Inbound::Request(records[0].id), 1);

@@ -64,9 +64,15 @@ fn every_data_message() -> Vec<Message> {
                 sum: 0xdead_beef_0000_0001,
             },
         },
-        Message::BulkStart(5),
-        Message::BulkEnd(5),
-        Message::BulkDone(5),
+        Message::BulkStart(Bulk {
+            id: 5,
+            shards: u64::MAX,
+        }),
+        Message::BulkEnd(Bulk {
+            id: 5,
+            shards: 0b11,
+        }),
+        Message::BulkDone(Bulk { id: 5, shards: 1 }),
         Message::BulkRequest,
         Message::Request { id: r.id, rss: 9 },
         Message::Resync(0b1010),
@@ -84,12 +90,16 @@ fn control_messages() -> Vec<Message> {
             cumulative: 41,
             first_held: 30,
         },
-        Message::Nack { first: 42, last: 44 },
+        Message::Nack {
+            first: 42,
+            last: 44,
+        },
         Message::Hello(Hello {
             workers: 2,
             interfaces: 3,
             active: true,
             wants_bulk: true,
+            links_heard: 0b10,
             firmware: 0x00_01_02,
             rules: 0x55,
         }),
@@ -189,7 +199,13 @@ fn the_writer_stops_at_its_capacity_and_writes_nothing_more() {
     assert_eq!(w.push(&u), Err(Full));
     assert_eq!((w.len(), w.records()), (SECTION_LEN + 64, 2));
     assert_eq!(w.cost(&u), 32);
-    assert_eq!(w.cost(&Message::Delete { id: SyncId(1), rss: 0 }), SECTION_LEN + 12);
+    assert_eq!(
+        w.cost(&Message::Delete {
+            id: SyncId(1),
+            rss: 0
+        }),
+        SECTION_LEN + 12
+    );
 }
 
 fn header(kind: Kind, sequence: u64) -> Header {
@@ -230,7 +246,10 @@ fn one_header_field_at_a_time() {
     let check = |b: &[u8]| Datagram::new_checked(b).and_then(|d| Header::parse(&d));
     assert!(check(&good).is_ok());
     let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, Error)> = vec![
-        (Box::new(|b| b.truncate(HEADER_LEN + TAG_LEN - 1)), Error::Truncated),
+        (
+            Box::new(|b| b.truncate(HEADER_LEN + TAG_LEN - 1)),
+            Error::Truncated,
+        ),
         (Box::new(|b| b[0] = b'X'), Error::BadMagic),
         (Box::new(|b| b[4] = 2), Error::Version(2)),
         (Box::new(|b| b[4] = 0), Error::Version(0)),
@@ -262,10 +281,26 @@ fn one_body_field_at_a_time() {
         (Box::new(|b| b[0] = 14), Kind::Data, Error::UnknownAction),
         (Box::new(|b| b[1] = 95), Kind::Data, Error::BadRecordLen),
         (Box::new(|b| b[3] = 3), Kind::Data, Error::SectionTruncated),
-        (Box::new(|b| b.truncate(b.len() - 1)), Kind::Data, Error::SectionTruncated),
-        (Box::new(|b| b.extend([1, 96, 0])), Kind::Data, Error::SectionTruncated),
-        (Box::new(|b| b[SECTION_LEN + 8] = 5), Kind::Data, Error::BadRecord),
-        (Box::new(|b| b[SECTION_LEN + 46] = 4), Kind::Data, Error::BadRecord),
+        (
+            Box::new(|b| b.truncate(b.len() - 1)),
+            Kind::Data,
+            Error::SectionTruncated,
+        ),
+        (
+            Box::new(|b| b.extend([1, 96, 0])),
+            Kind::Data,
+            Error::SectionTruncated,
+        ),
+        (
+            Box::new(|b| b[SECTION_LEN + 8] = 5),
+            Kind::Data,
+            Error::BadRecord,
+        ),
+        (
+            Box::new(|b| b[SECTION_LEN + 46] = 4),
+            Kind::Data,
+            Error::BadRecord,
+        ),
         (Box::new(|_| {}), Kind::Control, Error::OutOfPlace),
     ];
     for (corrupt, kind, want) in cases {
