@@ -17,9 +17,12 @@
 //! * [`seal`]: AEAD, the HKDF key schedule, rotation with overlap, replay window.
 //! * [`channel`]: sequence numbers, cumulative acks, nacks, the retransmit window.
 //! * [`wire`]: the datagram: header, sub-headers, fixed-size records.
+//! * [`session`]: the partner's identity and epochs, the keys between the two
+//!   boots, and every check a datagram passes (each drop counted by reason).
 #![forbid(unsafe_code)]
 
 pub mod channel;
 pub mod psk;
 pub mod seal;
+pub mod session;
 pub mod wire;

@@ -792,13 +792,13 @@ pub fn validate(kind: Kind, body: &[u8]) -> Result<usize, Error> {
     Ok(n)
 }
 
-/// Builds the body of one datagram in a caller's buffer, at most `capacity`
-/// bytes (the HA link's MTU minus the IPv4, UDP, header and tag bytes):
-/// consecutive records of one action (and rule set) share a sub-header.
-/// Allocates nothing.
+/// Builds the body of one datagram, at most `capacity` bytes (the HA link's
+/// MTU minus the IPv4, UDP, header and tag bytes): consecutive records of one
+/// action (and rule set) share a sub-header. Its buffer is allocated once;
+/// [`BodyWriter::clear`] starts the next datagram.
 #[derive(Debug)]
-pub struct BodyWriter<'a> {
-    buf: &'a mut [u8],
+pub struct BodyWriter {
+    buf: Vec<u8>,
     len: usize,
     /// Where the open section's sub-header is, with its action and revision.
     open: Option<(usize, u8, u64)>,
@@ -810,15 +810,22 @@ pub struct BodyWriter<'a> {
 #[error("datagram full")]
 pub struct Full;
 
-impl<'a> BodyWriter<'a> {
-    /// A writer over `buf` (its whole length is the capacity).
-    pub fn new(buf: &'a mut [u8]) -> Self {
+impl BodyWriter {
+    /// A writer for bodies of at most `capacity` bytes.
+    pub fn new(capacity: usize) -> Self {
         Self {
-            buf,
+            buf: vec![0; capacity],
             len: 0,
             open: None,
             records: 0,
         }
+    }
+
+    /// Starts an empty body.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.open = None;
+        self.records = 0;
     }
 
     /// Bytes written.
@@ -836,16 +843,22 @@ impl<'a> BodyWriter<'a> {
         self.records
     }
 
+    /// The most bytes a body may take.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Bytes `m` would take now (its record, and a sub-header if it opens one).
     pub fn cost(&self, m: &Message) -> usize {
         let action = m.action() as u8;
         let joins = matches!(self.open, Some((at, a, rev))
-            if a == action && rev == m.revision() && u16_at(self.buf, at + 2) < u16::MAX);
+            if a == action && rev == m.revision() && u16_at(&self.buf, at + 2) < u16::MAX);
         m.record_len() + if joins { 0 } else { SECTION_LEN }
     }
 
-    /// Appends `m`, or says it does not fit (nothing written).
-    pub fn push(&mut self, m: &Message) -> Result<(), Full> {
+    /// Appends `m` and returns where its record starts, or says it does not
+    /// fit (nothing written).
+    pub fn push(&mut self, m: &Message) -> Result<usize, Full> {
         let cost = self.cost(m);
         if self.len + cost > self.buf.len() {
             return Err(Full);
@@ -861,14 +874,22 @@ impl<'a> BodyWriter<'a> {
             self.len += SECTION_LEN;
         }
         if let Some((at, _, _)) = self.open {
-            let count = u16_at(self.buf, at + 2).saturating_add(1);
-            put(self.buf, at + 2, &count.to_be_bytes());
+            let count = u16_at(&self.buf, at + 2).saturating_add(1);
+            put(&mut self.buf, at + 2, &count.to_be_bytes());
         }
         let at = self.len;
         m.emit(&mut self.buf[at..at + m.record_len()]);
         self.len += m.record_len();
         self.records += 1;
-        Ok(())
+        Ok(at)
+    }
+
+    /// Writes `m` over the record at `at` that [`BodyWriter::push`] wrote for
+    /// a message of the same action (a newer update of the same entry).
+    pub fn rewrite(&mut self, at: usize, m: &Message) {
+        if let Some(record) = self.buf.get_mut(at..at + m.record_len()) {
+            m.emit(record);
+        }
     }
 
     /// The body written so far.

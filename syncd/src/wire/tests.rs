@@ -107,14 +107,11 @@ fn control_messages() -> Vec<Message> {
 }
 
 fn body(messages: &[Message]) -> Vec<u8> {
-    let mut buf = vec![0u8; 4096];
-    let mut w = BodyWriter::new(&mut buf);
+    let mut w = BodyWriter::new(4096);
     for m in messages {
         w.push(m).unwrap();
     }
-    let n = w.len();
-    buf.truncate(n);
-    buf
+    w.as_bytes().to_vec()
 }
 
 #[test]
@@ -191,11 +188,10 @@ fn an_update_record_reads_as_drawn() {
 
 #[test]
 fn the_writer_stops_at_its_capacity_and_writes_nothing_more() {
-    let mut buf = vec![0u8; SECTION_LEN + 2 * 32 + 31];
-    let mut w = BodyWriter::new(&mut buf);
+    let mut w = BodyWriter::new(SECTION_LEN + 2 * 32 + 31);
     let u = every_data_message()[2];
-    w.push(&u).unwrap();
-    w.push(&u).unwrap();
+    assert_eq!(w.push(&u), Ok(SECTION_LEN));
+    assert_eq!(w.push(&u), Ok(SECTION_LEN + 32));
     assert_eq!(w.push(&u), Err(Full));
     assert_eq!((w.len(), w.records()), (SECTION_LEN + 64, 2));
     assert_eq!(w.cost(&u), 32);
