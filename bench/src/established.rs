@@ -315,7 +315,7 @@ pub fn bench_loop(
         .collect();
     let topo = Topology::recirculating(pool, &capacity).map_err(|e| e.to_string())?;
     let mut jobs = Vec::new();
-    for (w, (links, flows)) in WorkerLinks::for_workers(lcores.len())
+    for (w, (links, flows)) in WorkerLinks::for_workers(lcores.len(), workers::Clock::new())
         .into_iter()
         .zip(&parts)
         .enumerate()
@@ -402,7 +402,7 @@ fn verify(layer: Layer, d: &Counts, n: u64, unit: &Unit) -> Result<(), String> {
 pub fn real_worker(p: Params, pool: &Mempool, wl: LcoreId) -> Result<Figure, String> {
     let flows: Vec<u32> = partition(p.flows, 1).remove(0);
     let topo = Topology::recirculating(pool, &[p.flows + 1024]).map_err(|e| e.to_string())?;
-    let links = WorkerLinks::for_workers(1).remove(0);
+    let links = WorkerLinks::for_workers(1, workers::Clock::new()).remove(0);
     let Unit {
         worker,
         counters,

@@ -120,7 +120,7 @@ impl Unit {
             firewall_capacity,
             0,
             ports,
-            WorkerLinks::for_workers(1).remove(0),
+            WorkerLinks::for_workers(1, workers::Clock::new()).remove(0),
         )
     }
 

@@ -15,7 +15,7 @@
 
 use crate::config::UnitConfig;
 use crate::lock::{self, LockError, UnitLocks};
-use dataplane::conntrack::event::EventQueue;
+use dataplane::conntrack::event::{EventQueue, InboundQueue};
 use dataplane::control::{ConnFilter, Listing};
 use dataplane::filter::RuleSet;
 use dataplane::forward::router::Interface;
@@ -28,7 +28,9 @@ use hw_profiles::{Idle, Profile};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use workers::{FirewallSpec, IdlePolicy, WorkerHandles, WorkerLinks, WorkerPort, WorkerSpec};
+use workers::{
+    Clock, FirewallSpec, IdlePolicy, WorkerHandles, WorkerLinks, WorkerPort, WorkerSpec,
+};
 
 /// Why a unit did not boot.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,8 @@ pub struct UnitHandle(Arc<Shared>);
 
 struct Shared {
     workers: Vec<WorkerHandles>,
+    /// The clock the workers use.
+    clock: Clock,
     ports: Vec<(String, Port)>,
     /// Data interface names in index order.
     interfaces: Vec<String>,
@@ -197,7 +201,8 @@ impl Unit {
             usize::try_from(profile.memory.connections).unwrap_or(usize::MAX) / workers.max(1);
         let mut built = Vec::new();
         let mut worker_handles = Vec::new();
-        let all_links = WorkerLinks::for_workers(workers);
+        let clock = Clock::new();
+        let all_links = WorkerLinks::for_workers(workers, clock);
         for ((w, &core), links) in profile.cores.workers.iter().enumerate().zip(all_links) {
             let queue =
                 u16::try_from(w).map_err(|_| BootError::Mismatch("too many workers".into()))?;
@@ -247,6 +252,7 @@ impl Unit {
             workers: handles,
             shared: UnitHandle(Arc::new(Shared {
                 workers: worker_handles,
+                clock,
                 ports,
                 interfaces: crate::rules::interface_names(config),
             })),
@@ -316,6 +322,16 @@ impl UnitHandle {
     /// The workers' state-change event queues (consumer ends), in worker order.
     pub fn event_queues(&self) -> Vec<EventQueue> {
         self.0.workers.iter().map(|w| w.events.clone()).collect()
+    }
+
+    /// The workers' inbound queues (producer ends), in worker order.
+    pub fn inbound_queues(&self) -> Vec<InboundQueue> {
+        self.0.workers.iter().map(|w| w.inbound.clone()).collect()
+    }
+
+    /// The unit's clock (the workers' origin).
+    pub fn clock(&self) -> Clock {
+        self.0.clock
     }
 
     /// Asks every worker for the connections matching `filter`, at most

@@ -19,9 +19,18 @@
 //! * [`wire`]: the datagram: header, sub-headers, fixed-size records.
 //! * [`session`]: the partner's identity and epochs, the keys between the two
 //!   boots, and every check a datagram passes (each drop counted by reason).
+//! * [`batch`]: packing state changes into bodies (MTU, delay, updates per entry).
+//! * [`links`]: which HA links work, each way, and which one the stream uses.
+//! * [`bulk`]: whole-table transfers, bracketed, timed out and retried.
+//! * [`engine`]: the sync lcore's work, tying them together: workers' queues
+//!   on one side, datagrams on the other.
 #![forbid(unsafe_code)]
 
+pub mod batch;
+pub mod bulk;
 pub mod channel;
+pub mod engine;
+pub mod links;
 pub mod psk;
 pub mod seal;
 pub mod session;

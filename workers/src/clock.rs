@@ -1,8 +1,12 @@
-//! The workers' clock: nanoseconds of the TSC, read without a system call.
+//! The unit's clock: nanoseconds of the TSC, read without a system call. One
+//! origin for the whole unit (every worker and the main lcore copy the same
+//! `Clock`), so the seconds the workers stamp entries with and the seconds
+//! the sync lcore compares them to are the same seconds.
 
 use dpdk_sys::lcore;
 
-/// Nanoseconds of the TSC since the worker started.
+/// Nanoseconds of the TSC since the unit's clock started.
+#[derive(Debug, Clone, Copy)]
 pub struct Clock {
     start: u64,
     hz: u128,

@@ -3,6 +3,7 @@
 //! control inbox, and its inbound records from the partner. Every queue is a bounded lock-free `ArrayQueue`
 //! with one consumer (the worker it belongs to).
 
+use crate::clock::Clock;
 use crossbeam::queue::ArrayQueue;
 use dataplane::conntrack::event::InboundQueue;
 use dataplane::conntrack::rss::Toeplitz;
@@ -104,12 +105,15 @@ pub struct WorkerLinks {
     pub inbox: Arc<WorkerInbox>,
     /// Records from the partner for this worker's shard, from the sync lcore.
     pub inbound: InboundQueue,
+    /// The unit's clock (one origin for every worker and the main lcore).
+    pub clock: Clock,
 }
 
 impl WorkerLinks {
     /// The links of `workers` workers, in worker order: one neighbour mesh and
-    /// one set of handoff inboxes shared by all, a control inbox each.
-    pub fn for_workers(workers: usize) -> Vec<WorkerLinks> {
+    /// one set of handoff inboxes shared by all, a control inbox and an
+    /// inbound queue each, and the unit's `clock`.
+    pub fn for_workers(workers: usize, clock: Clock) -> Vec<WorkerLinks> {
         let (mesh, handoff) = (NeighborMesh::new(workers), Handoff::new(workers));
         (0..workers)
             .map(|_| WorkerLinks {
@@ -117,6 +121,7 @@ impl WorkerLinks {
                 handoff: handoff.clone(),
                 inbox: Arc::new(WorkerInbox::default()),
                 inbound: InboundQueue::new(INBOUND_QUEUE_LEN),
+                clock,
             })
             .collect()
     }

@@ -13,7 +13,6 @@
 //! when a packet arrives — two lab units on a two-core machine would starve
 //! each other otherwise.
 
-use crate::clock::Clock;
 use crate::links::WorkerLinks;
 use dataplane::control::ActiveQuery;
 use dataplane::counters::{DropReason, WorkerCounters};
@@ -117,7 +116,7 @@ impl Worker {
 
     /// Polls until `stop` is set. Returns 0 (the lcore's exit status).
     pub fn run(mut self) -> i32 {
-        let clock = Clock::new();
+        let clock = self.links.clock;
         let mut empty_polls = 0u32;
         let mut sleep_us = 1u32;
         while !self.stop.load(Ordering::Relaxed) {

@@ -76,9 +76,9 @@ pub enum Event {
     Digest(Digest),
     /// The last record of the bulk this shard was asked for.
     BulkDone,
-    /// (Receiving side) this shard's adopted entries do not match the
-    /// partner's digest: the partner should send this shard again.
-    DigestMismatch {
+    /// (Receiving side) this shard compared its digest with the partner's;
+    /// if they differ, the partner should send this shard again.
+    DigestChecked {
         /// What the partner said.
         theirs: Digest,
         /// What this shard holds.

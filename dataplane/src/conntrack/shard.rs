@@ -730,11 +730,12 @@ impl Shard {
                     self.received.digest_matches += 1;
                 } else {
                     self.received.digest_mismatches += 1;
-                    self.sync
-                        .events
-                        .push(Event::DigestMismatch { theirs, ours });
                 }
+                self.sync.events.push(Event::DigestChecked { theirs, ours });
             }
+            // A live shard's entries are this unit's connections now: only a
+            // shard still holding the partner's (larval) ones drops them.
+            Inbound::BulkEnd(_) | Inbound::Flush if self.live => {}
             Inbound::BulkEnd(started) => {
                 // Last told before the bulk began (in 16-bit second arithmetic).
                 let before = |conn: &Conn| {
@@ -743,10 +744,7 @@ impl Shard {
                 };
                 self.received.purged += self.drop_adopted(before);
             }
-            Inbound::Flush if !self.live => {
-                self.received.flushed += self.drop_adopted(|_| true);
-            }
-            Inbound::Flush => {}
+            Inbound::Flush => self.received.flushed += self.drop_adopted(|_| true),
             Inbound::Export => self.export(),
             Inbound::Request(id) => self.answer(id, now),
             Inbound::SendDigest => {

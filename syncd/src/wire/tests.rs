@@ -4,6 +4,9 @@ use super::*;
 use dataplane::conntrack::tcp::TcpState;
 use std::net::{IpAddr, Ipv4Addr};
 
+/// One way to spoil a datagram or a body.
+type Corrupt = Box<dyn Fn(&mut Vec<u8>)>;
+
 fn record(rev: u64) -> Record {
     let (key, side) = FlowKey::from_packet(
         IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)),
@@ -241,7 +244,7 @@ fn one_header_field_at_a_time() {
     let good = datagram(&header(Kind::Data, 7), 12);
     let check = |b: &[u8]| Datagram::new_checked(b).and_then(|d| Header::parse(&d));
     assert!(check(&good).is_ok());
-    let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, Error)> = vec![
+    let cases: Vec<(Corrupt, Error)> = vec![
         (
             Box::new(|b| b.truncate(HEADER_LEN + TAG_LEN - 1)),
             Error::Truncated,
@@ -272,7 +275,7 @@ fn one_header_field_at_a_time() {
 fn one_body_field_at_a_time() {
     let good = body(&every_data_message()[..2]);
     assert!(validate(Kind::Data, &good).is_ok());
-    let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, Kind, Error)> = vec![
+    let cases: Vec<(Corrupt, Kind, Error)> = vec![
         (Box::new(|b| b[0] = 0), Kind::Data, Error::UnknownAction),
         (Box::new(|b| b[0] = 14), Kind::Data, Error::UnknownAction),
         (Box::new(|b| b[1] = 95), Kind::Data, Error::BadRecordLen),

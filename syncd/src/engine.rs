@@ -1,0 +1,1052 @@
+//! The sync lcore's work, as one pure state machine: the workers' queues on
+//! one side, datagrams on the other, and the clock passed in.
+//!
+//! ```text
+//!            poll(now, out)                                receive(now, link, datagram)
+//!  worker event queues ──► batch ──► reliable stream ──► seal ──► out(link, bytes)
+//!  worker inbound queues ◄── staging ◄── in-order delivery ◄── open ◄── datagram
+//! ```
+//!
+//! * **Sending**: every poll drains the workers' event queues (a bounded
+//!   amount, round-robin) into the [`Batch`]; a body leaves at the MTU, after
+//!   the flush delay, or after `flush_updates` updates of one entry; it takes
+//!   the next sequence number of the [`SendWindow`], is sealed and handed to
+//!   `out` for the stream's link ([`crate::links::stream_link`]). A full
+//!   window stops the draining (the workers' queues hold, then their entries
+//!   are marked for re-send): never a silent drop.
+//! * **Receiving**: a datagram passes the [`Session`]'s checks, its body is
+//!   validated whole, then the [`ReceiveWindow`] delivers bodies in order;
+//!   each record goes to the worker that owns its flow (the same flow hash as
+//!   the handoff) through a staging queue drained into the workers' inbound
+//!   queues. While [`STAGED_DATAGRAMS`] datagrams' worth waits there (the
+//!   workers are behind), new data datagrams are left unacknowledged: the
+//!   partner retransmits them later.
+//! * **Feedback and hellos**: acks and nacks of the partner's stream go back
+//!   at the channel's pace; every `hello_interval` a hello (with an ack) goes
+//!   out on every link, saying on which links this unit hears the partner.
+//! * **Bulks, resyncs, digests**: see [`crate::bulk`]; a datagram the sender
+//!   gives up on makes it resend the shards that datagram carried; every
+//!   `digest_interval` the workers put their digests in the stream, and a
+//!   partner shard that disagrees asks for that shard again.
+//!
+//! What the daemon must log comes out as [`Notice`]s ([`Engine::take_notice`]).
+
+use crate::batch::Batch;
+use crate::bulk::{workers_of, Incoming, IncomingAction, IncomingState, Outgoing, ALL_SHARDS};
+use crate::channel::{
+    ChannelConfig, ChannelError, ReceiveWindow, ReceiverHealth, SendWindow, SenderHealth,
+};
+use crate::links::{heard_bitmap, stream_link, Link, LinkState};
+use crate::psk::Psk;
+use crate::seal::Party;
+use crate::session::{Drop, Session};
+use crate::wire::{self, Hello, Kind, Message, HEADER_LEN, TAG_LEN};
+use dataplane::conntrack::event::{Event, EventQueue, Inbound, InboundQueue};
+use dataplane::conntrack::key::FlowKey;
+use dataplane::conntrack::record::Digest;
+use dataplane::conntrack::rss::{self, Toeplitz};
+use std::collections::VecDeque;
+
+/// Events taken from the workers' queues per poll, all workers together:
+/// bounded, so a poll never runs long and the hellos keep their pace.
+pub const EVENT_BUDGET: usize = 8192;
+
+/// Datagrams' worth of records staged for slow workers before new data
+/// datagrams are left for the partner to retransmit.
+pub const STAGED_DATAGRAMS: usize = 64;
+
+/// Notices kept for the daemon to log (the oldest go first when it is slow).
+pub const NOTICES: usize = 256;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This unit's serial (ASCII, NUL-padded).
+    pub serial: [u8; 16],
+    /// This boot's epoch.
+    pub epoch: u64,
+    /// The partner's serial.
+    pub peer_serial: [u8; 16],
+    /// HA links (the first is the main link).
+    pub links: usize,
+    /// Bytes of a datagram's body: the HA link's IP MTU less the IPv4 (20),
+    /// UDP (8), header and tag bytes.
+    pub body_capacity: usize,
+    /// Longest a change waits before its datagram leaves, in ns.
+    pub flush_delay_ns: u64,
+    /// A datagram leaves at once after this many updates of one entry.
+    pub flush_updates: u32,
+    /// How often every shard's digest goes in the stream, in ns.
+    pub digest_interval_ns: u64,
+    /// A bulk not ended by then is asked for again, in ns.
+    pub bulk_timeout_ns: u64,
+    /// Hellos per link, every this many ns.
+    pub hello_interval_ns: u64,
+    /// A link that heard nothing from the partner this long is down, in ns.
+    pub link_dead_ns: u64,
+    /// Data interfaces of this unit (a record naming another is refused).
+    pub interfaces: u8,
+    /// Firmware version, `major << 16 | minor << 8 | patch`.
+    pub firmware: u32,
+    /// The reliable stream.
+    pub channel: ChannelConfig,
+}
+
+/// The largest body for an HA link of IP MTU `mtu` bytes.
+pub fn body_capacity(mtu: usize) -> usize {
+    mtu.saturating_sub(20 + 8 + HEADER_LEN + TAG_LEN)
+}
+
+impl EngineConfig {
+    /// The defaults for a unit and its partner on `links` HA links of IP MTU
+    /// `mtu`: flush within 1 ms or after 4 updates of one entry, digests every
+    /// 2 s, bulks retried after 10 s, hellos every 100 ms, a link down after 1 s.
+    pub fn new(
+        serial: [u8; 16],
+        epoch: u64,
+        peer_serial: [u8; 16],
+        links: usize,
+        mtu: usize,
+    ) -> Self {
+        let body = body_capacity(mtu);
+        EngineConfig {
+            serial,
+            epoch,
+            peer_serial,
+            links: links.max(1),
+            body_capacity: body,
+            flush_delay_ns: 1_000_000,
+            flush_updates: 4,
+            digest_interval_ns: 2_000_000_000,
+            bulk_timeout_ns: 10_000_000_000,
+            hello_interval_ns: 100_000_000,
+            link_dead_ns: 1_000_000_000,
+            interfaces: u8::MAX,
+            firmware: 0,
+            channel: ChannelConfig {
+                window: 256,
+                reorder: 256,
+                max_body: body.max(1),
+                ..ChannelConfig::default()
+            },
+        }
+    }
+}
+
+/// Something the daemon should log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The partner appeared, or restarted (a new boot epoch).
+    PeerEpoch {
+        /// The boot it had.
+        old: Option<u64>,
+        /// The boot it has.
+        new: u64,
+    },
+    /// A link changed state.
+    Link {
+        /// Which.
+        link: usize,
+        /// Before.
+        from: LinkState,
+        /// Now.
+        to: LinkState,
+    },
+    /// The stream moved to another link.
+    StreamMoved {
+        /// From.
+        from: usize,
+        /// To.
+        to: usize,
+    },
+    /// A datagram of another protocol version was refused.
+    Version {
+        /// The link it came on.
+        link: usize,
+        /// Its version.
+        version: u8,
+    },
+    /// A bulk was asked for (`retry`: the last one did not end in time).
+    BulkRequested {
+        /// A retry after a timeout.
+        retry: bool,
+    },
+    /// The partner's bulk arrived whole.
+    BulkReceived,
+    /// The partner installed this unit's bulk.
+    BulkSent,
+    /// A shard of this unit disagrees with the partner's digest.
+    DigestMismatch {
+        /// The shard.
+        shard: usize,
+        /// The partner's.
+        theirs: Digest,
+        /// Ours.
+        ours: Digest,
+    },
+    /// A record named an interface this unit does not have.
+    UnknownInterface {
+        /// Its index.
+        iface: u8,
+    },
+    /// Datagrams the partner never acknowledged were given up; their shards
+    /// are sent again.
+    GaveUp {
+        /// The shards.
+        shards: u64,
+    },
+    /// Sequences the partner no longer holds were never received.
+    Lost {
+        /// How many.
+        datagrams: u64,
+    },
+    /// The partner runs another number of workers: digests are compared as a
+    /// whole-unit figure no more; shards resync as a whole.
+    WorkersDiffer {
+        /// Ours.
+        ours: usize,
+        /// The partner's.
+        theirs: u8,
+    },
+}
+
+/// What the engine counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Full states sent (first transmissions).
+    pub inserts_sent: u64,
+    /// Compact updates sent.
+    pub updates_sent: u64,
+    /// Deletes sent.
+    pub deletes_sent: u64,
+    /// Updates folded into an earlier one in the same datagram.
+    pub updates_coalesced: u64,
+    /// Data datagrams sent (first transmissions).
+    pub data_sent: u64,
+    /// Data datagrams sent again.
+    pub retransmitted: u64,
+    /// Control datagrams sent (acks, nacks, hellos).
+    pub control_sent: u64,
+    /// Records received in order and handed on.
+    pub records_received: u64,
+    /// Datagrams dropped, by [`Drop::NAMES`] index.
+    pub dropped: [u64; Drop::NAMES.len()],
+    /// Records naming an interface this unit does not have.
+    pub unknown_interface: u64,
+    /// Digests sent.
+    pub digests_sent: u64,
+    /// Digests received but not comparable (the partner's shards differ).
+    pub digests_skipped: u64,
+    /// Shard resyncs asked of the partner.
+    pub resyncs_asked: u64,
+    /// Entries asked for by name (an update of an unknown name).
+    pub requests_sent: u64,
+    /// Data datagrams left unacknowledged because the workers were behind.
+    pub receive_backpressure: u64,
+    /// Times the stream's window was full (draining paused).
+    pub send_window_full: u64,
+    /// Datagrams given up after the last retry.
+    pub gave_up: u64,
+    /// Sequences of the partner's stream never received.
+    pub lost: u64,
+    /// Notices not kept because the daemon was slow to take them.
+    pub notices_dropped: u64,
+}
+
+/// The last digest comparison of a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestState {
+    /// None yet.
+    Unknown,
+    /// Agreed.
+    Match,
+    /// Differed (a resync was asked for).
+    Mismatch,
+}
+
+/// Where synchronisation stands: what a heartbeat carries and a console shows.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// The partner's boot epoch, once a datagram of it authenticated.
+    pub peer_epoch: Option<u64>,
+    /// What the partner last said of itself.
+    pub peer: Option<Hello>,
+    /// Each link's state and since when (ns).
+    pub links: Vec<(LinkState, u64)>,
+    /// The link the stream uses.
+    pub stream_link: usize,
+    /// The bulk this unit receives.
+    pub bulk_in: IncomingState,
+    /// A bulk of this unit's is in progress.
+    pub bulk_out: bool,
+    /// The last digest comparison of each shard.
+    pub digests: Vec<DigestState>,
+    /// The stream out.
+    pub sender: SenderHealth,
+    /// The stream in.
+    pub receiver: ReceiverHealth,
+    /// Age of the sealing key, ns.
+    pub key_age_ns: u64,
+}
+
+impl Status {
+    /// The partner holds what this unit told it and this unit holds what the
+    /// partner told it, as far as can be known: a partner, its bulk received,
+    /// no digest disagreeing, no gap in either stream.
+    pub fn in_sync(&self) -> bool {
+        self.peer_epoch.is_some()
+            && matches!(self.bulk_in, IncomingState::Done { .. })
+            && !self.digests.contains(&DigestState::Mismatch)
+            && self.receiver.gap_open_for_ns.is_none()
+            && self.sender.unacked == 0
+    }
+}
+
+/// The stream's window is full: nothing more goes until the partner acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WindowFull;
+
+/// Everything but the two windows (so a window's delivery callback can use it).
+struct Core {
+    cfg: EngineConfig,
+    workers: usize,
+    inbound: Vec<InboundQueue>,
+    /// Records for the workers whose queues were full, in order.
+    staging: VecDeque<(usize, Inbound)>,
+    /// Above this many staged records, data datagrams wait (unacknowledged).
+    staging_soft: usize,
+    rss: Toeplitz,
+    peer: Option<Hello>,
+    incoming: Incoming,
+    outgoing: Outgoing,
+    /// Data messages made while receiving, sent at the next poll.
+    outbox: VecDeque<Message>,
+    digests: Vec<DigestState>,
+    stats: EngineStats,
+    notices: VecDeque<Notice>,
+}
+
+/// The sync lcore's state machine (see the module docs).
+pub struct Engine {
+    core: Core,
+    session: Session,
+    send: SendWindow,
+    recv: ReceiveWindow,
+    links: Vec<Link>,
+    stream: usize,
+    batch: Batch,
+    events: Vec<EventQueue>,
+    /// A message taken from a worker's queue that did not fit: sent first.
+    carry: Option<(Message, Option<usize>)>,
+    next_worker: usize,
+    next_hello_ns: u64,
+    next_digest_ns: u64,
+    resync_asked_ns: Vec<Option<u64>>,
+    scratch: Vec<u8>,
+    /// The partner boot the streams belong to.
+    peer_epoch: Option<u64>,
+}
+
+fn secs(now_ns: u64) -> u32 {
+    u32::try_from(now_ns / 1_000_000_000).unwrap_or(u32::MAX)
+}
+
+impl Core {
+    fn notice(&mut self, n: Notice) {
+        if self.notices.len() >= NOTICES {
+            self.notices.pop_front();
+            self.stats.notices_dropped += 1;
+        }
+        self.notices.push_back(n);
+    }
+
+    fn owner(&self, rss16: u16) -> usize {
+        rss::owner(u32::from(rss16), self.workers.max(1))
+    }
+
+    fn stage(&mut self, worker: usize, item: Inbound) {
+        self.staging.push_back((worker, item));
+    }
+
+    /// The partner's shard layout is ours: per-shard digests and resyncs mean
+    /// the same shards on both units.
+    fn same_shards(&self) -> bool {
+        self.peer
+            .is_some_and(|p| usize::from(p.workers) == self.workers)
+    }
+
+    fn start_bulk(&mut self, shards: u64) {
+        let shards = if self.same_shards() {
+            shards
+        } else {
+            ALL_SHARDS
+        };
+        let bulk = self.outgoing.start(shards, self.workers);
+        self.outbox.push_back(Message::BulkStart(bulk));
+        let mut ws = workers_of(bulk.shards, self.workers);
+        while ws != 0 {
+            let w = ws.trailing_zeros() as usize;
+            ws &= ws - 1;
+            self.stage(w, Inbound::Export);
+        }
+    }
+
+    /// One in-order body of the partner's stream.
+    fn deliver(&mut self, now_ns: u64, body: &[u8]) {
+        for m in wire::records(Kind::Data, body).flatten() {
+            self.stats.records_received += 1;
+            match m {
+                Message::Insert(r) => {
+                    if let Some(&bad) = [r.in_iface, r.out_iface]
+                        .iter()
+                        .find(|&&i| i >= self.cfg.interfaces)
+                    {
+                        self.stats.unknown_interface += 1;
+                        self.notice(Notice::UnknownInterface { iface: bad });
+                        continue;
+                    }
+                    let w = rss::owner(self.rss.hash_flow(&r.key), self.workers.max(1));
+                    self.stage(w, Inbound::Install(r));
+                }
+                Message::Update { id, rss, progress } => {
+                    self.stage(self.owner(rss), Inbound::Update { id, rss, progress });
+                }
+                Message::Delete { id, rss } => self.stage(self.owner(rss), Inbound::Delete(id)),
+                Message::Request { id, rss } => self.stage(self.owner(rss), Inbound::Request(id)),
+                Message::Digest { shard, digest } => {
+                    let shard = usize::from(shard);
+                    if self.same_shards() && shard < self.workers {
+                        self.stage(shard, Inbound::Digest(digest));
+                    } else {
+                        self.stats.digests_skipped += 1;
+                    }
+                }
+                Message::BulkStart(b) => self.incoming.started(now_ns, secs(now_ns), b),
+                Message::BulkEnd(b) => {
+                    if let Some(since) = self.incoming.ended(now_ns, b) {
+                        let shards = if self.same_shards() {
+                            b.shards
+                        } else {
+                            ALL_SHARDS
+                        };
+                        for w in 0..self.workers {
+                            if workers_of(shards, self.workers) & (1 << w.min(63)) != 0 {
+                                self.stage(w, Inbound::BulkEnd(since));
+                            }
+                        }
+                        self.outbox.push_back(Message::BulkDone(b));
+                        self.notice(Notice::BulkReceived);
+                    }
+                }
+                Message::BulkDone(b) => {
+                    if self.outgoing.peer_done(b) {
+                        self.notice(Notice::BulkSent);
+                    }
+                }
+                Message::BulkRequest => self.start_bulk(ALL_SHARDS),
+                Message::Resync(shards) => self.start_bulk(shards),
+                // Validated: control records never reach a data body.
+                Message::Ack { .. } | Message::Nack { .. } | Message::Hello(_) => {}
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// An engine for this unit's `events` and `inbound` queues (one each per
+    /// worker, in worker order), started at `now_ns`.
+    pub fn new(
+        cfg: EngineConfig,
+        psk: Psk,
+        events: Vec<EventQueue>,
+        inbound: Vec<InboundQueue>,
+        now_ns: u64,
+    ) -> Result<Engine, ChannelError> {
+        let me = Party {
+            serial: cfg.serial,
+            epoch: cfg.epoch,
+        };
+        let session = Session::new(psk, me, cfg.peer_serial, now_ns);
+        let send = SendWindow::new(cfg.channel)?;
+        let recv = ReceiveWindow::new(cfg.channel)?;
+        // One delivery hands on at most the datagram and every one buffered
+        // behind it; staging takes new datagrams only below `soft`, so it
+        // never outgrows what is allocated here.
+        let max_records = cfg.body_capacity / wire::DELETE_LEN + 1;
+        let staging_soft = STAGED_DATAGRAMS * max_records;
+        let staging =
+            VecDeque::with_capacity(staging_soft + (cfg.channel.reorder + 1) * max_records);
+        let workers = inbound.len();
+        let mut incoming = Incoming::new(cfg.bulk_timeout_ns);
+        incoming.want();
+        Ok(Engine {
+            links: (0..cfg.links).map(|_| Link::new(now_ns)).collect(),
+            stream: 0,
+            batch: Batch::new(cfg.body_capacity, cfg.flush_delay_ns, cfg.flush_updates),
+            scratch: vec![0; HEADER_LEN + cfg.body_capacity.max(256) + TAG_LEN],
+            core: Core {
+                workers,
+                inbound,
+                staging,
+                staging_soft,
+                rss: Toeplitz::symmetric(),
+                peer: None,
+                incoming,
+                outgoing: Outgoing::default(),
+                outbox: VecDeque::with_capacity(64),
+                digests: vec![DigestState::Unknown; workers],
+                stats: EngineStats::default(),
+                notices: VecDeque::with_capacity(NOTICES),
+                cfg,
+            },
+            session,
+            send,
+            recv,
+            events,
+            carry: None,
+            next_worker: 0,
+            next_hello_ns: now_ns,
+            next_digest_ns: now_ns,
+            resync_asked_ns: vec![None; workers],
+            peer_epoch: None,
+        })
+    }
+
+    /// A datagram (the UDP payload) arrived on `link`; opened in place.
+    pub fn receive(&mut self, now_ns: u64, link: usize, datagram: &mut [u8]) {
+        let link = link.min(self.links.len().saturating_sub(1));
+        let len = datagram.len() as u64;
+        let opened = match self.session.open(now_ns, datagram) {
+            Ok(o) => o,
+            Err(d) => {
+                self.core.stats.dropped[d.index()] += 1;
+                self.links[link].stats.dropped[d.index()] += 1;
+                if let Drop::Wire(wire::Error::Version(version)) = d {
+                    self.core.notice(Notice::Version { link, version });
+                }
+                return;
+            }
+        };
+        let (h, body) = (opened.header, opened.body);
+        let records = match wire::validate(h.kind, body) {
+            Ok(n) => n,
+            Err(e) => {
+                let d = Drop::Wire(e);
+                self.core.stats.dropped[d.index()] += 1;
+                self.links[link].stats.dropped[d.index()] += 1;
+                return;
+            }
+        };
+        let l = &mut self.links[link];
+        l.heard(now_ns);
+        l.stats.datagrams_received += 1;
+        l.stats.bytes_received += len;
+        if opened.new_peer_epoch {
+            self.peer_restarted(h.sender_epoch);
+        }
+        if h.ack > 0 {
+            let _ = self.send.on_ack(now_ns, h.ack);
+        }
+        match h.kind {
+            Kind::Control => {
+                for m in wire::records(Kind::Control, body).flatten() {
+                    self.control(now_ns, m);
+                }
+            }
+            Kind::Data => {
+                self.drain_staging();
+                if self.core.staging.len() > self.core.staging_soft {
+                    self.core.stats.receive_backpressure += 1;
+                    return;
+                }
+                let core = &mut self.core;
+                let _ = self
+                    .recv
+                    .on_datagram(now_ns, h.sequence, body, &mut |_, b| {
+                        core.deliver(now_ns, b)
+                    });
+                self.links[link].stats.records_received += records as u64;
+            }
+        }
+    }
+
+    fn control(&mut self, now_ns: u64, m: Message) {
+        match m {
+            Message::Ack {
+                cumulative,
+                first_held,
+            } => {
+                if cumulative > 0 {
+                    let _ = self.send.on_ack(now_ns, cumulative);
+                }
+                let core = &mut self.core;
+                if let Ok(s) = self
+                    .recv
+                    .on_first_held(now_ns, first_held, &mut |_, b| core.deliver(now_ns, b))
+                {
+                    if s.lost > 0 {
+                        core.stats.lost += s.lost;
+                        core.notice(Notice::Lost { datagrams: s.lost });
+                    }
+                }
+                // The sender resends the shards it gave up on; the digests
+                // check that it did.
+                let _ = self.recv.take_resync_needed();
+            }
+            Message::Nack { first, last } => {
+                let _ = self.send.on_nack(now_ns, first, last);
+            }
+            Message::Hello(h) => {
+                let before = self.core.peer;
+                self.core.peer = Some(h);
+                for (i, l) in self.links.iter_mut().enumerate() {
+                    l.peer_says(now_ns, i < 8 && h.links_heard & (1 << i) != 0);
+                }
+                if usize::from(h.workers) != self.core.workers
+                    && before.is_none_or(|b| b.workers != h.workers)
+                {
+                    self.core.notice(Notice::WorkersDiffer {
+                        ours: self.core.workers,
+                        theirs: h.workers,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The partner appeared or restarted: both streams start over, what it
+    /// said before is void (a shard that has not taken over drops it), and
+    /// its whole table is asked for.
+    fn peer_restarted(&mut self, new: u64) {
+        let old = self.peer_epoch.replace(new);
+        self.core.notice(Notice::PeerEpoch { old, new });
+        if let Ok(s) = SendWindow::new(self.core.cfg.channel) {
+            self.send = s;
+        }
+        self.recv.reset(1);
+        self.batch.clear();
+        self.carry = None;
+        self.core.outbox.clear();
+        self.core.outgoing.reset();
+        self.core.peer = None;
+        for w in 0..self.core.workers {
+            self.core.stage(w, Inbound::Flush);
+        }
+        self.core.incoming.want();
+        self.core.digests.fill(DigestState::Unknown);
+    }
+
+    /// One round: hand staged records to the workers, keep the links' states,
+    /// send what is due. `out(link, datagram)` puts a datagram on a link.
+    /// Returns how much work it found.
+    pub fn poll(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> usize {
+        let mut work = self.drain_staging();
+        self.update_links(now_ns);
+        match self.core.incoming.poll(now_ns) {
+            Some(IncomingAction::Request) => {
+                self.core.outbox.push_back(Message::BulkRequest);
+                self.core.notice(Notice::BulkRequested { retry: false });
+            }
+            Some(IncomingAction::Retry) => {
+                self.core.outbox.push_back(Message::BulkRequest);
+                self.core.notice(Notice::BulkRequested { retry: true });
+            }
+            None => {}
+        }
+        if self.session.peer_epoch().is_some() {
+            work += self.send_stream(now_ns, out);
+        }
+        work + self.feedback(now_ns, out)
+    }
+
+    fn drain_staging(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(&(w, item)) = self.core.staging.front() {
+            let Some(q) = self.core.inbound.get(w) else {
+                self.core.staging.pop_front();
+                continue;
+            };
+            if !q.push(item) {
+                break;
+            }
+            self.core.staging.pop_front();
+            n += 1;
+        }
+        n
+    }
+
+    fn update_links(&mut self, now_ns: u64) {
+        let dead = self.core.cfg.link_dead_ns;
+        for (i, l) in self.links.iter_mut().enumerate() {
+            if let Some(from) = l.update(now_ns, dead) {
+                let to = l.state();
+                self.core.notice(Notice::Link { link: i, from, to });
+            }
+        }
+        let stream = stream_link(&self.links);
+        if stream != self.stream {
+            self.core.notice(Notice::StreamMoved {
+                from: self.stream,
+                to: stream,
+            });
+            self.stream = stream;
+        }
+    }
+
+    /// Retransmissions, the outbox, the workers' events, the batch, digests.
+    fn send_stream(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> usize {
+        let mut work = 0;
+        let ack = self.recv.next_expected().saturating_sub(1);
+        let (session, scratch, links, stream) = (
+            &mut self.session,
+            &mut self.scratch,
+            &mut self.links,
+            self.stream,
+        );
+        let retransmitted = self.send.poll(now_ns, &mut |seq, body| {
+            if let Some(n) = session.seal(now_ns, Kind::Data, seq, ack, body, scratch) {
+                out(stream, &scratch[..n]);
+                let s = &mut links[stream].stats;
+                s.retransmitted += 1;
+                s.datagrams_sent += 1;
+                s.bytes_sent += n as u64;
+            }
+        });
+        self.core.stats.retransmitted += retransmitted as u64;
+        work += retransmitted;
+        while let Some((_, shards)) = self.send.take_lost() {
+            self.core.stats.gave_up += 1;
+            self.core.notice(Notice::GaveUp { shards });
+            self.core.start_bulk(shards);
+        }
+        while let Some(m) = self.core.outbox.pop_front() {
+            if self.add(now_ns, m, None, out).is_err() {
+                break;
+            }
+        }
+        work += self.drain_events(now_ns, out);
+        if self.batch.due(now_ns) {
+            let _ = self.flush(now_ns, out);
+        }
+        if now_ns >= self.next_digest_ns {
+            self.next_digest_ns = now_ns.saturating_add(self.core.cfg.digest_interval_ns);
+            let receiving = matches!(self.core.incoming.state(), IncomingState::Receiving { .. });
+            if !self.core.outgoing.in_progress() && !receiving {
+                for w in 0..self.core.workers {
+                    self.core.stage(w, Inbound::SendDigest);
+                }
+            }
+        }
+        work
+    }
+
+    /// Adds a message to the batch, flushing first when it is full; when the
+    /// stream's window is full, keeps it to send first next time and says so.
+    fn add(
+        &mut self,
+        now_ns: u64,
+        m: Message,
+        shard: Option<usize>,
+        out: &mut impl FnMut(usize, &[u8]),
+    ) -> Result<(), WindowFull> {
+        if self.batch.push(now_ns, &m, shard).is_ok() {
+            return Ok(());
+        }
+        if self.flush(now_ns, out).is_err() {
+            self.carry = Some((m, shard));
+            return Err(WindowFull);
+        }
+        if self.batch.push(now_ns, &m, shard).is_err() {
+            // Larger than an empty body: cannot happen with the sizes checked
+            // at configuration; never loop on it.
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Sends the batch as the next datagram of the stream.
+    fn flush(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> Result<(), WindowFull> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let seq = match self
+            .send
+            .send(now_ns, self.batch.body(), self.batch.shards())
+        {
+            Ok(seq) => seq,
+            Err(_) => {
+                self.core.stats.send_window_full += 1;
+                return Err(WindowFull);
+            }
+        };
+        let ack = self.recv.next_expected().saturating_sub(1);
+        if let Some(n) = self.session.seal(
+            now_ns,
+            Kind::Data,
+            seq,
+            ack,
+            self.batch.body(),
+            &mut self.scratch,
+        ) {
+            out(self.stream, &self.scratch[..n]);
+            let s = &mut self.links[self.stream].stats;
+            s.datagrams_sent += 1;
+            s.bytes_sent += n as u64;
+            s.records_sent += self.batch.records() as u64;
+        }
+        self.core.stats.data_sent += 1;
+        self.core.stats.updates_coalesced = self.batch.coalesced();
+        self.batch.clear();
+        Ok(())
+    }
+
+    fn rss16(&self, key: &FlowKey) -> u16 {
+        u16::try_from(self.core.rss.hash_flow(key) & 0xffff).unwrap_or(0)
+    }
+
+    /// Takes the workers' events, round-robin, into the batch.
+    fn drain_events(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> usize {
+        if let Some((m, shard)) = self.carry.take() {
+            if self.add(now_ns, m, shard, out).is_err() {
+                return 0;
+            }
+        }
+        let n = self.events.len();
+        let mut taken = 0;
+        let mut idle = 0;
+        while taken < EVENT_BUDGET && idle < n && n > 0 {
+            let w = self.next_worker % n;
+            self.next_worker = self.next_worker.wrapping_add(1);
+            let Some(e) = self.events[w].pop() else {
+                idle += 1;
+                continue;
+            };
+            idle = 0;
+            taken += 1;
+            let Some(m) = self.message(now_ns, w, e) else {
+                continue;
+            };
+            if self.add(now_ns, m, Some(w), out).is_err() {
+                break;
+            }
+        }
+        taken
+    }
+
+    /// What a worker's event becomes on the wire, if anything.
+    fn message(&mut self, now_ns: u64, w: usize, e: Event) -> Option<Message> {
+        let s = &mut self.core.stats;
+        Some(match e {
+            Event::Conn { kind, record } if kind.full() => {
+                s.inserts_sent += 1;
+                Message::Insert(record)
+            }
+            Event::Conn { record, .. } => {
+                s.updates_sent += 1;
+                Message::Update {
+                    id: record.id,
+                    rss: self.rss16(&record.key),
+                    progress: record.progress,
+                }
+            }
+            Event::Deleted { id, key } => {
+                s.deletes_sent += 1;
+                Message::Delete {
+                    id,
+                    rss: self.rss16(&key),
+                }
+            }
+            Event::Digest(digest) => {
+                s.digests_sent += 1;
+                Message::Digest {
+                    shard: u8::try_from(w).ok()?,
+                    digest,
+                }
+            }
+            Event::BulkDone => Message::BulkEnd(self.core.outgoing.worker_done(w)?),
+            Event::DigestChecked { theirs, ours } if theirs == ours => {
+                if let Some(d) = self.core.digests.get_mut(w) {
+                    *d = DigestState::Match;
+                }
+                return None;
+            }
+            Event::DigestChecked { theirs, ours } => {
+                if let Some(d) = self.core.digests.get_mut(w) {
+                    *d = DigestState::Mismatch;
+                }
+                self.core.notice(Notice::DigestMismatch {
+                    shard: w,
+                    theirs,
+                    ours,
+                });
+                let interval = self.core.cfg.digest_interval_ns;
+                let asked = self.resync_asked_ns.get_mut(w)?;
+                if asked.is_some_and(|t| now_ns.saturating_sub(t) < interval) {
+                    return None;
+                }
+                *asked = Some(now_ns);
+                self.core.stats.resyncs_asked += 1;
+                Message::Resync(if w < 64 { 1 << w } else { ALL_SHARDS })
+            }
+            Event::Unknown { id, rss } => {
+                s.requests_sent += 1;
+                Message::Request { id, rss }
+            }
+        })
+    }
+
+    /// Acks and nacks of the partner's stream, and the hellos.
+    fn feedback(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> usize {
+        let fb = self.recv.poll(now_ns);
+        let hello_due = now_ns >= self.next_hello_ns;
+        if fb.ack.is_none() && fb.nack.is_none() && !hello_due {
+            return 0;
+        }
+        let mut body = wire::BodyWriter::new(3 * (wire::SECTION_LEN + 16));
+        let cumulative = self.recv.next_expected().saturating_sub(1);
+        let _ = body.push(&Message::Ack {
+            cumulative,
+            first_held: self.send.first_held(),
+        });
+        if let Some((first, last)) = fb.nack {
+            let _ = body.push(&Message::Nack { first, last });
+        }
+        let targets = if hello_due {
+            self.next_hello_ns = now_ns.saturating_add(self.core.cfg.hello_interval_ns);
+            let hello = Hello {
+                workers: u8::try_from(self.core.workers).unwrap_or(u8::MAX),
+                interfaces: self.core.cfg.interfaces,
+                active: false,
+                wants_bulk: !self.core.incoming.done(),
+                links_heard: heard_bitmap(&self.links, now_ns, self.core.cfg.link_dead_ns),
+                firmware: self.core.cfg.firmware,
+                rules: 0,
+            };
+            let _ = body.push(&Message::Hello(hello));
+            0..self.links.len()
+        } else {
+            self.stream..self.stream + 1
+        };
+        let mut sent = 0;
+        for link in targets {
+            if let Some(n) = self.session.seal(
+                now_ns,
+                Kind::Control,
+                0,
+                cumulative,
+                body.as_bytes(),
+                &mut self.scratch,
+            ) {
+                out(link, &self.scratch[..n]);
+                let s = &mut self.links[link].stats;
+                s.datagrams_sent += 1;
+                s.bytes_sent += n as u64;
+                self.core.stats.control_sent += 1;
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// The next notice for the log.
+    pub fn take_notice(&mut self) -> Option<Notice> {
+        self.core.notices.pop_front()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EngineStats {
+        self.core.stats
+    }
+
+    /// One link's counters.
+    pub fn link_stats(&self, link: usize) -> Option<crate::links::LinkStats> {
+        self.links.get(link).map(|l| l.stats)
+    }
+
+    /// Where synchronisation stands.
+    pub fn status(&self, now_ns: u64) -> Status {
+        Status {
+            peer_epoch: self.session.peer_epoch(),
+            peer: self.core.peer,
+            links: self
+                .links
+                .iter()
+                .map(|l| (l.state(), l.since_ns()))
+                .collect(),
+            stream_link: self.stream,
+            bulk_in: self.core.incoming.state(),
+            bulk_out: self.core.outgoing.in_progress(),
+            digests: self.core.digests.clone(),
+            sender: self.send.health(now_ns),
+            receiver: self.recv.health(now_ns),
+            key_age_ns: self.session.key_age_ns(now_ns),
+        }
+    }
+
+    /// Every counter as `sync.<name>` and `sync.link<n>.<name>`.
+    pub fn counters(&self, now_ns: u64, out: &mut Vec<(String, u64)>) {
+        let s = &self.core.stats;
+        for (name, v) in [
+            ("inserts_sent", s.inserts_sent),
+            ("updates_sent", s.updates_sent),
+            ("deletes_sent", s.deletes_sent),
+            ("updates_coalesced", s.updates_coalesced),
+            ("data_sent", s.data_sent),
+            ("retransmitted", s.retransmitted),
+            ("control_sent", s.control_sent),
+            ("records_received", s.records_received),
+            ("unknown_interface", s.unknown_interface),
+            ("digests_sent", s.digests_sent),
+            ("digests_skipped", s.digests_skipped),
+            ("resyncs_asked", s.resyncs_asked),
+            ("requests_sent", s.requests_sent),
+            ("receive_backpressure", s.receive_backpressure),
+            ("send_window_full", s.send_window_full),
+            ("gave_up", s.gave_up),
+            ("lost", s.lost),
+            ("notices_dropped", s.notices_dropped),
+            ("bulks_requested", self.core.incoming.requested),
+            ("bulks_received", self.core.incoming.completed),
+            ("bulk_timeouts", self.core.incoming.timeouts),
+            ("bulks_started", self.core.outgoing.started),
+            ("bulks_sent", self.core.outgoing.completed),
+            ("unacked", self.send.unacked() as u64),
+            ("staged", self.core.staging.len() as u64),
+            ("key_age_ms", self.session.key_age_ns(now_ns) / 1_000_000),
+            ("peer_known", u64::from(self.session.peer_epoch().is_some())),
+            ("in_sync", u64::from(self.status(now_ns).in_sync())),
+        ] {
+            out.push((format!("sync.{name}"), v));
+        }
+        for (i, name) in Drop::NAMES.iter().enumerate() {
+            out.push((format!("sync.drop.{name}"), s.dropped[i]));
+        }
+        for (n, l) in self.links.iter().enumerate() {
+            let ls = &l.stats;
+            for (name, v) in [
+                ("up", u64::from(l.state() == LinkState::Up)),
+                (
+                    "hearing",
+                    u64::from(matches!(l.state(), LinkState::Up | LinkState::OnlyHearing)),
+                ),
+                (
+                    "heard",
+                    u64::from(matches!(l.state(), LinkState::Up | LinkState::OnlyHeard)),
+                ),
+                ("datagrams_sent", ls.datagrams_sent),
+                ("bytes_sent", ls.bytes_sent),
+                ("records_sent", ls.records_sent),
+                ("retransmitted", ls.retransmitted),
+                ("datagrams_received", ls.datagrams_received),
+                ("bytes_received", ls.bytes_received),
+                ("records_received", ls.records_received),
+            ] {
+                out.push((format!("sync.link{n}.{name}"), v));
+            }
+            for (i, name) in Drop::NAMES.iter().enumerate() {
+                out.push((format!("sync.link{n}.drop.{name}"), ls.dropped[i]));
+            }
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Two units' sync engines and shards, in one process, over a simulated HA
+//! link with an explicit clock: loss, reordering, one-way cuts and restarts,
+//! then the passive's table is compared with the active's, entry by entry.
+
+use dataplane::conntrack::conn::{flag, Timeouts};
+use dataplane::conntrack::event::{EventQueue, InboundQueue};
+use dataplane::conntrack::key::FlowKey;
+use dataplane::conntrack::rss::{self, Toeplitz};
+use dataplane::conntrack::shard::{Admission, Flow, L4Packet, Shard};
+use dataplane::conntrack::tcp::{flags::*, Segment};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use syncd::engine::{Engine, EngineConfig, Notice};
+use syncd::links::LinkState;
+use syncd::psk::Psk;
+
+const MS: u64 = 1_000_000;
+const SEC: u64 = 1_000_000_000;
+
+fn serial(s: &str) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..s.len()].copy_from_slice(s.as_bytes());
+    b
+}
+
+struct Unit {
+    engine: Engine,
+    shards: Vec<Shard>,
+    inbound: Vec<InboundQueue>,
+    notices: Vec<Notice>,
+}
+
+impl Unit {
+    fn new(me: &str, peer: &str, epoch: u64, workers: usize, psk: u8, now: u64) -> Unit {
+        let mut shards = Vec::new();
+        let (mut events, mut inbound) = (Vec::new(), Vec::new());
+        for w in 0..workers {
+            let q = EventQueue::new(4096);
+            let mut s = Shard::new(4096, 7 + w as u64, Timeouts::default(), q.clone());
+            s.set_identity(epoch, u8::try_from(w).unwrap());
+            shards.push(s);
+            events.push(q);
+            inbound.push(InboundQueue::new(4096));
+        }
+        let mut cfg = EngineConfig::new(serial(me), epoch, serial(peer), 2, 1500);
+        cfg.interfaces = 2;
+        let engine = Engine::new(
+            cfg,
+            Psk::from_bytes([psk; 32]),
+            events,
+            inbound.clone(),
+            now,
+        )
+        .unwrap();
+        Unit {
+            engine,
+            shards,
+            inbound,
+            notices: Vec::new(),
+        }
+    }
+
+    /// What the workers do between two polls.
+    fn work(&mut self, now: u64) {
+        let secs = u32::try_from(now / SEC).unwrap();
+        for (s, q) in self.shards.iter_mut().zip(&self.inbound) {
+            while let Some(item) = q.pop() {
+                s.receive(item, secs);
+            }
+            s.service(secs);
+            s.expire(secs);
+        }
+        while let Some(n) = self.engine.take_notice() {
+            self.notices.push(n);
+        }
+    }
+
+    /// Every entry: key → (state name, larval).
+    fn table(&self) -> HashMap<FlowKey, (&'static str, bool)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.table().iter())
+            .map(|(_, k, c)| (*k, (c.l4.name(), c.flags & flag::LARVAL != 0)))
+            .collect()
+    }
+
+    fn digests(&self) -> Vec<dataplane::conntrack::record::Digest> {
+        self.shards.iter().map(Shard::digest).collect()
+    }
+}
+
+/// A datagram on its way.
+struct InFlight {
+    at: u64,
+    to_b: bool,
+    link: usize,
+    bytes: Vec<u8>,
+}
+
+/// The HA links: per direction and link, a loss rate in percent, and a
+/// random extra delay (reordering).
+struct Links {
+    rng: u64,
+    loss: u64,
+    jitter_ns: u64,
+    /// `cut[to_b as usize][link]`: nothing gets through.
+    cut: [[bool; 2]; 2],
+    flying: Vec<InFlight>,
+    sent: u64,
+}
+
+impl Links {
+    fn new(loss: u64, jitter_ns: u64) -> Links {
+        Links {
+            rng: 0x9e37_79b9_7f4a_7c15,
+            loss,
+            jitter_ns,
+            cut: [[false; 2]; 2],
+            flying: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    fn rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn send(&mut self, now: u64, to_b: bool, link: usize, bytes: &[u8]) {
+        self.sent += 1;
+        if self.cut[usize::from(to_b)][link] || self.rand() % 100 < self.loss {
+            return;
+        }
+        let delay = 100_000
+            + if self.jitter_ns > 0 {
+                self.rand() % self.jitter_ns
+            } else {
+                0
+            };
+        self.flying.push(InFlight {
+            at: now + delay,
+            to_b,
+            link,
+            bytes: bytes.to_vec(),
+        });
+    }
+}
+
+struct Pair {
+    a: Unit,
+    b: Unit,
+    links: Links,
+    now: u64,
+}
+
+impl Pair {
+    fn new(loss: u64, jitter_ns: u64) -> Pair {
+        Pair {
+            a: Unit::new("TNDM-A", "TNDM-B", 1 << 32 | 1, 2, 1, 0),
+            b: Unit::new("TNDM-B", "TNDM-A", 1 << 32 | 2, 2, 1, 0),
+            links: Links::new(loss, jitter_ns),
+            now: 0,
+        }
+    }
+
+    fn step(&mut self) {
+        self.now += 100_000;
+        let now = self.now;
+        self.a.work(now);
+        self.b.work(now);
+        let links = &mut self.links;
+        self.a
+            .engine
+            .poll(now, &mut |link, d| links.send(now, true, link, d));
+        self.b
+            .engine
+            .poll(now, &mut |link, d| links.send(now, false, link, d));
+        let (due, later): (Vec<_>, Vec<_>) = self.links.flying.drain(..).partition(|f| f.at <= now);
+        self.links.flying = later;
+        for mut f in due {
+            let to = if f.to_b { &mut self.b } else { &mut self.a };
+            to.engine.receive(now, f.link, &mut f.bytes);
+        }
+    }
+
+    fn run(&mut self, ns: u64) {
+        let end = self.now + ns;
+        while self.now < end {
+            self.step();
+        }
+    }
+}
+
+/// Opens `n` TCP connections (and `n / 4` UDP flows) through A, each on the
+/// shard that owns it, at ports from `first`.
+fn traffic(a: &mut Unit, first: u16, n: u16, now: u64) {
+    let rss = Toeplitz::symmetric();
+    let secs = u32::try_from(now / SEC).unwrap();
+    let client = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
+    let server = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 2));
+    let adm = Admission {
+        rule: 0,
+        sync: true,
+        log: false,
+        in_iface: 0,
+        out_iface: 1,
+    };
+    let seg = |flags, seq, ack| {
+        L4Packet::Tcp(Segment {
+            seq,
+            ack,
+            window: 64240,
+            flags,
+            wscale: Some(7),
+            ..Segment::default()
+        })
+    };
+    for p in first..first + n {
+        let (key, side) = FlowKey::from_packet(client, p, server, 443, 6);
+        let w = rss::owner(rss.hash_flow(&key), a.shards.len());
+        let s = &mut a.shards[w];
+        let flow = |side, l4| Flow { key, side, l4 };
+        s.create(&flow(side, seg(SYN, 1000, 0)), adm, secs).unwrap();
+        s.track(&flow(side.other(), seg(SYN | ACK, 5000, 1001)), secs);
+        s.track(&flow(side, seg(ACK, 1001, 5001)), secs);
+        if p % 4 == 0 {
+            let (key, side) = FlowKey::from_packet(client, p, server, 53, 17);
+            let w = rss::owner(rss.hash_flow(&key), a.shards.len());
+            let f = Flow {
+                key,
+                side,
+                l4: L4Packet::Udp,
+            };
+            a.shards[w].create(&f, adm, secs).unwrap();
+            a.shards[w].track(
+                &Flow {
+                    side: side.other(),
+                    ..f
+                },
+                secs,
+            );
+        }
+    }
+}
+
+fn assert_same_tables(p: &Pair) {
+    let (a, b) = (p.a.table(), p.b.table());
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "entries: active {} passive {}",
+        a.len(),
+        b.len()
+    );
+    for (k, (state, larval)) in &a {
+        assert!(!larval, "the active's own are live");
+        assert_eq!(b.get(k), Some(&(*state, true)), "{k:?}");
+    }
+    assert_eq!(p.a.digests(), p.b.digests());
+}
+
+#[test]
+fn the_passive_holds_every_connection_larval() {
+    let mut p = Pair::new(0, 0);
+    p.run(500 * MS);
+    traffic(&mut p.a, 10_000, 1000, p.now);
+    p.run(2 * SEC);
+    assert_same_tables(&p);
+    assert_eq!(p.a.table().len(), 1250);
+    let st = p.b.engine.status(p.now);
+    assert!(st.in_sync(), "{st:?}");
+    let a = p.a.engine.stats();
+    assert_eq!(
+        a.inserts_sent, 1250,
+        "each once: nothing given up, nothing resent"
+    );
+    assert_eq!(
+        (a.gave_up, a.retransmitted, p.b.engine.stats().lost),
+        (0, 0, 0)
+    );
+    assert_eq!(p.b.engine.stats().dropped.iter().sum::<u64>(), 0);
+}
+
+#[test]
+fn five_percent_loss_and_reordering_lose_nothing() {
+    let mut p = Pair::new(5, 3 * MS);
+    p.run(500 * MS);
+    traffic(&mut p.a, 20_000, 1000, p.now);
+    p.run(2 * SEC);
+    traffic(&mut p.a, 30_000, 500, p.now);
+    p.run(5 * SEC);
+    assert_same_tables(&p);
+    assert!(p.a.engine.stats().retransmitted > 0);
+}
+
+#[test]
+fn a_restarted_passive_takes_a_bulk_with_the_idle_connections() {
+    let mut p = Pair::new(0, 0);
+    p.run(500 * MS);
+    traffic(&mut p.a, 40_000, 300, p.now);
+    p.run(SEC);
+    assert_same_tables(&p);
+    // B restarts: a new boot, an empty table.
+    p.b = Unit::new("TNDM-B", "TNDM-A", 1 << 32 | 3, 2, 1, p.now);
+    p.run(3 * SEC);
+    assert_same_tables(&p);
+    assert!(p.a.notices.iter().any(|n| matches!(n, Notice::BulkSent)));
+    assert!(p
+        .b
+        .notices
+        .iter()
+        .any(|n| matches!(n, Notice::BulkReceived)));
+}
+
+#[test]
+fn an_active_restarted_without_takeover_is_followed_and_the_old_epoch_flushed() {
+    let mut p = Pair::new(0, 0);
+    p.run(500 * MS);
+    traffic(&mut p.a, 50_000, 200, p.now);
+    p.run(SEC);
+    assert_eq!(p.b.table().len(), 250);
+    p.a = Unit::new("TNDM-A", "TNDM-B", 1 << 32 | 9, 2, 1, p.now);
+    p.run(SEC);
+    traffic(&mut p.a, 60_000, 40, p.now);
+    p.run(2 * SEC);
+    assert_same_tables(&p);
+    assert_eq!(p.b.table().len(), 50);
+}
+
+#[test]
+fn the_main_link_down_moves_the_stream_to_the_backup_and_loses_nothing() {
+    let mut p = Pair::new(0, 0);
+    p.run(500 * MS);
+    p.links.cut = [[true, false], [true, false]];
+    traffic(&mut p.a, 1_000, 400, p.now);
+    p.run(3 * SEC);
+    assert_same_tables(&p);
+    let st = p.a.engine.status(p.now);
+    assert_eq!(
+        (st.links[0].0, st.links[1].0, st.stream_link),
+        (LinkState::Down, LinkState::Up, 1)
+    );
+    assert!(p
+        .a
+        .notices
+        .contains(&Notice::StreamMoved { from: 0, to: 1 }));
+}
+
+#[test]
+fn a_link_cut_one_way_shows_on_both_units() {
+    let mut p = Pair::new(0, 0);
+    p.run(500 * MS);
+    // A → B cut on the main link; B → A works.
+    p.links.cut[1][0] = true;
+    p.run(2 * SEC);
+    let (a, b) = (p.a.engine.status(p.now), p.b.engine.status(p.now));
+    assert_eq!(
+        a.links[0].0,
+        LinkState::OnlyHearing,
+        "A: the partner does not hear us"
+    );
+    assert_eq!(
+        b.links[0].0,
+        LinkState::OnlyHeard,
+        "B: we do not hear the partner"
+    );
+    assert_eq!((a.links[1].0, b.links[1].0), (LinkState::Up, LinkState::Up));
+}
+
+#[test]
+fn a_lost_delete_is_found_by_the_digests_and_the_shard_resent() {
+    let mut p = Pair::new(0, 0);
+    p.run(500 * MS);
+    traffic(&mut p.a, 2_000, 100, p.now);
+    p.run(SEC);
+    assert_same_tables(&p);
+    // A UDP flow expires on A and its delete is lost inside A.
+    let secs = u32::try_from(p.now / SEC).unwrap() + 121;
+    let mut lost = 0;
+    for s in &mut p.a.shards {
+        s.expire(secs);
+        while s.events().pop().is_some() {
+            lost += 1;
+        }
+    }
+    assert!(lost > 0);
+    p.now = u64::from(secs) * SEC;
+    p.run(6 * SEC);
+    assert_same_tables(&p);
+    assert!(p
+        .b
+        .notices
+        .iter()
+        .any(|n| matches!(n, Notice::DigestMismatch { .. })));
+}
+
+#[test]
+fn another_key_installs_nothing_and_is_counted() {
+    let mut p = Pair::new(0, 0);
+    p.b = Unit::new("TNDM-B", "TNDM-A", 1 << 32 | 2, 2, 99, 0);
+    p.run(500 * MS);
+    traffic(&mut p.a, 3_000, 10, p.now);
+    p.run(SEC);
+    assert!(p.b.table().is_empty());
+    let wrong_key = syncd::session::Drop::WrongKey.index();
+    assert!(p.b.engine.stats().dropped[wrong_key] > 0);
+    assert!(p.b.engine.status(p.now).peer_epoch.is_none());
+}
