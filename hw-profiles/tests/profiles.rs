@@ -44,6 +44,10 @@ fn every_shipped_profile_loads() {
                 Some(p.model.as_str()),
                 path.file_stem().and_then(|s| s.to_str())
             );
+            // A main and a backup HA link everywhere: the pair's tests and benches
+            // can cut one and keep the other.
+            let ha: Vec<_> = p.ha_ports().map(|p| p.name.as_str()).collect();
+            assert_eq!(ha, ["ha0", "ha1"], "{}", path.display());
             names.push(p.model);
         }
     }
@@ -57,7 +61,7 @@ fn lab_profile_contents() {
     let data: Vec<_> = p.data_ports().map(|p| p.name.as_str()).collect();
     assert_eq!(data, ["data0", "data1"]);
     let ha: Vec<_> = p.ha_ports().map(|p| p.name.as_str()).collect();
-    assert_eq!(ha, ["ha0"]);
+    assert_eq!(ha, ["ha0", "ha1"]);
     assert_eq!(p.management_ports().count(), 0);
     let data0 = p.port("data0").unwrap();
     assert_eq!(data0.dpdk_name(), "net_af_packet0");
@@ -67,6 +71,8 @@ fn lab_profile_contents() {
         (1024, 1024, 1500)
     );
     assert_eq!(p.port("ha0").unwrap().device.vdev_arg("iface"), Some("ha0"));
+    assert_eq!(p.port("ha1").unwrap().device.vdev_arg("iface"), Some("ha1"));
+    assert_eq!(p.port("ha1").unwrap().dpdk_name(), "net_af_packet3");
     assert!(p.port("nope").is_none());
     assert_eq!(p.cores.sync, None);
     assert_eq!(p.cores.queue_of(1), Some(0));
@@ -87,13 +93,14 @@ fn lab_eal_args() {
             "--main-lcore",
             "0",
             "-m",
-            "64",
+            "128",
             "--no-huge",
             "--no-shconf",
             "--no-pci",
             "--vdev=net_af_packet0,iface=data0,qpairs=1",
             "--vdev=net_af_packet1,iface=data1,qpairs=1",
             "--vdev=net_af_packet2,iface=ha0,qpairs=1",
+            "--vdev=net_af_packet3,iface=ha1,qpairs=1",
             "--file-prefix=lab-a",
         ]
     );
@@ -123,6 +130,7 @@ fn lab_2w_eal_args() {
             "--vdev=net_af_packet0,iface=data0,qpairs=2",
             "--vdev=net_af_packet1,iface=data1,qpairs=2",
             "--vdev=net_af_packet2,iface=ha0,qpairs=1",
+            "--vdev=net_af_packet3,iface=ha1,qpairs=1",
             "--file-prefix=lab-b",
         ]
     );
@@ -179,6 +187,8 @@ fn bench_profile_busy_polls_on_null_ports() {
     assert_eq!(p.idle, Idle::BusyPoll);
     assert!(p.ports.iter().all(|p| !p.device.is_pci()));
     assert!(p.eal_args("b").contains(&"--vdev=net_null0".to_string()));
+    let ha: Vec<_> = p.ha_ports().map(|p| p.dpdk_name()).collect();
+    assert_eq!(ha, ["net_ring0", "net_ring1"]);
 }
 
 #[test]
@@ -206,7 +216,7 @@ fn load_names_the_file_as_given() {
     let err = Profile::load(&path).unwrap_err().to_string();
     assert_eq!(
         err,
-        format!("{}:31:10: tpm: expected `true` or `false`", path.display())
+        format!("{}:32:10: tpm: expected `true` or `false`", path.display())
     );
     std::fs::write(&path, b"(model: \"\xff\")").unwrap();
     let err = Profile::load(&path).unwrap_err().to_string();
@@ -220,7 +230,7 @@ fn load_names_the_file_as_given() {
 fn unknown_field() {
     assert_eq!(
         error_for("sync: None", "synk: None"),
-        "lab.ron:16:9: cores.synk: unknown field `synk`, expected `main`, `workers`, `sync`, `control` or `cpu_of`"
+        "lab.ron:17:9: cores.synk: unknown field `synk`, expected `main`, `workers`, `sync`, `control` or `cpu_of`"
     );
 }
 
@@ -237,7 +247,7 @@ fn unknown_field_in_a_list_element() {
 fn unknown_field_in_an_enum_variant() {
     assert_eq!(
         error_for("max_sleep_us: 100", "max_sleep: 100"),
-        "lab.ron:29:20: idle.max_sleep: unknown field `max_sleep`, expected `max_sleep_us`"
+        "lab.ron:30:20: idle.max_sleep: unknown field `max_sleep`, expected `max_sleep_us`"
     );
 }
 
@@ -245,7 +255,7 @@ fn unknown_field_in_an_enum_variant() {
 fn duplicate_field() {
     assert_eq!(
         error_for("main: 0,", "main: 0, main: 2,"),
-        "lab.ron:13:18: cores.main: field `main` given twice"
+        "lab.ron:14:18: cores.main: field `main` given twice"
     );
 }
 
@@ -253,7 +263,7 @@ fn duplicate_field() {
 fn missing_comma() {
     assert_eq!(
         error_for("main: 0,", "main: 0"),
-        "lab.ron:14:9: cores.workers: expected a comma before this"
+        "lab.ron:15:9: cores.workers: expected a comma before this"
     );
 }
 
@@ -262,7 +272,7 @@ fn unclosed_list() {
     assert_eq!(
         error_for("workers: [1],", "workers: [1,"),
         // RON reads on into the next field as if it were the next worker.
-        "lab.ron:16:9: cores.workers[1]: expected an integer"
+        "lab.ron:17:9: cores.workers[1]: expected an integer"
     );
 }
 
@@ -274,7 +284,7 @@ fn truncated_file() {
         Profile::from_str_named(cut, "lab.ron")
             .unwrap_err()
             .to_string(),
-        "lab.ron:29:1: unexpected end of file (unclosed bracket?)"
+        "lab.ron:30:1: unexpected end of file (unclosed bracket?)"
     );
 }
 
@@ -310,22 +320,25 @@ fn missing_field_in_a_list_element() {
 fn wrong_type() {
     assert_eq!(
         error_for("main: 0,", "main: \"0\","),
-        "lab.ron:13:15: cores.main: expected an integer"
+        "lab.ron:14:15: cores.main: expected an integer"
     );
 }
 
 #[test]
 fn number_out_of_range() {
     assert_eq!(
-        error_for("mbufs: 8191", "mbufs: 8191000000000"),
-        "lab.ron:21:16: memory.mbufs: number out of range for this field"
+        error_for("mbufs: 16383", "mbufs: 16383000000000"),
+        "lab.ron:22:16: memory.mbufs: number out of range for this field"
     );
 }
 
 #[test]
 fn unknown_unit_variant() {
     assert_eq!(
-        error_for("role: HaLink", "role: Halink"),
+        error_for(
+            "role: HaLink, device: Vdev(\"net_af_packet2",
+            "role: Halink, device: Vdev(\"net_af_packet2"
+        ),
         "lab.ron:10:29: ports[2].role: unknown variant `Halink`, expected `Data`, `HaLink` or `Management`"
     );
 }
@@ -342,7 +355,7 @@ fn unknown_variant_with_payload() {
 fn sync_core_not_an_option() {
     assert_eq!(
         error_for("sync: None", "sync: 3"),
-        "lab.ron:16:15: cores.sync: expected `Some(...)` or `None`"
+        "lab.ron:17:15: cores.sync: expected `Some(...)` or `None`"
     );
 }
 
@@ -353,7 +366,7 @@ fn trailing_text() {
         Profile::from_str_named(&text, "lab.ron")
             .unwrap_err()
             .to_string(),
-        "lab.ron:33:1: unexpected text after the end of the document"
+        "lab.ron:34:1: unexpected text after the end of the document"
     );
 }
 
@@ -363,7 +376,7 @@ fn trailing_text() {
 fn core_used_twice() {
     assert_eq!(
         error_for("workers: [1]", "workers: [1, 1]"),
-        "lab.ron:14:22: cores.workers[1]: core 1 is listed twice (also cores.workers[0])"
+        "lab.ron:15:22: cores.workers[1]: core 1 is listed twice (also cores.workers[0])"
     );
 }
 
@@ -371,7 +384,7 @@ fn core_used_twice() {
 fn worker_is_the_main_core() {
     assert_eq!(
         error_for("workers: [1]", "workers: [1, 0]"),
-        "lab.ron:14:22: cores.workers[1]: core 0 is already the main core"
+        "lab.ron:15:22: cores.workers[1]: core 0 is already the main core"
     );
 }
 
@@ -379,7 +392,7 @@ fn worker_is_the_main_core() {
 fn sync_core_is_a_worker() {
     assert_eq!(
         error_for("sync: None", "sync: Some(1)"),
-        "lab.ron:16:15: cores.sync: core 1 is already a worker (cores.workers[0])"
+        "lab.ron:17:15: cores.sync: core 1 is already a worker (cores.workers[0])"
     );
 }
 
@@ -387,7 +400,7 @@ fn sync_core_is_a_worker() {
 fn sync_core_is_the_main_core() {
     assert_eq!(
         error_for("sync: None", "sync: Some(0)"),
-        "lab.ron:16:15: cores.sync: core 0 is already the main core"
+        "lab.ron:17:15: cores.sync: core 0 is already the main core"
     );
 }
 
@@ -395,7 +408,7 @@ fn sync_core_is_the_main_core() {
 fn control_core_on_a_worker() {
     assert_eq!(
         error_for("sync: None,", "sync: None, control: [1],"),
-        "lab.ron:16:31: cores.control[0]: core 1 is a worker (cores.workers[0]): heartbeats \
+        "lab.ron:17:31: cores.control[0]: core 1 is a worker (cores.workers[0]): heartbeats \
          would wait behind its poll loop"
     );
 }
@@ -404,7 +417,7 @@ fn control_core_on_a_worker() {
 fn cpu_of_an_lcore_that_does_not_exist() {
     assert_eq!(
         error_for("sync: None,", "sync: None, cpu_of: [(3, 1)],"),
-        "lab.ron:16:30: cores.cpu_of[0]: lcore 3 is not the main, a worker or the sync core"
+        "lab.ron:17:30: cores.cpu_of[0]: lcore 3 is not the main, a worker or the sync core"
     );
 }
 
@@ -412,7 +425,7 @@ fn cpu_of_an_lcore_that_does_not_exist() {
 fn cpu_of_an_lcore_listed_twice() {
     assert_eq!(
         error_for("sync: None,", "sync: None, cpu_of: [(1, 0), (1, 1)],"),
-        "lab.ron:16:38: cores.cpu_of[1]: lcore 1 is listed twice (also cores.cpu_of[0])"
+        "lab.ron:17:38: cores.cpu_of[1]: lcore 1 is listed twice (also cores.cpu_of[0])"
     );
 }
 
@@ -420,7 +433,7 @@ fn cpu_of_an_lcore_listed_twice() {
 fn cpu_of_beyond_dpdk_limit() {
     assert_eq!(
         error_for("sync: None,", "sync: None, cpu_of: [(1, 128)],"),
-        "lab.ron:16:30: cores.cpu_of[0]: CPU 128 is beyond DPDK's limit (RTE_MAX_LCORE = 128, ids 0..=127)"
+        "lab.ron:17:30: cores.cpu_of[0]: CPU 128 is beyond DPDK's limit (RTE_MAX_LCORE = 128, ids 0..=127)"
     );
 }
 
@@ -428,7 +441,7 @@ fn cpu_of_beyond_dpdk_limit() {
 fn lcore_beyond_dpdk_limit() {
     assert_eq!(
         error_for("main: 0,", "main: 128,"),
-        "lab.ron:13:15: cores.main: core 128 is beyond DPDK's limit (RTE_MAX_LCORE = 128, ids 0..=127)"
+        "lab.ron:14:15: cores.main: core 128 is beyond DPDK's limit (RTE_MAX_LCORE = 128, ids 0..=127)"
     );
 }
 
@@ -436,7 +449,7 @@ fn lcore_beyond_dpdk_limit() {
 fn no_workers() {
     assert_eq!(
         error_for("workers: [1]", "workers: []"),
-        "lab.ron:14:18: cores.workers: at least one worker core is needed"
+        "lab.ron:15:18: cores.workers: at least one worker core is needed"
     );
 }
 
@@ -509,7 +522,7 @@ fn pci_port_without_hugepages() {
             "Vdev(\"net_af_packet2,iface=ha0,qpairs=1\")",
             "Pci(\"0000:04:00.0\")"
         ),
-        "lab.ron:16:15: cores.sync: a hardware profile (ports[2] is a PCI device) needs a \
+        "lab.ron:17:15: cores.sync: a hardware profile (ports[2] is a PCI device) needs a \
          dedicated sync core; only lab profiles may leave it out"
     );
     let text = lab_with(
@@ -521,7 +534,7 @@ fn pci_port_without_hugepages() {
         Profile::from_str_named(&text, "lab.ron")
             .unwrap_err()
             .to_string(),
-        "lab.ron:24:20: memory.hugepages: ports[2] is a PCI device, which needs hugepages \
+        "lab.ron:25:20: memory.hugepages: ports[2] is a PCI device, which needs hugepages \
          (pinned DMA memory); only vdev profiles may run without"
     );
 }
@@ -539,7 +552,7 @@ fn vdev_with_empty_driver_name() {
 fn relative_disk_path() {
     assert_eq!(
         error_for("disks: [],", "disks: [(name: \"sda\", path: \"dev/sda\")],"),
-        "lab.ron:30:33: disks[0].path: `dev/sda` is not an absolute path"
+        "lab.ron:31:33: disks[0].path: `dev/sda` is not an absolute path"
     );
 }
 
@@ -557,25 +570,25 @@ fn mtu_out_of_range() {
 #[test]
 fn zero_mbufs() {
     assert_eq!(
-        error_for("mbufs: 8191", "mbufs: 0"),
-        "lab.ron:21:16: memory.mbufs: zero mbufs: no packet could be received"
+        error_for("mbufs: 16383", "mbufs: 0"),
+        "lab.ron:22:16: memory.mbufs: zero mbufs: no packet could be received"
     );
 }
 
 #[test]
 fn pool_too_small_for_the_rings() {
     assert_eq!(
-        error_for("mbufs: 8191", "mbufs: 4095"),
-        "lab.ron:21:16: memory.mbufs: 4095 mbufs cannot fill every rx/tx descriptor and lcore \
-         cache: at least 6912 needed"
+        error_for("mbufs: 16383", "mbufs: 8191"),
+        "lab.ron:22:16: memory.mbufs: 8191 mbufs cannot fill every rx/tx descriptor and lcore \
+         cache: at least 8960 needed"
     );
 }
 
 #[test]
 fn too_little_eal_memory() {
     assert_eq!(
-        error_for("eal_memory_mb: 64", "eal_memory_mb: 48"),
-        "lab.ron:23:24: memory.eal_memory_mb: 48 MiB is too little for 8191 mbufs: at least 52 MiB"
+        error_for("eal_memory_mb: 128", "eal_memory_mb: 64"),
+        "lab.ron:24:24: memory.eal_memory_mb: 64 MiB is too little for 16383 mbufs: at least 100 MiB"
     );
 }
 
@@ -597,7 +610,7 @@ fn no_data_port() {
 fn adaptive_sleep_out_of_range() {
     assert_eq!(
         error_for("max_sleep_us: 100", "max_sleep_us: 0"),
-        "lab.ron:29:34: idle.max_sleep_us: 0 µs is out of range 1..=1000 (longer sleeps delay \
+        "lab.ron:30:34: idle.max_sleep_us: 0 µs is out of range 1..=1000 (longer sleeps delay \
          the first packet of every burst that much)"
     );
 }
@@ -628,24 +641,24 @@ fn nul_in_a_field_name_is_named_as_written() {
     );
     // The same in a nested struct, and for other odd characters.
     assert_eq!(
-        error_for("mbufs: 8191", "mb\0ufs: 8191"),
-        "lab.ron:21:9: memory[\"mb\\0ufs\"]: field name `mb\\0ufs` holds `\\0`, which a name \
+        error_for("mbufs: 16383", "mb\0ufs: 16383"),
+        "lab.ron:22:9: memory[\"mb\\0ufs\"]: field name `mb\\0ufs` holds `\\0`, which a name \
          cannot hold (letters, digits and `_`)"
     );
     assert_eq!(
         error_for("tpm:", "t\u{1}pm:"),
-        "lab.ron:31:5: [\"t\\u{1}pm\"]: field name `t\\u{1}pm` holds `\\u{1}`, which a name \
+        "lab.ron:32:5: [\"t\\u{1}pm\"]: field name `t\\u{1}pm` holds `\\u{1}`, which a name \
          cannot hold (letters, digits and `_`)"
     );
     assert_eq!(
         error_for("tpm:", "t\"pm:"),
-        "lab.ron:31:5: [\"t\\\"pm\"]: field name `t\\\"pm` holds `\\\"`, which a name cannot \
+        "lab.ron:32:5: [\"t\\\"pm\"]: field name `t\\\"pm` holds `\\\"`, which a name cannot \
          hold (letters, digits and `_`)"
     );
     // After a whole name, the character itself is what is wrong.
     assert_eq!(
         error_for("tpm:", "tpm\0:"),
-        "lab.ron:31:8: [\"tpm\\0\"]: unexpected character `\\0`"
+        "lab.ron:32:8: [\"tpm\\0\"]: unexpected character `\\0`"
     );
 }
 
@@ -653,7 +666,7 @@ fn nul_in_a_field_name_is_named_as_written() {
 fn unclosed_comment_is_placed_where_it_opens() {
     assert_eq!(
         error_for("disks: [],", "disks: [/*],"),
-        "lab.ron:30:13: unclosed /* comment: it runs to the end of the file"
+        "lab.ron:31:13: unclosed /* comment: it runs to the end of the file"
     );
 }
 
@@ -694,7 +707,11 @@ fn two_cpus() -> HostFacts {
         online_cpus: Some(vec![0, 1]),
         allowed_cpus: Some(vec![0, 1]),
         pci_devices: Some(["0000:03:00.0".to_string()].into()),
-        interfaces: Some(["lo", "data0", "data1", "ha0"].map(String::from).into()),
+        interfaces: Some(
+            ["lo", "data0", "data1", "ha0", "ha1"]
+                .map(String::from)
+                .into(),
+        ),
     }
 }
 
@@ -717,7 +734,7 @@ fn lab_profile_fits_a_two_cpu_machine() {
 fn worker_99_on_a_two_cpu_machine() {
     assert_eq!(
         host_error_for("workers: [1]", "workers: [99]", &two_cpus()),
-        "lab.ron:14:19: cores.workers[0]: CPU 99 is not online on this machine (online: 0,1)"
+        "lab.ron:15:19: cores.workers[0]: CPU 99 is not online on this machine (online: 0,1)"
     );
 }
 
@@ -726,15 +743,15 @@ fn every_cpu_the_profile_names_must_be_online_and_allowed() {
     let host = two_cpus();
     assert_eq!(
         host_error_for("main: 0", "main: 2", &host),
-        "lab.ron:13:15: cores.main: CPU 2 is not online on this machine (online: 0,1)"
+        "lab.ron:14:15: cores.main: CPU 2 is not online on this machine (online: 0,1)"
     );
     assert_eq!(
         host_error_for("sync: None", "sync: Some(5)", &host),
-        "lab.ron:16:15: cores.sync: CPU 5 is not online on this machine (online: 0,1)"
+        "lab.ron:17:15: cores.sync: CPU 5 is not online on this machine (online: 0,1)"
     );
     assert_eq!(
         host_error_for("sync: None", "sync: None, control: [0, 7]", &host),
-        "lab.ron:16:34: cores.control[1]: CPU 7 is not online on this machine (online: 0,1)"
+        "lab.ron:17:34: cores.control[1]: CPU 7 is not online on this machine (online: 0,1)"
     );
     // An lcore moved onto another CPU: that CPU is what must be online. lab-2w folds
     // lcore 2 onto CPU 1, which fits two CPUs.
@@ -744,7 +761,7 @@ fn every_cpu_the_profile_names_must_be_online_and_allowed() {
         Profile::from_str_for_host(&lab_2w.replace("(2, 1)", "(2, 3)"), "lab-2w.ron", &host)
             .unwrap_err()
             .to_string(),
-        "lab-2w.ron:20:22: cores.cpu_of[0][1]: CPU 3 is not online on this machine (online: 0,1)"
+        "lab-2w.ron:21:22: cores.cpu_of[0][1]: CPU 3 is not online on this machine (online: 0,1)"
     );
     let pinned = HostFacts {
         allowed_cpus: Some(vec![0]),
@@ -752,7 +769,7 @@ fn every_cpu_the_profile_names_must_be_online_and_allowed() {
     };
     assert_eq!(
         host_error_for("workers: [1]", "workers: [1]", &pinned),
-        "lab.ron:14:19: cores.workers[0]: CPU 1 is online but this process may not run on it \
+        "lab.ron:15:19: cores.workers[0]: CPU 1 is online but this process may not run on it \
          (allowed: 0)"
     );
 }
@@ -765,12 +782,12 @@ fn every_port_the_profile_names_must_be_present() {
         "lab.ron:9:45: ports[1].device: iface=data9: no interface `data9` in this network \
          namespace (/sys/class/net)"
     );
-    let no_ha = HostFacts {
-        interfaces: Some(["lo", "data0", "data1"].map(String::from).into()),
+    let no_ha0 = HostFacts {
+        interfaces: Some(["lo", "data0", "data1", "ha1"].map(String::from).into()),
         ..two_cpus()
     };
     assert_eq!(
-        Profile::from_str_for_host(&lab_text(), "lab.ron", &no_ha)
+        Profile::from_str_for_host(&lab_text(), "lab.ron", &no_ha0)
             .unwrap_err()
             .to_string(),
         "lab.ron:10:45: ports[2].device: iface=ha0: no interface `ha0` in this network \
@@ -779,10 +796,10 @@ fn every_port_the_profile_names_must_be_present() {
     assert_eq!(
         host_error_for(
             "Vdev(\"net_af_packet2,iface=ha0,qpairs=1\")",
-            "Vdev(\"net_pcap0,rx_iface=ha0,tx_iface=ha1\")",
+            "Vdev(\"net_pcap0,rx_iface=ha0,tx_iface=ha9\")",
             &host
         ),
-        "lab.ron:10:45: ports[2].device: tx_iface=ha1: no interface `ha1` in this network \
+        "lab.ron:10:45: ports[2].device: tx_iface=ha9: no interface `ha9` in this network \
          namespace (/sys/class/net)"
     );
     // Devices that open no kernel interface are not looked for.
@@ -792,7 +809,7 @@ fn every_port_the_profile_names_must_be_present() {
             "Vdev(\"net_null0\")",
         ),
         "lab.ron",
-        &no_ha,
+        &no_ha0,
     )
     .unwrap();
     let t4100 = std::fs::read_to_string(profiles_dir().join("t4100.ron")).unwrap();

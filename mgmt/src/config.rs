@@ -1,4 +1,5 @@
-//! The unit's configuration file (RON): its data interfaces and static routes.
+//! The unit's configuration file (RON): its data interfaces, static routes,
+//! connection timeouts and, for a unit of a pair, its HA section ([`ha`]).
 //!
 //! ```ron
 //! (
@@ -10,8 +11,16 @@
 //!     routes: [
 //!         (prefix: "198.19.0.0/16", via: "198.18.2.2"),
 //!     ],
+//!     ha: Some((
+//!         serial: "TNDM-LAB-A", peer_serial: "TNDM-LAB-B", role: Active,
+//!         psk_file: "/etc/tandem/cluster.key",
+//!         links: [(port: "ha0", address: "198.18.254.1/30", peer: "198.18.254.2")],
+//!     )),
 //! )
 //! ```
+//!
+//! Without `ha` the unit runs alone. The section's fields, defaults and
+//! ranges are described in [`ha`].
 //!
 //! Loading checks everything before anything is used: a file that does not
 //! parse, names a field the format does not have, or does not make sense
@@ -39,6 +48,10 @@ use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::net::Ipv4Addr;
 use std::path::Path;
+
+pub mod ha;
+
+pub use ha::{HaConfig, HaLinkConfig, HaRole, SyncTuning};
 
 /// Routes a configuration may hold: twice a full IPv4 Internet table (about
 /// a million prefixes in 2025).
@@ -178,6 +191,8 @@ struct File<'a> {
     routes: Vec<RouteFile<'a>>,
     #[serde(default)]
     timeouts: TimeoutsFile,
+    #[serde(default)]
+    ha: Option<ha::HaFile>,
 }
 
 /// The longest timeout accepted: a year, far beyond any sane setting, and
@@ -265,6 +280,8 @@ pub struct UnitConfig {
     pub router: RouterConfig,
     /// Connection tracking timeouts.
     pub timeouts: Timeouts,
+    /// This unit's place in an HA pair; `None`: it runs alone.
+    pub ha: Option<HaConfig>,
 }
 
 impl UnitConfig {
@@ -301,9 +318,13 @@ impl UnitConfig {
     }
 }
 
-type Invalid = (String, String);
+/// A refusal before it is placed in the text: the field path and the reason.
+pub(crate) type Invalid = (String, String);
 
-fn invalid<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, Invalid> {
+pub(crate) fn invalid<T>(
+    field: impl Into<String>,
+    reason: impl Into<String>,
+) -> Result<T, Invalid> {
     Err((field.into(), reason.into()))
 }
 
@@ -314,35 +335,13 @@ fn validate(raw: &File<'_>, profile: &Profile) -> Result<UnitConfig, Invalid> {
     let mut interfaces: Vec<InterfaceConfig> = Vec::new();
     for (i, f) in raw.interfaces.iter().enumerate() {
         let at = |name: &str| format!("interfaces[{i}].{name}");
-        match profile.port(&f.port) {
-            None => return invalid(at("port"), format!("the profile has no port `{}`", f.port)),
-            Some(p) if p.role != Role::Data => {
-                return invalid(at("port"), format!("port `{}` is not a data port", f.port))
-            }
-            Some(_) => {}
-        }
+        port_of_role(profile, &f.port, Role::Data, "data interfaces")
+            .map_err(|reason| (at("port"), reason))?;
         if interfaces.iter().any(|o| o.port == f.port) {
             return invalid(at("port"), format!("port `{}` is configured twice", f.port));
         }
-        let address: Ipv4Prefix = f
-            .address
-            .parse()
-            .map_err(|e| (at("address"), format!("{e}")))?;
-        if !(1..=30).contains(&address.len()) {
-            return invalid(at("address"), "prefix length must be 1..=30");
-        }
-        if !is_unicast_host(address.addr())
-            || address.addr() == address.network()
-            || address.addr() == address.broadcast()
-        {
-            return invalid(
-                at("address"),
-                format!("{} is not a host address of its subnet", address.addr()),
-            );
-        }
-        if let Some(o) = interfaces.iter().find(|o| {
-            o.address.contains(address.network()) || address.contains(o.address.network())
-        }) {
+        let address = host_prefix(&f.address).map_err(|reason| (at("address"), reason))?;
+        if let Some(o) = interfaces.iter().find(|o| overlaps(&o.address, &address)) {
             return invalid(
                 at("address"),
                 format!("subnet overlaps {} of port `{}`", o.address, o.port),
@@ -445,13 +444,66 @@ fn validate(raw: &File<'_>, profile: &Profile) -> Result<UnitConfig, Invalid> {
         routes.push(StaticRoute { prefix, via });
     }
     let timeouts = raw.timeouts.to_timeouts()?;
+    let ha = match &raw.ha {
+        None => None,
+        Some(f) => Some(ha::validate(f, profile, &interfaces)?),
+    };
     Ok(UnitConfig {
         router: RouterConfig { interfaces, routes },
         timeouts,
+        ha,
     })
 }
 
-fn is_unicast_host(ip: Ipv4Addr) -> bool {
+/// Checks that the profile has a port `name` of role `role`, which `what`
+/// (`data interfaces`, `HA links`) need; the reason otherwise.
+pub(crate) fn port_of_role(
+    profile: &Profile,
+    name: &str,
+    role: Role,
+    what: &str,
+) -> Result<(), String> {
+    let Some(port) = profile.port(name) else {
+        return Err(format!("the profile has no port `{name}`"));
+    };
+    if port.role == role {
+        return Ok(());
+    }
+    let is = match port.role {
+        Role::Data => "a data port",
+        Role::HaLink => "an HA link port",
+        Role::Management => "a management port",
+    };
+    Err(format!("port `{name}` is {is}; {what} need role {role:?}"))
+}
+
+/// A unit's own address on a link, written `address/length`: a unicast host
+/// of a subnet of 1..=30 bits (a /31 or /32 leaves no room for a partner or
+/// a neighbour beside the network and broadcast addresses); the reason
+/// otherwise.
+pub(crate) fn host_prefix(text: &str) -> Result<Ipv4Prefix, String> {
+    let address: Ipv4Prefix = text.parse().map_err(|e| format!("{e}"))?;
+    if !(1..=30).contains(&address.len()) {
+        return Err("prefix length must be 1..=30".into());
+    }
+    if !is_unicast_host(address.addr())
+        || address.addr() == address.network()
+        || address.addr() == address.broadcast()
+    {
+        return Err(format!(
+            "{} is not a host address of its subnet",
+            address.addr()
+        ));
+    }
+    Ok(address)
+}
+
+/// Whether two subnets share an address (one contains the other).
+pub(crate) fn overlaps(a: &Ipv4Prefix, b: &Ipv4Prefix) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+pub(crate) fn is_unicast_host(ip: Ipv4Addr) -> bool {
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
@@ -480,9 +532,9 @@ pub(crate) mod tests {
             .replace(&path.display().to_string(), "unit.ron")
     }
 
-    const PROFILE: &str = include_str!("../../hw-profiles/profiles/lab.ron");
+    pub(crate) const PROFILE: &str = include_str!("../../hw-profiles/profiles/lab.ron");
 
-    const GOOD: &str = r#"(
+    pub(crate) const GOOD: &str = r#"(
     interfaces: [
         (port: "data0", address: "198.18.1.1/24",
          virtual_ip: Some("198.18.1.254"), virtual_mac: Some("02:00:5e:10:00:01")),
@@ -494,11 +546,11 @@ pub(crate) mod tests {
 )
 "#;
 
-    fn profile() -> Profile {
+    pub(crate) fn profile() -> Profile {
         Profile::from_str_named(PROFILE, "lab.ron").unwrap()
     }
 
-    fn refused(text: &str) -> String {
+    pub(crate) fn refused(text: &str) -> String {
         UnitConfig::parse(text, "unit.ron", &profile())
             .unwrap_err()
             .to_string()
@@ -520,9 +572,9 @@ pub(crate) mod tests {
     #[test]
     fn bad_configs_are_refused_with_file_line_field_and_reason() {
         let cases = [
-            (GOOD.replace("routes: [", "rotes: ["), "unit.ron:7:5: rotes: unknown field `rotes`, expected `interfaces`, `routes` or `timeouts`"),
+            (GOOD.replace("routes: [", "rotes: ["), "unit.ron:7:5: rotes: unknown field `rotes`, expected `interfaces`, `routes`, `timeouts` or `ha`"),
             (GOOD.replace("\"data1\"", "\"data7\""), "unit.ron:5:16: interfaces[1].port: the profile has no port `data7`"),
-            (GOOD.replace("\"data1\"", "\"ha0\""), "unit.ron:5:16: interfaces[1].port: port `ha0` is not a data port"),
+            (GOOD.replace("\"data1\"", "\"ha0\""), "unit.ron:5:16: interfaces[1].port: port `ha0` is an HA link port; data interfaces need role Data"),
             (GOOD.replace("\"data1\"", "\"data0\""), "unit.ron:5:16: interfaces[1].port: port `data0` is configured twice"),
             (GOOD.replace("198.18.2.1/24", "198.18.2.1"), "unit.ron:5:34: interfaces[1].address: expected ADDRESS/LENGTH, e.g. 198.18.1.0/24"),
             (GOOD.replace("198.18.2.1/24", "198.18.2.0/24"), "unit.ron:5:34: interfaces[1].address: 198.18.2.0 is not a host address of its subnet"),

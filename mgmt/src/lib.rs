@@ -17,7 +17,8 @@
 //!  log        ── log::init: a writer thread; lines dropped, never waited for
 //! ```
 //!
-//! * [`config`]: the unit configuration file (interfaces, routes, timeouts).
+//! * [`config`]: the unit configuration file (interfaces, routes, timeouts,
+//!   and the HA section: serials, role, key file, HA links, sync pacing).
 //! * [`rules`]: the rules file.
 //! * [`lock`]: one unit per EAL prefix and per port.
 //! * [`unit`]: booting a unit on DPDK and taking it down.

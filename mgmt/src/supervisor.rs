@@ -68,14 +68,8 @@ impl Origin {
     }
 }
 
-/// A role of a unit in the pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Forwards, owns the virtual IPs and MACs.
-    Active,
-    /// Keeps the partner's state ready, forwards nothing.
-    Passive,
-}
+/// A role of a unit in the pair: the one the configuration's `ha.role` names.
+pub use crate::config::HaRole as Role;
 
 /// What the supervisor can be asked; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,7 +31,7 @@ use crate::command::{self, Output};
 use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::netns::Netns;
-use crate::plan::{self, HA_PORT};
+use crate::plan::{self, HA_PORTS};
 use crate::tandemd::{self, Launch, Tandemd};
 use crate::veth;
 use crate::wait::poll_until_detail;
@@ -228,15 +228,17 @@ impl LabBuilder {
 
         veth::pair(&unit, "data0", &client, "eth0")?;
         veth::pair(&unit, "data1", &server, "eth0")?;
-        // The HA link goes nowhere in a one-unit lab: its peer stays down.
-        unit.ip(&[
-            "link", "add", HA_PORT, "type", "veth", "peer", "name", "ha0peer",
-        ])?;
-        veth::disable_offloads(&unit, HA_PORT)?;
-        veth::disable_offloads(&unit, "ha0peer")?;
-        unit.ip(&["link", "set", HA_PORT, "up"])?;
+        // The HA links go nowhere in a one-unit lab: their peers stay down.
+        for port in HA_PORTS {
+            let peer = format!("{port}peer");
+            unit.ip(&["link", "add", port, "type", "veth", "peer", "name", &peer])?;
+            veth::disable_offloads(&unit, port)?;
+            veth::disable_offloads(&unit, &peer)?;
+            unit.ip(&["link", "set", port, "up"])?;
+        }
         self.say(format_args!(
-            "wires: client eth0 <-> unit data0, unit data1 <-> server eth0, unit {HA_PORT} (HA link, unconnected); offloads off on every end"
+            "wires: client eth0 <-> unit data0, unit data1 <-> server eth0, unit {} (HA links, unconnected); offloads off on every end",
+            HA_PORTS.join(", ")
         ));
 
         let cidr = |ip: &str| format!("{ip}/{}", plan::PREFIX_LEN);
@@ -405,7 +407,7 @@ impl Lab {
         &self.server
     }
 
-    /// The unit's namespace (`data0`, `data1`, `ha0`).
+    /// The unit's namespace (`data0`, `data1`, `ha0`, `ha1`).
     pub fn unit(&self) -> &Netns {
         &self.unit
     }

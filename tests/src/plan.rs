@@ -5,7 +5,7 @@
 //!  │ eth0 198.18.1.2  ├─ veth ─┤ data0 (198.18.1.1, VIP .1.254)   │        │                   │
 //!  │ default via      │        │          tandemd (DPDK af_packet)│        │ lo   198.19.0.1   │
 //!  │   198.18.1.254   │        │ data1 (198.18.2.1, VIP .2.254)   ├─ veth ─┤ eth0 198.18.2.2   │
-//!  └──────────────────┘        │ ha0 (HA link, peer down)         │        │ default via       │
+//!  └──────────────────┘        │ ha0, ha1 (HA links, peers down)  │        │ default via       │
 //!                              └──────────────────────────────────┘        │   198.18.2.254    │
 //!                                                                           └───────────────────┘
 //! ```
@@ -44,8 +44,14 @@ pub const UNROUTED_IP: &str = "198.18.200.1";
 /// The unit's data ports, as the lab profile names them (the Linux names of
 /// the veth ends that `net_af_packet` attaches to).
 pub const DATA_PORTS: [&str; 2] = ["data0", "data1"];
-/// The unit's HA link interface.
+/// The unit's main HA link interface.
 pub const HA_PORT: &str = "ha0";
+/// The unit's backup HA link interface.
+pub const HA_BACKUP_PORT: &str = "ha1";
+/// Both HA link interfaces, main first, as the lab profiles name them. Each
+/// must exist when the unit boots (EAL's `net_af_packet` opens every port of
+/// the profile), even in a one-unit lab where nothing is at the other end.
+pub const HA_PORTS: [&str; 2] = [HA_PORT, HA_BACKUP_PORT];
 
 /// The unit configuration (RON) for this plan.
 pub fn unit_config() -> String {

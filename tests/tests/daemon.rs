@@ -296,7 +296,7 @@ fn a_second_unit_on_the_same_prefix_or_ports_is_refused_and_touches_nothing() {
     );
 
     // Spare interfaces, so that the failing start passes the locks.
-    for i in 0..3 {
+    for i in 0..4 {
         lab.unit()
             .ip(&[
                 "link",
@@ -314,7 +314,8 @@ fn a_second_unit_on_the_same_prefix_or_ports_is_refused_and_touches_nothing() {
     let failing = text
         .replace("iface=data0,qpairs=1", "iface=spare0,qpairs=1,framesz=7")
         .replace("iface=data1", "iface=spare1")
-        .replace("iface=ha0", "iface=spare2");
+        .replace("iface=ha0", "iface=spare2")
+        .replace("iface=ha1", "iface=spare3");
     assert_ne!(failing, text, "the lab profile changed shape");
     let failing_profile = lab.dir().join("failing.ron");
     std::fs::write(&failing_profile, failing).unwrap();

@@ -80,6 +80,7 @@ fn every_veth_end_has_offloads_off_and_every_namespace_is_quiet() {
         (lab.unit(), "data0"),
         (lab.unit(), "data1"),
         (lab.unit(), "ha0"),
+        (lab.unit(), "ha1"),
         (lab.client(), "eth0"),
         (lab.server(), "eth0"),
     ] {
@@ -214,8 +215,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -f "$config" ] || { echo "no config" >&2; exit 2; }
-# It must run in the unit's namespace, where data0, data1 and ha0 exist.
-ip -o link show data0 >/dev/null && ip -o link show data1 >/dev/null && ip -o link show ha0 >/dev/null || exit 3
+# It must run in the unit's namespace, where data0, data1, ha0 and ha1 exist.
+for i in data0 data1 ha0 ha1; do ip -o link show $i >/dev/null || exit 3; done
 rx=0
 write() { printf 'worker0.rx_packets %s\nworker0.tx_packets %s\nworker0.drop.ttl_expired 0\n' "$rx" "$rx" > "$counters.tmp" && mv "$counters.tmp" "$counters"; }
 trap 'rx=$((rx + 1)); write; exit 0' TERM
