@@ -21,11 +21,15 @@
 //!   and the HA section: serials, role, key file, HA links, sync pacing).
 //! * [`rules`]: the rules file.
 //! * [`lock`]: one unit per EAL prefix and per port.
-//! * [`unit`]: booting a unit on DPDK and taking it down.
+//! * [`unit`](mod@unit): booting a unit on DPDK and taking it down.
 //! * [`supervisor`]: the one owner of the running unit's configuration.
 //! * [`console`]: the requests and answers of the console.
 //! * [`control`]: the control socket (transport).
 //! * [`main_lcore`]: the main lcore's loop.
+//! * [`ha_link`]: one HA link's frames (the sync protocol's UDP datagrams,
+//!   ARP for the partner), pure.
+//! * [`ha_port`]: the DPDK port dedicated to an HA link, driving an
+//!   [`ha_link::HaLink`].
 //! * [`log`]: the unit's log (journald or stderr, never blocking).
 //! * [`thread`]: control-plane threads, on the profile's control CPUs.
 //! * [`counters_file`]: the counters, rewritten to a file every second.
@@ -39,6 +43,8 @@ pub mod config;
 pub mod console;
 pub mod control;
 pub mod counters_file;
+pub mod ha_link;
+pub mod ha_port;
 pub mod lock;
 pub mod log;
 pub mod main_lcore;
