@@ -192,7 +192,7 @@ pub enum ConfigError {
 
 /// One HA link's addresses, as a configuration states them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HaLinkConfig {
+pub struct Addressing {
     /// This unit's address on the link, with the subnet's prefix length.
     pub address: Ipv4Prefix,
     /// The partner's address on the link.
@@ -322,10 +322,7 @@ impl HaLink {
     }
 
     /// [`new`](HaLink::new) from a configuration.
-    pub fn from_config(
-        local_mac: EthernetAddress,
-        cfg: &HaLinkConfig,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_config(local_mac: EthernetAddress, cfg: &Addressing) -> Result<Self, ConfigError> {
         Self::new(
             local_mac,
             cfg.address.addr(),
@@ -1427,7 +1424,7 @@ mod tests {
         // RFC 3021: both addresses of a /31 are hosts.
         let (x, y) = (Ipv4Addr::new(10, 0, 0, 0), Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(new(MAC_A, x, 31, y, PORT), None);
-        let cfg = HaLinkConfig {
+        let cfg = Addressing {
             address: prefix(IP_A, LEN),
             peer: IP_B,
             port: PORT,

@@ -22,7 +22,7 @@
 //! would not fit one mbuf of the pool (ports are never configured to
 //! scatter): the partner, with the same profile and pool, lowers it alike.
 
-use crate::ha_link::{ConfigError, HaLink, HaLinkConfig, Input, OutputError};
+use crate::ha_link::{Addressing, ConfigError, HaLink, Input, OutputError};
 use crate::unit::BootError;
 use dataplane::wire::{ethernet, EthernetAddress};
 use dpdk_sys::{Burst, DpdkError, Mbuf, Mempool, Port, PortConfig, PortId, RxQueue, TxQueue};
@@ -203,7 +203,7 @@ impl HaPort {
     pub fn start(
         name: &str,
         spec: &PortSpec,
-        cfg: &HaLinkConfig,
+        cfg: &Addressing,
         pool: &Mempool,
     ) -> Result<HaPort, HaPortError> {
         let step = |what: &str| format!("HA link {name} (port {}): {what}", spec.name);

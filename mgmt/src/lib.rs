@@ -2,14 +2,15 @@
 //!
 //! Loads, validates and applies a unit's configuration and rules (RON), boots
 //! a unit (`tandemd`), and serves its control socket (`tandemctl`: counters,
-//! connections, rules, reload). Later: the serial-console commands operators
+//! connections, rules, sync, reload), and synchronises its connections with
+//! its partner over the HA links. Later: the serial-console commands operators
 //! know (`hainfo`, `hamode`, `hasync`, `haactive`, `hapassive`,
 //! `hareset`, `hadiff`, `hasynctest`, `enha`) and config sync between members.
 //!
 //! A running unit's threads, and what each owns (`tandemd` only wires them):
 //!
 //! ```text
-//!  main lcore ── main_lcore::MainLoop (events; later sync, heartbeats)  bounded latency
+//!  main lcore ── main_lcore::MainLoop: sync (HA ports, syncd engine)    bounded latency
 //!  workers    ── workers::Worker, one per worker lcore                  polling
 //!  supervisor ── supervisor::Supervisor: rules, role, counters file     commands in order
 //!  control    ── control::ControlServer: the socket, every client       transport only
@@ -30,6 +31,8 @@
 //!   ARP for the partner), pure.
 //! * [`ha_port`]: the DPDK port dedicated to an HA link, driving an
 //!   [`ha_link::HaLink`].
+//! * [`sync_task`]: synchronisation as a task of the main lcore: the HA
+//!   ports, the sync engine, the workers' queues; its log lines and status.
 //! * [`log`]: the unit's log (journald or stderr, never blocking).
 //! * [`thread`]: control-plane threads, on the profile's control CPUs.
 //! * [`counters_file`]: the counters, rewritten to a file every second.
@@ -50,5 +53,6 @@ pub mod log;
 pub mod main_lcore;
 pub mod rules;
 pub mod supervisor;
+pub mod sync_task;
 pub mod thread;
 pub mod unit;

@@ -12,14 +12,17 @@
 //!   wake-up latency (about 75 µs on average and up to ~5 ms now and then on
 //!   the 2-CPU lab VM, see the DPDK notes).
 //!
-//! Its one task today: draining the workers' state-change events, which are
-//! syncd's input. A standalone unit has nobody to tell yet, so they are
-//! counted (`main.events_drained`) and dropped; the queues never fill.
+//! Its task: synchronisation with the partner ([`SyncTask`]), which drains
+//! the workers' state-change events. A unit without a partner has nobody to
+//! tell, so its events are counted (`main.events_drained`) and dropped; the
+//! queues never fill.
 
+use crate::sync_task::SyncTask;
 use dataplane::conntrack::event::EventQueue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use workers::Clock;
 
 /// The longest sleep of an idle round.
 pub const MAX_IDLE_SLEEP: Duration = Duration::from_millis(1);
@@ -28,14 +31,27 @@ pub const MAX_IDLE_SLEEP: Duration = Duration::from_millis(1);
 pub struct MainLoop {
     events: Vec<EventQueue>,
     drained: Arc<AtomicU64>,
+    sync: Option<SyncTask>,
+    clock: Clock,
 }
 
 impl MainLoop {
-    /// A loop over the workers' event queues.
-    pub fn new(events: Vec<EventQueue>) -> Self {
+    /// A loop over the workers' event queues: `sync` takes them when the unit
+    /// has a partner; `clock` is the unit's.
+    pub fn new(events: Vec<EventQueue>, sync: Option<SyncTask>, clock: Clock) -> Self {
         Self {
             events,
             drained: Arc::default(),
+            sync,
+            clock,
+        }
+    }
+
+    /// Ends the loop's tasks: the HA ports close (before the unit's pool and
+    /// EAL go).
+    pub fn close(self) {
+        if let Some(s) = self.sync {
+            s.close();
         }
     }
 
@@ -61,6 +77,9 @@ impl MainLoop {
 
     /// One round of every task; returns how much work it found.
     pub fn round(&mut self) -> usize {
+        if let Some(sync) = self.sync.as_mut() {
+            return sync.round(self.clock.now_ns());
+        }
         let mut n = 0;
         for q in &self.events {
             while q.pop().is_some() {

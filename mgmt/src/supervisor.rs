@@ -95,6 +95,9 @@ pub enum Command {
 /// The answer to a command: the text, or why it was refused.
 pub type Reply = Result<String, String>;
 
+/// A status text another thread keeps (synchronisation's, from the main lcore).
+pub type StatusSource = Box<dyn Fn() -> String + Send>;
+
 /// Extra counters the supervisor reports beside the unit's (the control
 /// socket's, the log's, the main lcore's).
 pub type CounterSource = Box<dyn Fn(&mut Vec<(String, u64)>) + Send>;
@@ -139,6 +142,8 @@ pub struct Settings<U> {
     pub counters_file: Option<PathBuf>,
     /// Counters of the rest of the control plane.
     pub extra_counters: Vec<CounterSource>,
+    /// Synchronisation's status text (`None`: no partner configured).
+    pub sync_status: Option<StatusSource>,
 }
 
 enum Message {
@@ -245,6 +250,10 @@ impl<U: Managed> Target for State<U> {
 
     fn interface_names(&self) -> &[String] {
         self.settings.unit.interface_names()
+    }
+
+    fn sync_status(&self) -> Option<String> {
+        self.settings.sync_status.as_ref().map(|f| f())
     }
 }
 
@@ -432,6 +441,7 @@ pub(crate) mod fake {
             rules: None,
             counters_file: None,
             extra_counters: Vec::new(),
+            sync_status: None,
         };
         Supervisor::start(settings, &[]).unwrap()
     }
@@ -474,6 +484,7 @@ mod tests {
                 rules: Some(Arc::new(rules)),
                 counters_file: Some(dir.join("counters")),
                 extra_counters: vec![Box::new(|out| out.push(("control.x".into(), 3)))],
+                sync_status: Some(Box::new(|| "partner TNDM-B: not heard yet\n".into())),
             };
             let supervisor = Some(Supervisor::start(settings, &[]).unwrap());
             Lab {
@@ -522,6 +533,10 @@ mod tests {
         assert_eq!(
             lab.console("help"),
             Ok(crate::console::request::HELP.into())
+        );
+        assert_eq!(
+            lab.console("sync"),
+            Ok("partner TNDM-B: not heard yet\n".into())
         );
     }
 

@@ -262,6 +262,11 @@ impl Unit {
         })
     }
 
+    /// The packet pool (the HA ports take their buffers from it too).
+    pub fn pool(&self) -> &Mempool {
+        &self.pool
+    }
+
     /// What the control plane may share while the unit runs.
     pub fn handle(&self) -> &UnitHandle {
         &self.shared

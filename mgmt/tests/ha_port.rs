@@ -12,7 +12,7 @@ use dataplane::forward::Ipv4Prefix;
 use dpdk_sys::ring_port::eth_from_rings;
 use dpdk_sys::{eal, Eal, Mempool, Ring, SocketId};
 use hw_profiles::{Device, Port as PortSpec, Role};
-use mgmt::ha_link::{HaLinkConfig, DSCP_CS6};
+use mgmt::ha_link::{Addressing, DSCP_CS6};
 use mgmt::ha_port::{stand_in_mac, HaPort, SendError};
 use std::net::Ipv4Addr;
 
@@ -43,8 +43,8 @@ fn spec(name: &str, device: &str, mtu: u16) -> PortSpec {
     }
 }
 
-fn link(local: Ipv4Addr, peer: Ipv4Addr) -> HaLinkConfig {
-    HaLinkConfig {
+fn link(local: Ipv4Addr, peer: Ipv4Addr) -> Addressing {
+    Addressing {
         address: Ipv4Prefix::new(local, 29).expect("/29"),
         peer,
         port: SYNC_PORT,

@@ -345,6 +345,8 @@ pub struct Engine {
     scratch: Vec<u8>,
     /// The partner boot the streams belong to.
     peer_epoch: Option<u64>,
+    /// This unit forwards (said in the hellos).
+    active: bool,
 }
 
 fn secs(now_ns: u64) -> u32 {
@@ -509,6 +511,7 @@ impl Engine {
             next_digest_ns: now_ns,
             resync_asked_ns: vec![None; workers],
             peer_epoch: None,
+            active: false,
         })
     }
 
@@ -643,7 +646,13 @@ impl Engine {
     pub fn poll(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> usize {
         let mut work = self.drain_staging();
         self.update_links(now_ns);
-        match self.core.incoming.poll(now_ns) {
+        // A bulk is asked for on the stream, so only once the partner is known.
+        let ask = if self.session.peer_epoch().is_some() {
+            self.core.incoming.poll(now_ns)
+        } else {
+            None
+        };
+        match ask {
             Some(IncomingAction::Request) => {
                 self.core.outbox.push_back(Message::BulkRequest);
                 self.core.notice(Notice::BulkRequested { retry: false });
@@ -917,7 +926,7 @@ impl Engine {
             let hello = Hello {
                 workers: u8::try_from(self.core.workers).unwrap_or(u8::MAX),
                 interfaces: self.core.cfg.interfaces,
-                active: false,
+                active: self.active,
                 wants_bulk: !self.core.incoming.done(),
                 links_heard: heard_bitmap(&self.links, now_ns, self.core.cfg.link_dead_ns),
                 firmware: self.core.cfg.firmware,
@@ -947,6 +956,11 @@ impl Engine {
             }
         }
         sent
+    }
+
+    /// Says in the hellos whether this unit forwards.
+    pub fn set_active(&mut self, active: bool) {
+        self.active = active;
     }
 
     /// The next notice for the log.

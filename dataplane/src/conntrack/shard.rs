@@ -747,6 +747,7 @@ impl Shard {
             Inbound::Flush => self.received.flushed += self.drop_adopted(|_| true),
             Inbound::Export => self.export(),
             Inbound::Request(id) => self.answer(id, now),
+            Inbound::Live(live) => self.go_live(live),
             Inbound::SendDigest => {
                 let d = self.sync.digest;
                 self.sync.events.push(Event::Digest(d));

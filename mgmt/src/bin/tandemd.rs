@@ -13,6 +13,7 @@ use mgmt::config::UnitConfig;
 use mgmt::control::ControlServer;
 use mgmt::main_lcore::MainLoop;
 use mgmt::supervisor::{Command, CounterSource, Origin, Settings, Supervisor};
+use mgmt::sync_task::SyncTask;
 use mgmt::unit::Unit;
 use mgmt::{counters_file, lock, rules};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -90,6 +91,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&format!("control socket {}: {e}", args.control.display())),
     };
+    let epoch = mgmt::unit::boot_epoch();
     let prefix = args
         .file_prefix
         .clone()
@@ -102,7 +104,7 @@ fn main() -> ExitCode {
         ruleset.clone(),
         &prefix,
         lock_dir,
-        mgmt::unit::boot_epoch(),
+        epoch,
         Arc::clone(&stop),
     ) {
         Ok(u) => u,
@@ -110,17 +112,50 @@ fn main() -> ExitCode {
     };
 
     let cpus = profile.cores.control_cpus();
-    let mut main_loop = MainLoop::new(unit.handle().event_queues());
+    let handle = unit.handle().clone();
+    let sync = match &config.ha {
+        Some(ha) => match SyncTask::start(
+            ha,
+            &profile,
+            unit.pool(),
+            config.router.interfaces.len(),
+            epoch,
+            handle.event_queues(),
+            handle.inbound_queues(),
+            handle.clock().now_ns(),
+        ) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                drop(handle);
+                stop.store(true, Ordering::Relaxed);
+                let _ = unit.shutdown();
+                return fail(&e);
+            }
+        },
+        None => None,
+    };
+    let published = sync.as_ref().map(SyncTask::published);
+    let mut main_loop = MainLoop::new(handle.event_queues(), sync, handle.clock());
+    drop(handle);
     let (control_stats, log) = (control.stats(), Arc::new(log));
     let main_counters = main_loop.counters();
     // The rest of the control plane's counters, beside the dataplane's.
     let extra_counters = || -> Vec<CounterSource> {
         let (control_stats, log) = (Arc::clone(&control_stats), Arc::clone(&log));
-        vec![
+        let mut sources: Vec<CounterSource> = vec![
             Box::new(main_counters.clone()),
             Box::new(move |out| control_stats.snapshot(out)),
             Box::new(move |out| log.counters(out)),
-        ]
+        ];
+        if let Some(p) = &published {
+            let p = Arc::clone(p);
+            sources.push(Box::new(move |out| {
+                if let Ok(p) = p.lock() {
+                    out.extend(p.counters.iter().cloned());
+                }
+            }));
+        }
+        sources
     };
     let settings = Settings {
         unit: unit.handle().clone(),
@@ -128,6 +163,11 @@ fn main() -> ExitCode {
         rules: ruleset.clone(),
         counters_file: args.counters_file.clone(),
         extra_counters: extra_counters(),
+        sync_status: published.as_ref().map(|p| {
+            let p = Arc::clone(p);
+            Box::new(move || p.lock().map(|p| p.status.clone()).unwrap_or_default())
+                as mgmt::supervisor::StatusSource
+        }),
     };
     let (supervisor, control) = match start_control_plane(settings, control, &cpus) {
         Ok(started) => started,
@@ -175,7 +215,7 @@ fn main() -> ExitCode {
     control.stop();
     supervisor.stop();
     let last_counters = extra_counters();
-    drop(main_loop);
+    main_loop.close();
     match unit.shutdown() {
         Ok(mut counters) => {
             for source in &last_counters {

@@ -21,6 +21,8 @@ pub trait Target {
     fn rules(&self) -> Option<Arc<RuleSet>>;
     /// Data interface names in index order.
     fn interface_names(&self) -> &[String];
+    /// Synchronisation's status text; `None` for a unit without a partner.
+    fn sync_status(&self) -> Option<String>;
 }
 
 /// An error answer: `error: ` and the text, one line.
@@ -46,6 +48,9 @@ pub fn immediate(request: &Request, target: &dyn Target) -> Option<String> {
                     .to_string()
             }
         },
+        Request::Sync => target.sync_status().unwrap_or_else(|| {
+            "no partner: the unit runs alone (its configuration has no `ha` section)\n".into()
+        }),
         Request::Conns { .. } | Request::Reload => return None,
     })
 }
@@ -205,6 +210,9 @@ mod tests {
         }
         fn interface_names(&self) -> &[String] {
             &self.names
+        }
+        fn sync_status(&self) -> Option<String> {
+            None
         }
     }
 

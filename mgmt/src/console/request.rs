@@ -34,6 +34,8 @@ pub enum Request {
     },
     /// `rules`.
     Rules,
+    /// `sync`.
+    Sync,
     /// `reload`.
     Reload,
     /// `help`.
@@ -68,6 +70,10 @@ commands (one per line; the answer ends when the unit closes the connection):
       not known is answered with the list of those that are
   rules
       the rules in force, numbered as `conns` shows them
+  sync
+      synchronisation with the partner: its boot, whether the tables agree,
+      each HA link's state both ways and since when, bulks, digests, the
+      streams, the key's age (counters: `counters sync.`, `counters ha.`)
   reload
       reads the rules file again (as SIGHUP does); a bad file is refused with
       file:line:column and the rules in force stay
@@ -130,10 +136,11 @@ pub fn parse(line: &str) -> Result<Request, BadRequest> {
         "counters" => parse_counters(&args),
         "conns" => parse_conns(&args),
         "rules" => no_args("rules", &args, Request::Rules),
+        "sync" => no_args("sync", &args, Request::Sync),
         "reload" => no_args("reload", &args, Request::Reload),
         "help" => no_args("help", &args, Request::Help),
         other => bad(format!(
-            "unknown command `{}`; commands: counters, conns, rules, reload, help",
+            "unknown command `{}`; commands: counters, conns, rules, sync, reload, help",
             printable(other)
         )),
     }
@@ -337,15 +344,15 @@ mod tests {
             ("   ", "empty request; `help` lists the commands".into()),
             (
                 "hainfo",
-                "unknown command `hainfo`; commands: counters, conns, rules, reload, help".into(),
+                "unknown command `hainfo`; commands: counters, conns, rules, sync, reload, help".into(),
             ),
             (
                 "Counters",
-                "unknown command `Counters`; commands: counters, conns, rules, reload, help".into(),
+                "unknown command `Counters`; commands: counters, conns, rules, sync, reload, help".into(),
             ),
             (
                 "\u{1b}[2J",
-                "unknown command `\\u{1b}[2J`; commands: counters, conns, rules, reload, help"
+                "unknown command `\\u{1b}[2J`; commands: counters, conns, rules, sync, reload, help"
                     .into(),
             ),
             ("rules all", "rules takes no arguments, got `all`".into()),
@@ -435,7 +442,7 @@ mod tests {
 
     #[test]
     fn help_names_every_command() {
-        for c in ["counters", "conns", "rules", "reload", "help"] {
+        for c in ["counters", "conns", "rules", "sync", "reload", "help"] {
             assert!(HELP.lines().any(|l| l.trim_start().starts_with(c)), "{c}");
             let parsed = parse(c);
             assert!(parsed.is_ok(), "{c}: {parsed:?}");

@@ -1,0 +1,317 @@
+//! Synchronisation with the partner, as a task of the main lcore (the lab
+//! profiles' sync core): the HA link ports on one side, the sync engine
+//! ([`syncd::engine`]) on the other, and the workers' queues behind it.
+//!
+//! Per round: every HA port's received datagrams go to the engine, then the
+//! engine's poll hands the workers what arrived and sends what is due, each
+//! datagram on the link the engine names. What the engine wants logged
+//! ([`Notice`]) becomes one log line each; its counters and a status text are
+//! published every [`PUBLISH_EVERY_NS`] for the control plane, through a lock
+//! this loop only ever *tries* (it never waits for the control plane).
+
+use crate::config::{HaConfig, HaRole};
+use crate::ha_link::Addressing;
+use crate::ha_port::{HaPort, HaPortError};
+use dataplane::conntrack::event::{EventQueue, Inbound, InboundQueue};
+use dataplane::forward::Ipv4Prefix;
+use dpdk_sys::Mempool;
+use hw_profiles::Profile;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use syncd::engine::{Engine, EngineConfig, Notice, Status};
+use syncd::links::LinkState;
+use syncd::psk::Psk;
+
+/// How often counters and status are published, in ns.
+pub const PUBLISH_EVERY_NS: u64 = 100_000_000;
+
+/// The firmware version the hellos carry, from the crate version.
+pub fn firmware() -> u32 {
+    let part = |s: &str| s.parse::<u32>().unwrap_or(0).min(255);
+    let mut it = env!("CARGO_PKG_VERSION").split('.');
+    let (a, b, c) = (
+        part(it.next().unwrap_or("0")),
+        part(it.next().unwrap_or("0")),
+        part(it.next().unwrap_or("0")),
+    );
+    a << 16 | b << 8 | c
+}
+
+/// What the control plane reads: counters and a status text.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// `sync.*` and `ha.*` counters.
+    pub counters: Vec<(String, u64)>,
+    /// The `sync` command's answer.
+    pub status: String,
+}
+
+/// Why synchronisation could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The pre-shared key file.
+    #[error("{0}")]
+    Psk(#[from] syncd::psk::PskError),
+    /// An HA link's port.
+    #[error("{0}")]
+    Port(#[from] HaPortError),
+    /// The profile has no such port.
+    #[error("HA link {0}: no such port in the profile")]
+    NoPort(String),
+    /// The engine's settings.
+    #[error("sync settings: {0}")]
+    Engine(#[from] syncd::channel::ChannelError),
+}
+
+/// The task.
+pub struct SyncTask {
+    engine: Engine,
+    ports: Vec<HaPort>,
+    names: Vec<String>,
+    peer: String,
+    published: Arc<Mutex<Published>>,
+    next_publish_ns: u64,
+}
+
+impl SyncTask {
+    /// Starts the HA ports of `ha` (packets from `pool`) and the engine over
+    /// the workers' `events` and `inbound` queues, at `now_ns` of the unit's
+    /// clock; tells the workers the role. `epoch` is this boot's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        ha: &HaConfig,
+        profile: &Profile,
+        pool: &Mempool,
+        interfaces: usize,
+        epoch: u64,
+        events: Vec<EventQueue>,
+        inbound: Vec<InboundQueue>,
+        now_ns: u64,
+    ) -> Result<SyncTask, SyncError> {
+        let psk = Psk::load(&ha.psk_file)?;
+        let mut ports = Vec::new();
+        for link in &ha.links {
+            let spec = profile
+                .port(&link.port)
+                .ok_or_else(|| SyncError::NoPort(link.port.clone()))?;
+            let addressing = Addressing {
+                address: Ipv4Prefix::new(link.address, link.prefix_len)
+                    .ok_or_else(|| SyncError::NoPort(link.port.clone()))?,
+                peer: link.peer,
+                port: ha.sync_port,
+            };
+            ports.push(HaPort::start(&link.port, spec, &addressing, pool)?);
+        }
+        let mtu = ports
+            .iter()
+            .map(|p| usize::from(p.mtu()))
+            .min()
+            .unwrap_or(1500);
+        let mut cfg = EngineConfig::new(ha.serial, epoch, ha.peer_serial, ports.len(), mtu);
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        cfg.flush_delay_ns = ns(ha.sync.flush_delay);
+        cfg.flush_updates = ha.sync.flush_updates;
+        cfg.digest_interval_ns = ns(ha.sync.digest_interval);
+        cfg.bulk_timeout_ns = ns(ha.sync.bulk_timeout);
+        cfg.hello_interval_ns = ns(ha.sync.hello_interval);
+        cfg.link_dead_ns = ns(ha.sync.link_dead);
+        cfg.interfaces = u8::try_from(interfaces).unwrap_or(u8::MAX);
+        cfg.firmware = firmware();
+        let active = ha.role == HaRole::Active;
+        for q in &inbound {
+            // The queues are empty at boot: this cannot be refused.
+            q.push(Inbound::Live(active));
+        }
+        let mut engine = Engine::new(cfg, psk, events, inbound, now_ns)?;
+        engine.set_active(active);
+        tracing::info!(
+            "sync: {} ({}) with partner {} over {} on UDP port {}, MTU {mtu}",
+            ha.serial_str(),
+            if active { "active" } else { "passive" },
+            ha.peer_serial_str(),
+            ha.links
+                .iter()
+                .map(|l| format!("{} {} → {}", l.port, l.address, l.peer))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ha.sync_port
+        );
+        Ok(SyncTask {
+            engine,
+            names: ha.links.iter().map(|l| l.port.clone()).collect(),
+            peer: ha.peer_serial_str().to_owned(),
+            ports,
+            published: Arc::default(),
+            next_publish_ns: now_ns,
+        })
+    }
+
+    /// What the control plane reads.
+    pub fn published(&self) -> Arc<Mutex<Published>> {
+        Arc::clone(&self.published)
+    }
+
+    /// One round at `now_ns`; returns how much work it found.
+    pub fn round(&mut self, now_ns: u64) -> usize {
+        let mut work = 0;
+        let engine = &mut self.engine;
+        for (i, port) in self.ports.iter_mut().enumerate() {
+            work += port.poll(now_ns, &mut |d| engine.receive(now_ns, i, d));
+        }
+        let ports = &mut self.ports;
+        work += self.engine.poll(now_ns, &mut |link, d| {
+            if let Some(p) = ports.get_mut(link) {
+                // A refusal is counted by the port; the stream retransmits.
+                let _ = p.send(now_ns, d);
+            }
+        });
+        while let Some(n) = self.engine.take_notice() {
+            self.log(n);
+        }
+        if now_ns >= self.next_publish_ns {
+            self.next_publish_ns = now_ns.saturating_add(PUBLISH_EVERY_NS);
+            self.publish(now_ns);
+        }
+        work
+    }
+
+    fn link_name(&self, link: usize) -> &str {
+        self.names.get(link).map_or("?", String::as_str)
+    }
+
+    fn log(&self, n: Notice) {
+        match n {
+            Notice::PeerEpoch { old: None, new } => {
+                tracing::info!("sync: partner {} found (boot epoch {new:016x})", self.peer);
+            }
+            Notice::PeerEpoch { old: Some(old), new } => tracing::warn!(
+                "sync: partner {} restarted (boot epoch {old:016x} → {new:016x}): what it sent before is dropped, its table asked for again",
+                self.peer
+            ),
+            Notice::Link { link, from, to } => {
+                let line = format!(
+                    "sync: HA link {} {} → {}",
+                    self.link_name(link),
+                    from.name(),
+                    to.name()
+                );
+                if to == LinkState::Up {
+                    tracing::info!("{line}");
+                } else {
+                    tracing::warn!("{line}");
+                }
+            }
+            Notice::StreamMoved { from, to } => tracing::warn!(
+                "sync: the stream moved from HA link {} to {}",
+                self.link_name(from),
+                self.link_name(to)
+            ),
+            Notice::Version { link, version } => tracing::error!(
+                "sync: a datagram of protocol version {version} on HA link {} refused (this unit speaks {}); the partner runs other firmware",
+                self.link_name(link),
+                syncd::wire::VERSION
+            ),
+            Notice::BulkRequested { retry: false } => {
+                tracing::info!("sync: asked {} for its whole table", self.peer);
+            }
+            Notice::BulkRequested { retry: true } => tracing::warn!(
+                "sync: the bulk from {} did not end in time; asked again",
+                self.peer
+            ),
+            Notice::BulkReceived => tracing::info!("sync: bulk from {} received", self.peer),
+            Notice::BulkSent => tracing::info!("sync: bulk sent to {} and installed", self.peer),
+            Notice::DigestMismatch {
+                shard,
+                theirs,
+                ours,
+            } => tracing::warn!(
+                "sync: shard {shard} differs from {} ({} entries there, {} here): asked for it again",
+                self.peer,
+                theirs.count,
+                ours.count
+            ),
+            Notice::UnknownInterface { iface } => tracing::warn!(
+                "sync: a connection on interface {iface}, which this unit does not have, was not installed"
+            ),
+            Notice::GaveUp { shards } => tracing::warn!(
+                "sync: {} did not acknowledge a datagram; its shards ({shards:#x}) are sent again",
+                self.peer
+            ),
+            Notice::Lost { datagrams } => tracing::warn!(
+                "sync: {datagrams} datagram(s) from {} were lost for good; its resync follows",
+                self.peer
+            ),
+            Notice::WorkersDiffer { ours, theirs } => tracing::warn!(
+                "sync: {} runs {theirs} workers, this unit {ours}: tables are compared and resent whole",
+                self.peer
+            ),
+        }
+    }
+
+    fn publish(&self, now_ns: u64) {
+        let mut counters = Vec::new();
+        self.engine.counters(now_ns, &mut counters);
+        for p in &self.ports {
+            p.counters(&mut counters);
+        }
+        let status = self.status_text(&self.engine.status(now_ns), now_ns);
+        if let Ok(mut p) = self.published.try_lock() {
+            p.counters = counters;
+            p.status = status;
+        }
+    }
+
+    fn status_text(&self, st: &Status, now_ns: u64) -> String {
+        let mut t = String::new();
+        let secs = |ns: u64| now_ns.saturating_sub(ns) / 1_000_000_000;
+        let _ = writeln!(
+            t,
+            "partner {}: {}",
+            self.peer,
+            match st.peer_epoch {
+                Some(e) => format!("boot epoch {e:016x}"),
+                None => "not heard yet".into(),
+            }
+        );
+        let _ = writeln!(t, "in sync: {}", if st.in_sync() { "yes" } else { "no" });
+        for (i, (state, since)) in st.links.iter().enumerate() {
+            let stream = if i == st.stream_link { " (stream)" } else { "" };
+            let _ = writeln!(
+                t,
+                "link {} {}{stream}: {} for {} s",
+                i,
+                self.link_name(i),
+                state.name(),
+                secs(*since)
+            );
+        }
+        let _ = writeln!(t, "bulk in: {:?}", st.bulk_in);
+        let _ = writeln!(
+            t,
+            "bulk out: {}",
+            if st.bulk_out { "in progress" } else { "idle" }
+        );
+        let _ = writeln!(t, "digests: {:?}", st.digests);
+        let _ = writeln!(
+            t,
+            "stream out: {} unacknowledged; stream in: {}",
+            st.sender.unacked,
+            match st.receiver.gap_open_for_ns {
+                Some(g) => format!("gap open for {} ms", g / 1_000_000),
+                None => "no gap".into(),
+            }
+        );
+        let _ = writeln!(t, "key age: {} s", st.key_age_ns / 1_000_000_000);
+        t
+    }
+
+    /// Closes the HA ports (before the unit's pool and EAL go).
+    pub fn close(self) {
+        for p in self.ports {
+            let name = p.name().to_owned();
+            if let Err(e) = p.close() {
+                tracing::warn!("HA link {name}: {e}");
+            }
+        }
+    }
+}
