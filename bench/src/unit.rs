@@ -93,6 +93,7 @@ impl Unit {
                 seed: SEED,
                 timeouts: Timeouts::default(),
                 epoch: 1,
+                sync_min_age: 0,
             }),
             idle: IdlePolicy::BusyPoll,
         };

@@ -225,6 +225,7 @@ impl Unit {
                     capacity: per_shard,
                     seed: boot_seed(),
                     epoch,
+                    sync_min_age: config.ha.as_ref().map_or(0, |h| h.sync.min_age_s),
                     timeouts: config.timeouts,
                 }),
                 idle,

@@ -37,6 +37,8 @@ pub struct FirewallSpec {
     /// This unit's boot epoch: names the shard's entries between the units
     /// (`conntrack::record::SyncId`).
     pub epoch: u64,
+    /// Seconds a connection lives before it is synchronised (0: at once).
+    pub sync_min_age: u32,
 }
 
 /// What a worker is, apart from its ports and links.
@@ -97,6 +99,7 @@ pub fn build(
         let worker =
             u8::try_from(spec.index).map_err(|_| BuildError::TooManyWorkers(spec.index))?;
         shard.set_identity(fw.epoch, worker);
+        shard.set_min_age(fw.sync_min_age);
         router.set_firewall(Firewall::new(shard, fw.rules));
     }
     let handles = WorkerHandles {

@@ -66,6 +66,11 @@ pub mod flag {
     /// Named by the partner: its [`SyncId`](super::record::SyncId) is the
     /// partner's, kept beside the table (for life, also after a takeover).
     pub const ADOPTED: u8 = 0x10;
+    /// To be synchronised once it is old enough (the unit synchronises only
+    /// connections that lived `min_age` seconds: Stormshield's "sync by
+    /// duration"); until then it is not `SYNC`, so the partner hears nothing
+    /// of it, not even its delete.
+    pub const SYNC_LATER: u8 = 0x40;
     /// Which of the two rule sets a reload keeps apart its `rule` indexes:
     /// the shard's current parity, or the previous one until the reload's
     /// walk has renumbered it.

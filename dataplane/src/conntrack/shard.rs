@@ -188,6 +188,8 @@ struct SyncSide {
     lost_deletes: VecDeque<(SyncId, FlowKey)>,
     /// Entries marked `RESEND`.
     resend_pending: usize,
+    /// Entries marked `SYNC_LATER`.
+    young: usize,
     /// Of every `SYNC` entry.
     digest: Digest,
 }
@@ -206,6 +208,9 @@ impl SyncSide {
     /// adopted name, its pending re-send, and the delete the partner must
     /// hear of (not for a larval entry: the partner told us, not the reverse).
     fn gone(&mut self, id: u32, key: &FlowKey, conn: &Conn, stats: &mut ShardStats) {
+        if conn.flags & flag::SYNC_LATER != 0 {
+            self.young = self.young.saturating_sub(1);
+        }
         if conn.flags & flag::SYNC == 0 {
             return;
         }
@@ -254,7 +259,10 @@ pub struct Shard {
     parity: u8,
     renumber: Option<Renumber>,
     resend_cursor: u32,
+    mature_cursor: u32,
     export_cursor: Option<u32>,
+    /// Seconds a connection must live before it is synchronised (0: at once).
+    min_age: u32,
     /// Larval entries forward (this unit took over).
     live: bool,
 }
@@ -283,13 +291,16 @@ impl Shard {
                 adopted_ids: vec![SyncId::default(); capacity],
                 lost_deletes: VecDeque::with_capacity(LOST_DELETES),
                 resend_pending: 0,
+                young: 0,
                 digest: Digest::default(),
             },
             revisions: [0; 2],
             parity: 0,
             renumber: None,
             resend_cursor: 0,
+            mature_cursor: 0,
             export_cursor: None,
+            min_age: 0,
             live: false,
         }
     }
@@ -299,6 +310,12 @@ impl Shard {
     pub fn set_identity(&mut self, epoch: u64, worker: u8) {
         self.sync.creator = u32::try_from(epoch & 0xff_ffff).unwrap_or(0);
         self.sync.worker = worker;
+    }
+
+    /// Synchronises connections only once they have lived `secs` seconds
+    /// (0, the default: at once). Shorter-lived ones cost the HA link nothing.
+    pub fn set_min_age(&mut self, secs: u32) {
+        self.min_age = secs;
     }
 
     /// The table, for listings.
@@ -389,6 +406,10 @@ impl Shard {
             }
             self.stats.went_live += 1;
         }
+        if conn.flags & flag::SYNC_LATER != 0 {
+            self.mature(id, now);
+        }
+        let conn = self.table.get_mut(id);
         let dir = if flow.side == conn.orig_side {
             Dir::Original
         } else {
@@ -476,7 +497,10 @@ impl Shard {
             L4Packet::Other => (L4State::Other(Pseudo::Unreplied), self.timeouts.other),
         };
         let mut flags = self.parity;
-        if adm.sync {
+        let later = adm.sync && self.min_age > 0;
+        if later {
+            flags |= flag::SYNC_LATER;
+        } else if adm.sync {
             flags |= flag::SYNC;
         }
         if adm.log {
@@ -498,11 +522,47 @@ impl Shard {
             .insert(flow.key, hash, conn, now.saturating_add(timeout))
             .map_err(|_| Refused::TableFull)?;
         self.stats.created += 1;
-        if adm.sync {
+        if later {
+            self.sync.young += 1;
+        } else if adm.sync {
             self.sync.digest.add(&flow.key, &conn.l4);
         }
         self.emit(id, EventKind::Created, now);
         Ok(())
+    }
+
+    /// A `SYNC_LATER` entry old enough becomes synchronised: the partner
+    /// hears of it now, in full. Returns whether it did.
+    fn mature(&mut self, id: u32, now: u32) -> bool {
+        let conn = self.table.get(id);
+        if conn.flags & flag::SYNC_LATER == 0 || now.saturating_sub(conn.created) < self.min_age {
+            return false;
+        }
+        let key = *self.table.key(id);
+        let conn = self.table.get_mut(id);
+        conn.flags = (conn.flags & !flag::SYNC_LATER) | flag::SYNC;
+        let l4 = conn.l4;
+        self.sync.young = self.sync.young.saturating_sub(1);
+        self.sync.digest.add(&key, &l4);
+        self.emit(id, EventKind::Created, now);
+        true
+    }
+
+    fn mature_walk(&mut self, now: u32) {
+        let capacity = u32::try_from(self.table.capacity()).unwrap_or(u32::MAX);
+        for _ in 0..WALK_BUDGET {
+            if self.sync.young == 0 || !self.sync.events.has_headroom() {
+                return;
+            }
+            if self.mature_cursor >= capacity {
+                self.mature_cursor = 0;
+            }
+            let id = self.mature_cursor;
+            if self.table.is_live(id) {
+                self.mature(id, now);
+            }
+            self.mature_cursor += 1;
+        }
     }
 
     /// The connection with this key, if any (for an ICMP error quoting it).
@@ -568,6 +628,9 @@ impl Shard {
         }
         if self.renumber.is_some() {
             self.renumber_walk();
+        }
+        if self.sync.young > 0 {
+            self.mature_walk(now);
         }
     }
 

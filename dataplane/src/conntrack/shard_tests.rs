@@ -624,3 +624,24 @@ fn a_reload_renumbers_rule_indexes_and_records_say_which_set() {
     let (_, r) = conn_event(&s);
     assert_eq!(r.rule.revision, 0xb);
 }
+
+#[test]
+fn with_a_minimum_age_short_flows_are_never_told_and_long_ones_are_in_full() {
+    let (mut active, mut passive) = (shard(16, 64), shard(16, 64));
+    active.set_min_age(10);
+    active.create(&udp(true, 1), adm(true), 0).unwrap();
+    handshake(&mut active, 47000, 0);
+    relay(&active, &mut passive, 0);
+    assert_eq!(passive.table().len(), 0, "too young");
+    assert_eq!(active.digest(), Digest::default());
+    // The UDP flow dies young: nothing, not even its delete, is said.
+    active.expire(30);
+    // The TCP connection, idle, is told in full once it is old enough.
+    active.service(31);
+    relay(&active, &mut passive, 31);
+    assert_eq!(passive.table().len(), 1);
+    assert_eq!(passive.received().unknown_deletes, 0);
+    assert_eq!(passive.digest(), active.digest());
+    let (_, _, c) = passive.table().iter().next().unwrap();
+    assert_eq!(c.l4.name(), "ESTABLISHED");
+}

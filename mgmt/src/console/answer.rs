@@ -94,6 +94,7 @@ fn flags(c: &ConnInfo) -> String {
         (flag::RESEND, "resend"),
         (flag::LOG, "log"),
         (flag::LARVAL, "larval"),
+        (flag::SYNC_LATER, "sync-later"),
     ]
     .iter()
     .filter(|(bit, _)| c.flags & bit != 0)
