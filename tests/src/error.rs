@@ -108,6 +108,10 @@ pub enum Error {
         /// The offending line.
         text: String,
     },
+    /// A lab step did not give what it must (a flow not made, an answer of
+    /// an unexpected shape); the text says what, with the evidence.
+    #[error("{0}")]
+    Lab(String),
     /// The lab does not run `tandemd` (it is kernel-routed), so it has no
     /// counters and no daemon to stop.
     #[error("this lab is routed by the Linux kernel, not tandemd: {0} is not available")]

@@ -2,7 +2,8 @@
 //!
 //! A [`Lab`] puts one unit between a Linux client and a Linux server, each in
 //! a namespace of its own, wired with veth pairs (picture and addresses in
-//! [`plan`]). The unit is `tandemd` on DPDK `net_af_packet`, or — to check
+//! [`plan`]); a [`PairLab`] puts an HA pair there, its HA links through a
+//! namespace where they can be impaired ([`pair`]). The unit is `tandemd` on DPDK `net_af_packet`, or — to check
 //! the harness itself — the Linux kernel. Everything is RAII: processes,
 //! namespaces and files are gone when the lab is dropped, also on panic.
 //!
@@ -30,7 +31,9 @@
 //!   check test scripts without the firmware.
 //!
 //! Modules: [`lab`] (the lab), [`plan`] (its addresses), [`netns`] and
-//! [`veth`] (namespaces and wires), [`tandemd`] (starting the daemon),
+//! [`veth`] (namespaces and wires), [`pair`] (the two-unit lab),
+//! [`conns`] (a unit's connection table, two tables compared), [`flows`]
+//! (many held TCP connections and UDP flows), [`tandemd`] (starting the daemon),
 //! [`process`] and [`command`] (processes we start, bounded commands),
 //! [`services`] (servers in the namespaces), [`counters`] (the unit's
 //! counters file), [`blob`] (test payloads), [`wait`] (bounded polling),
@@ -40,11 +43,14 @@
 
 pub mod blob;
 pub mod command;
+pub mod conns;
 pub mod counters;
 pub mod diff;
 pub mod error;
+pub mod flows;
 pub mod lab;
 pub mod netns;
+pub mod pair;
 pub mod plan;
 pub mod process;
 pub mod services;
@@ -57,5 +63,6 @@ pub use counters::Counters;
 pub use error::{Error, Result};
 pub use lab::{Lab, LabBuilder, RouterKind, RulesSource};
 pub use netns::Netns;
+pub use pair::{Direction, PairLab, Unit};
 pub use process::Proc;
 pub use tandemd::Tandemd;

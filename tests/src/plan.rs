@@ -53,6 +53,36 @@ pub const HA_BACKUP_PORT: &str = "ha1";
 /// the profile), even in a one-unit lab where nothing is at the other end.
 pub const HA_PORTS: [&str; 2] = [HA_PORT, HA_BACKUP_PORT];
 
+/// The two-unit lab ([`crate::pair`]): unit A is the one-unit lab's unit
+/// (its data addresses are [`UNIT_DATA0_IP`] and [`UNIT_DATA1_IP`]), unit B
+/// has addresses of its own on the same networks; both answer for the same
+/// virtual IPs and MACs, as an HA pair does.
+///
+/// ```text
+///  client ─ A data0    A ha0 ─ a-ha0 ═ br-ha0 ═ b-ha0 ─ B ha0    B data0 (dead end)
+///  server ─ A data1    A ha1 ─ a-ha1 ═ br-ha1 ═ b-ha1 ─ B ha1    B data1 (dead end)
+///                            └──────── hamid namespace ───────┘
+/// ```
+pub mod pair {
+    /// Unit A's serial.
+    pub const SERIAL_A: &str = "TNDM-LAB-A";
+    /// Unit B's serial.
+    pub const SERIAL_B: &str = "TNDM-LAB-B";
+    /// Unit B's own address on `data0`.
+    pub const UNIT_B_DATA0_IP: &str = "198.18.1.3";
+    /// Unit B's own address on `data1`.
+    pub const UNIT_B_DATA1_IP: &str = "198.18.2.3";
+    /// Prefix length of the HA link subnets.
+    pub const HA_PREFIX_LEN: u8 = 30;
+    /// Per HA link (main, backup): unit A's address, unit B's address.
+    pub const HA_LINKS: [(&str, &str); 2] = [
+        ("198.18.254.1", "198.18.254.2"),
+        ("198.18.254.5", "198.18.254.6"),
+    ];
+    /// The sync protocol's UDP port (the configuration's default).
+    pub const SYNC_PORT: u16 = 8421;
+}
+
 /// The unit configuration (RON) for this plan.
 pub fn unit_config() -> String {
     format!(

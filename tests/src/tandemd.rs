@@ -149,18 +149,27 @@ pub struct Tandemd {
     counters: PathBuf,
     control: PathBuf,
     file_prefix: String,
+    /// The inode of the network namespace it runs in (its port locks are
+    /// named by it), when it could be read.
+    netns_inode: Option<u64>,
 }
 
 /// Where DPDK (run as root) keeps a process's runtime files, by file prefix.
 pub const DPDK_RUNTIME_DIR: &str = "/var/run/dpdk";
 
+/// Where `tandemd` keeps its lock files (`mgmt::lock::LOCK_DIR`).
+pub const LOCK_DIR: &str = "/run/tandem/locks";
+
 impl Drop for Tandemd {
     fn drop(&mut self) {
         // Stopped first. A unit that could not clean up after itself (killed,
-        // or one that died) leaves EAL's runtime directory behind: its prefix
-        // is this unit's alone, so the directory goes too.
+        // or one that died) leaves EAL's runtime directory and its lock files
+        // behind: its prefix is this unit's alone, so the directory goes too,
+        // and so do the lock files that name its prefix or its namespace's
+        // ports and hold its pid.
         let _ = self.proc.terminate(STOP_GRACE);
         let _ = std::fs::remove_dir_all(Path::new(DPDK_RUNTIME_DIR).join(&self.file_prefix));
+        self.remove_lock_files();
     }
 }
 
@@ -184,12 +193,16 @@ impl Tandemd {
         if let Some(rules) = &launch.rules {
             args.extend(["--rules".as_ref(), rules.as_os_str()]);
         }
+        let netns_inode = std::fs::metadata(Path::new("/run/netns").join(ns.name()))
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
         let proc = ns.spawn(args, Some(&launch.logs))?;
         let mut unit = Tandemd {
             proc,
             counters: launch.counters.clone(),
             control: launch.control.clone(),
             file_prefix: launch.file_prefix.clone(),
+            netns_inode,
         };
         unit.wait_ready(ready_timeout)?;
         Ok(unit)
@@ -276,6 +289,42 @@ impl Tandemd {
     /// returns its exit status. Stopping it again returns the same status.
     pub fn stop(&mut self) -> Result<ExitStatus> {
         self.proc.terminate(STOP_GRACE)
+    }
+
+    /// SIGKILLs it (a crash or a power cut, as far as the unit can tell) and
+    /// reaps it. What it leaves behind goes when this is dropped.
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Its exit status once it has exited (reaping it), `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.proc.try_status()
+    }
+
+    /// Removes the lock files a unit that could not clean up left: those for
+    /// its file prefix or for a port of its namespace, holding its pid. Only
+    /// once it has exited.
+    fn remove_lock_files(&mut self) {
+        if self.proc.try_status().is_none() {
+            return;
+        }
+        let prefix_file = format!("prefix-{}.lock", self.file_prefix);
+        let netdev = self.netns_inode.map(|ino| format!("netdev-{ino}-"));
+        let pid = self.pid().to_string();
+        for entry in std::fs::read_dir(LOCK_DIR).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let ours = name == prefix_file
+                || netdev
+                    .as_deref()
+                    .is_some_and(|n| name.starts_with(n) && name.ends_with(".lock"));
+            if ours
+                && std::fs::read_to_string(entry.path()).is_ok_and(|holder| holder.trim() == pid)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
