@@ -230,8 +230,20 @@ impl SyncTask {
                 shard,
                 theirs,
                 ours,
+                refused: false,
             } => tracing::warn!(
                 "sync: shard {shard} differs from {} ({} entries there, {} here): asked for it again",
+                self.peer,
+                theirs.count,
+                ours.count
+            ),
+            Notice::DigestMismatch {
+                shard,
+                theirs,
+                ours,
+                refused: true,
+            } => tracing::warn!(
+                "sync: shard {shard} differs from {} ({} entries there, {} here) by records this unit refused (see sync.unknown_interface, worker{shard}.sync_table_full): not asked for again",
                 self.peer,
                 theirs.count,
                 ours.count

@@ -65,7 +65,12 @@ impl Shard {
                 } else {
                     self.received.digest_mismatches += 1;
                 }
-                self.sync.events.push(Event::DigestChecked { theirs, ours });
+                let refused = self.received.table_full + self.received.bad;
+                self.sync.events.push(Event::DigestChecked {
+                    theirs,
+                    ours,
+                    refused,
+                });
             }
             // A live shard's entries are this unit's connections now: only a
             // shard still holding the partner's (larval) ones drops them.
