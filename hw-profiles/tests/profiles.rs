@@ -52,7 +52,10 @@ fn every_shipped_profile_loads() {
         }
     }
     names.sort();
-    assert_eq!(names, ["bench", "lab", "lab-2w", "lab-pcap", "t4100"]);
+    assert_eq!(
+        names,
+        ["bench", "lab", "lab-2w", "lab-pcap", "lab-sync", "t4100"]
+    );
 }
 
 #[test]

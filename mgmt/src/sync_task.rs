@@ -1,6 +1,7 @@
-//! Synchronisation with the partner, as a task of the main lcore (the lab
-//! profiles' sync core): the HA link ports on one side, the sync engine
-//! ([`syncd::engine`]) on the other, and the workers' queues behind it.
+//! Synchronisation with the partner: the HA link ports on one side, the sync
+//! engine ([`syncd::engine`]) on the other, and the workers' queues behind
+//! it. It runs on the profile's sync lcore ([`SyncTask::run_on`]) or, in
+//! profiles without one (the lab's), as a task of the main lcore's loop.
 //!
 //! Per round: every HA port's received datagrams go to the engine, then the
 //! engine's poll hands the workers what arrived and sends what is due, each
@@ -14,13 +15,16 @@ use crate::ha_link::Addressing;
 use crate::ha_port::{HaPort, HaPortError};
 use dataplane::conntrack::event::{EventQueue, Inbound, InboundQueue};
 use dataplane::forward::Ipv4Prefix;
-use dpdk_sys::Mempool;
+use dpdk_sys::{lcore, DpdkError, LaunchHandle, LcoreId, Mempool};
 use hw_profiles::Profile;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use syncd::engine::{Engine, EngineConfig, Notice, Status};
 use syncd::links::LinkState;
 use syncd::psk::Psk;
+use workers::Clock;
 
 /// How often counters and status are published, in ns.
 pub const PUBLISH_EVERY_NS: u64 = 100_000_000;
@@ -195,10 +199,12 @@ impl SyncTask {
                     from.name(),
                     to.name()
                 );
-                if to == LinkState::Up {
-                    tracing::info!("{line}");
-                } else {
+                // Coming up (at boot, after a repair) is news; losing a
+                // direction is an alarm.
+                if from == LinkState::Up || to == LinkState::Down {
                     tracing::warn!("{line}");
+                } else {
+                    tracing::info!("{line}");
                 }
             }
             Notice::StreamMoved { from, to } => tracing::warn!(
@@ -224,8 +230,20 @@ impl SyncTask {
                 shard,
                 theirs,
                 ours,
+                refused: false,
             } => tracing::warn!(
                 "sync: shard {shard} differs from {} ({} entries there, {} here): asked for it again",
+                self.peer,
+                theirs.count,
+                ours.count
+            ),
+            Notice::DigestMismatch {
+                shard,
+                theirs,
+                ours,
+                refused: true,
+            } => tracing::warn!(
+                "sync: shard {shard} differs from {} ({} entries there, {} here) by records this unit refused (see sync.unknown_interface, worker{shard}.sync_table_full): not asked for again",
                 self.peer,
                 theirs.count,
                 ours.count
@@ -303,6 +321,29 @@ impl SyncTask {
         );
         let _ = writeln!(t, "key age: {} s", st.key_age_ns / 1_000_000_000);
         t
+    }
+
+    /// Runs the task on its own lcore (the profile's `cores.sync`) until
+    /// `stop` is set, then closes the HA ports. An idle round sleeps up to
+    /// `idle_sleep` (adaptive profiles) or polls again at once (`None`).
+    pub fn run_on(
+        mut self,
+        core: LcoreId,
+        clock: Clock,
+        stop: Arc<AtomicBool>,
+        idle_sleep: Option<Duration>,
+    ) -> Result<LaunchHandle, DpdkError> {
+        lcore::launch(core, move || {
+            while !stop.load(Ordering::Relaxed) {
+                if self.round(clock.now_ns()) == 0 {
+                    if let Some(d) = idle_sleep {
+                        std::thread::sleep(d);
+                    }
+                }
+            }
+            self.close();
+            0
+        })
     }
 
     /// Closes the HA ports (before the unit's pool and EAL go).

@@ -26,8 +26,9 @@
 //!   out on every link, saying on which links this unit hears the partner.
 //! * **Bulks, resyncs, digests**: see [`crate::bulk`]; a datagram the sender
 //!   gives up on makes it resend the shards that datagram carried; every
-//!   `digest_interval` the workers put their digests in the stream, and a
-//!   partner shard that disagrees asks for that shard again.
+//!   `digest_interval` the active unit's workers put their digests in the
+//!   stream, and a passive shard that disagrees asks for that shard again
+//!   (unless records it refused explain the difference).
 //!
 //! What the daemon must log comes out as [`Notice`]s ([`Engine::take_notice`]).
 
@@ -183,6 +184,9 @@ pub enum Notice {
         theirs: Digest,
         /// Ours.
         ours: Digest,
+        /// Records this unit refused since the last check explain it (no
+        /// resync is asked for: it would be refused again).
+        refused: bool,
     },
     /// A record named an interface this unit does not have.
     UnknownInterface {
@@ -324,6 +328,17 @@ struct Core {
     digests: Vec<DigestState>,
     stats: EngineStats,
     notices: VecDeque<Notice>,
+    /// When a version, an unknown-interface and a digest notice were last given.
+    repeat_at: [Option<u64>; 3],
+    /// Per shard: records refused here before reaching it (unknown interface).
+    refused_here: Vec<u64>,
+    /// Per shard: refusals already accounted for at the last digest check.
+    refused_seen: Vec<u64>,
+    /// Per shard: its difference is explained by refusals (until it agrees).
+    refusing: Vec<bool>,
+    /// This unit forwards: it sends digests of its connections (said in the
+    /// hellos too); a passive one compares them with its copies.
+    active: bool,
 }
 
 /// The sync lcore's state machine (see the module docs).
@@ -345,15 +360,32 @@ pub struct Engine {
     scratch: Vec<u8>,
     /// The partner boot the streams belong to.
     peer_epoch: Option<u64>,
-    /// This unit forwards (said in the hellos).
-    active: bool,
 }
 
 fn secs(now_ns: u64) -> u32 {
     u32::try_from(now_ns / 1_000_000_000).unwrap_or(u32::MAX)
 }
 
+/// A notice that may repeat for every datagram (another version, an unknown
+/// interface) is logged at most once per this many ns; its counter counts all.
+pub const REPEAT_NOTICE_NS: u64 = 60_000_000_000;
+
 impl Core {
+    /// A notice of a kind that may repeat for every datagram: at most one per
+    /// [`REPEAT_NOTICE_NS`].
+    fn notice_limited(&mut self, now_ns: u64, n: Notice) {
+        let slot = match n {
+            Notice::Version { .. } => 0,
+            Notice::UnknownInterface { .. } => 1,
+            _ => 2,
+        };
+        if self.repeat_at[slot].is_some_and(|t| now_ns.saturating_sub(t) < REPEAT_NOTICE_NS) {
+            return;
+        }
+        self.repeat_at[slot] = Some(now_ns);
+        self.notice(n);
+    }
+
     fn notice(&mut self, n: Notice) {
         if self.notices.len() >= NOTICES {
             self.notices.pop_front();
@@ -399,15 +431,18 @@ impl Core {
             self.stats.records_received += 1;
             match m {
                 Message::Insert(r) => {
+                    let w = rss::owner(self.rss.hash_flow(&r.key), self.workers.max(1));
                     if let Some(&bad) = [r.in_iface, r.out_iface]
                         .iter()
                         .find(|&&i| i >= self.cfg.interfaces)
                     {
                         self.stats.unknown_interface += 1;
-                        self.notice(Notice::UnknownInterface { iface: bad });
+                        if let Some(n) = self.refused_here.get_mut(w) {
+                            *n += 1;
+                        }
+                        self.notice_limited(now_ns, Notice::UnknownInterface { iface: bad });
                         continue;
                     }
-                    let w = rss::owner(self.rss.hash_flow(&r.key), self.workers.max(1));
                     self.stage(w, Inbound::Install(r));
                 }
                 Message::Update { id, rss, progress } => {
@@ -417,7 +452,11 @@ impl Core {
                 Message::Request { id, rss } => self.stage(self.owner(rss), Inbound::Request(id)),
                 Message::Digest { shard, digest } => {
                     let shard = usize::from(shard);
-                    if self.same_shards() && shard < self.workers {
+                    if self.active {
+                        // Two actives (a split brain, the election's to end):
+                        // neither holds the other's copies.
+                        self.stats.digests_skipped += 1;
+                    } else if self.same_shards() && shard < self.workers {
                         self.stage(shard, Inbound::Digest(digest));
                     } else {
                         self.stats.digests_skipped += 1;
@@ -499,6 +538,11 @@ impl Engine {
                 digests: vec![DigestState::Unknown; workers],
                 stats: EngineStats::default(),
                 notices: VecDeque::with_capacity(NOTICES),
+                repeat_at: [None; 3],
+                refused_here: vec![0; workers],
+                refused_seen: vec![0; workers],
+                refusing: vec![false; workers],
+                active: false,
                 cfg,
             },
             session,
@@ -511,7 +555,6 @@ impl Engine {
             next_digest_ns: now_ns,
             resync_asked_ns: vec![None; workers],
             peer_epoch: None,
-            active: false,
         })
     }
 
@@ -525,12 +568,18 @@ impl Engine {
                 self.core.stats.dropped[d.index()] += 1;
                 self.links[link].stats.dropped[d.index()] += 1;
                 if let Drop::Wire(wire::Error::Version(version)) = d {
-                    self.core.notice(Notice::Version { link, version });
+                    self.core
+                        .notice_limited(now_ns, Notice::Version { link, version });
                 }
                 return;
             }
         };
         let (h, body) = (opened.header, opened.body);
+        // The session already follows the new boot: so must the streams, even
+        // if this datagram's body turns out malformed.
+        if opened.new_peer_epoch {
+            self.peer_restarted(h.sender_epoch);
+        }
         let records = match wire::validate(h.kind, body) {
             Ok(n) => n,
             Err(e) => {
@@ -544,9 +593,6 @@ impl Engine {
         l.heard(now_ns);
         l.stats.datagrams_received += 1;
         l.stats.bytes_received += len;
-        if opened.new_peer_epoch {
-            self.peer_restarted(h.sender_epoch);
-        }
         if h.ack > 0 {
             let _ = self.send.on_ack(now_ns, h.ack);
         }
@@ -741,7 +787,9 @@ impl Engine {
         if now_ns >= self.next_digest_ns {
             self.next_digest_ns = now_ns.saturating_add(self.core.cfg.digest_interval_ns);
             let receiving = matches!(self.core.incoming.state(), IncomingState::Receiving { .. });
-            if !self.core.outgoing.in_progress() && !receiving {
+            // Digests go from the unit whose connections they are (the
+            // active) to the one holding copies.
+            if self.core.active && !self.core.outgoing.in_progress() && !receiving {
                 for w in 0..self.core.workers {
                     self.core.stage(w, Inbound::SendDigest);
                 }
@@ -874,21 +922,46 @@ impl Engine {
                 }
             }
             Event::BulkDone => Message::BulkEnd(self.core.outgoing.worker_done(w)?),
-            Event::DigestChecked { theirs, ours } if theirs == ours => {
+            Event::DigestChecked { theirs, ours, .. } if theirs == ours => {
                 if let Some(d) = self.core.digests.get_mut(w) {
                     *d = DigestState::Match;
                 }
+                if let Some(r) = self.core.refusing.get_mut(w) {
+                    *r = false;
+                }
                 return None;
             }
-            Event::DigestChecked { theirs, ours } => {
+            Event::DigestChecked {
+                theirs,
+                ours,
+                refused,
+            } => {
                 if let Some(d) = self.core.digests.get_mut(w) {
                     *d = DigestState::Mismatch;
                 }
-                self.core.notice(Notice::DigestMismatch {
-                    shard: w,
-                    theirs,
-                    ours,
-                });
+                // Records this unit refused (its table full, an interface it
+                // lacks) explain a difference that sending the shard again
+                // would only repeat: once refusals are seen, the shard is not
+                // asked for again until its digests agree (the operator has
+                // the log line and the counters to fix the cause).
+                let refused = refused + self.core.refused_here.get(w).copied().unwrap_or(0);
+                let seen = self.core.refused_seen.get_mut(w)?;
+                let refusing = self.core.refusing.get_mut(w)?;
+                *refusing |= refused > *seen;
+                *seen = refused;
+                let explained = *refusing;
+                self.core.notice_limited(
+                    now_ns,
+                    Notice::DigestMismatch {
+                        shard: w,
+                        theirs,
+                        ours,
+                        refused: explained,
+                    },
+                );
+                if explained {
+                    return None;
+                }
                 let interval = self.core.cfg.digest_interval_ns;
                 let asked = self.resync_asked_ns.get_mut(w)?;
                 if asked.is_some_and(|t| now_ns.saturating_sub(t) < interval) {
@@ -926,7 +999,7 @@ impl Engine {
             let hello = Hello {
                 workers: u8::try_from(self.core.workers).unwrap_or(u8::MAX),
                 interfaces: self.core.cfg.interfaces,
-                active: self.active,
+                active: self.core.active,
                 wants_bulk: !self.core.incoming.done(),
                 links_heard: heard_bitmap(&self.links, now_ns, self.core.cfg.link_dead_ns),
                 firmware: self.core.cfg.firmware,
@@ -960,7 +1033,7 @@ impl Engine {
 
     /// Says in the hellos whether this unit forwards.
     pub fn set_active(&mut self, active: bool) {
-        self.active = active;
+        self.core.active = active;
     }
 
     /// The next notice for the log.

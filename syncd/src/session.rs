@@ -8,7 +8,12 @@
 //!    the same pre-shared key (`wrong_key`, by the key's public fingerprint);
 //! 3. its epochs are current: not from an older boot of the partner, not
 //!    addressed to an older boot of this unit (`stale_epoch`); a data datagram
-//!    needs both epochs (`no_handshake`);
+//!    needs both epochs (`no_handshake`). Epochs grow with wall-clock time, but
+//!    a partner whose clock went back across a reboot has a *lower* new epoch:
+//!    once the partner's boot in use has been silent for [`PEER_GONE_NS`], a
+//!    lower epoch that authenticates is taken as that reboot (a replay of an
+//!    older boot's datagrams can at most make the session wait for the real
+//!    partner, which then moves it back);
 //! 4. it opens under the keys of exactly those two boots (`forged`), with a
 //!    live key id (`stale_key`) and a nonce not seen before (`replayed`).
 //!
@@ -26,6 +31,11 @@
 use crate::psk::Psk;
 use crate::seal::{Nonce, OpenError, Opener, Party, Sealer, OVERLAP_NS, ROTATE_NS};
 use crate::wire::{self, Datagram, Header, Kind, HEADER_LEN, TAG_LEN};
+
+/// How long the partner's boot in use must have been silent before a datagram
+/// of an *older* epoch may move the session (a partner rebooted with its clock
+/// set back), in ns.
+pub const PEER_GONE_NS: u64 = 10_000_000_000;
 
 /// Why a datagram was dropped. Each has its own counter ([`Drop::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +134,8 @@ pub struct Session {
     /// partner epoch 0 (hellos only).
     keys: Keys,
     known: bool,
+    /// When a datagram of the partner's boot in use last opened.
+    last_opened_ns: u64,
     rotate_ns: u64,
     overlap_ns: u64,
 }
@@ -153,6 +165,7 @@ impl Session {
             peer_serial,
             keys,
             known: false,
+            last_opened_ns: now_ns,
             rotate_ns,
             overlap_ns,
         }
@@ -253,7 +266,8 @@ impl Session {
             return Err(Drop::NoHandshake);
         }
         let current = self.keys.peer_epoch;
-        if self.known && h.sender_epoch < current {
+        let silent = now_ns.saturating_sub(self.last_opened_ns) >= PEER_GONE_NS;
+        if self.known && h.sender_epoch < current && !silent {
             return Err(Drop::StaleEpoch);
         }
         let nonce = Nonce {
@@ -295,6 +309,7 @@ impl Session {
             self.keys = keys;
             self.known = true;
         }
+        self.last_opened_ns = now_ns;
         Ok(Opened {
             header: h,
             body: &*body,
@@ -475,6 +490,19 @@ mod tests {
             b.open(5, &mut old).map(|_| ()).err(),
             Some(Drop::StaleEpoch)
         );
+    }
+
+    #[test]
+    fn a_partner_rebooted_with_its_clock_set_back_is_taken_once_its_old_boot_is_silent() {
+        let (mut a, mut b) = pair(100, 200);
+        handshake(&mut a, &mut b);
+        let (mut older, _) = pair(50, 200);
+        let mut h = send(&mut older, Kind::Control, 0, 5);
+        assert_eq!(b.open(5, &mut h).map(|_| ()).err(), Some(Drop::StaleEpoch));
+        let later = 2 + PEER_GONE_NS;
+        let mut h = send(&mut older, Kind::Control, 0, later);
+        assert!(b.open(later, &mut h).unwrap().new_peer_epoch);
+        assert_eq!(b.peer_epoch(), Some(50));
     }
 
     #[test]

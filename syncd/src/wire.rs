@@ -71,6 +71,22 @@
 //!
 //! Sizes on the wire per record, sub-headers shared: insert 96 B, compact
 //! update 32 B, delete 12 B (pfsync: 242 / 84 / 12 B; VPP NAT HA: 44 B per event).
+//!
+//! Rules a receiver applies (a datagram breaking one is refused whole, as
+//! `bad_record`, before any of it is used):
+//!
+//! * an insert's family is 4 or 6, its l4 kind one of the four, and the kind
+//!   agrees with the protocol (tcp: 6, udp: 17, icmp echo: 1 or 58, other:
+//!   anything else); its state is a TCP state (0..=9) for tcp, 0 or 1 for the
+//!   others; an update's state is at most 9 (it names no protocol);
+//! * an insert's direction blocks carry each direction's `end` and `maxend`
+//!   once: the record's compact part (`Progress::edges`) is read from them;
+//! * reserved bytes, and the revision of a sub-header other than an insert's,
+//!   are written as 0 and ignored on reading; a section may hold no record,
+//!   and a body no section (a control datagram with nothing to say);
+//! * an IPv4 connection's addresses are IPv4-mapped (`::ffff:a.b.c.d`);
+//!   the record is taken as it is (an address that is not never matches a
+//!   packet of the unit, which is harmless).
 
 use dataplane::conntrack::key::{FlowKey, Side};
 use dataplane::conntrack::record::{Digest, Edge, L4Kind, Progress, Record, RuleRef, SyncId};
@@ -92,6 +108,8 @@ pub const INSERT_LEN: usize = 96;
 pub const UPDATE_LEN: usize = 32;
 /// Bytes of a delete record.
 pub const DELETE_LEN: usize = 12;
+/// The highest state value (TCP's SYN_SENT2).
+const MAX_STATE: u8 = 9;
 
 mod field {
     use std::ops::Range;
@@ -139,7 +157,8 @@ pub enum Error {
     /// a section runs past the body, or bytes follow the last one
     #[error("section runs past the body")]
     SectionTruncated,
-    /// a record holds a value out of range (family, protocol kind, state)
+    /// a record holds a value out of range (family, protocol kind and
+    /// protocol, state)
     #[error("record value out of range")]
     BadRecord,
     /// the action does not belong in this kind of datagram
@@ -578,6 +597,7 @@ impl Message {
     fn parse(action: Action, revision: u64, b: &[u8]) -> Result<Message, Error> {
         Ok(match action {
             Action::Insert => Message::Insert(parse_insert(b, revision)?),
+            Action::Update if b[10] > MAX_STATE => return Err(Error::BadRecord),
             Action::Update => Message::Update {
                 id: SyncId(u64_at(b, 0)),
                 rss: u16_at(b, 8),
@@ -691,6 +711,16 @@ fn parse_insert(b: &[u8], revision: u64) -> Result<Record, Error> {
         return Err(Error::BadRecord);
     }
     let kind = L4Kind::from_u8(b[46]).ok_or(Error::BadRecord)?;
+    let proto = b[9];
+    let fits = match kind {
+        L4Kind::Tcp => proto == 6 && b[47] <= MAX_STATE,
+        L4Kind::Udp => proto == 17 && b[47] <= 1,
+        L4Kind::IcmpEcho => matches!(proto, 1 | 58) && b[47] <= 1,
+        L4Kind::Other => !matches!(proto, 1 | 6 | 17 | 58) && b[47] <= 1,
+    };
+    if !fits {
+        return Err(Error::BadRecord);
+    }
     let flags = b[48];
     let peers = [parse_peer(b, 60), parse_peer(b, 78)];
     Ok(Record {

@@ -32,6 +32,18 @@ struct Unit {
 
 impl Unit {
     fn new(me: &str, peer: &str, epoch: u64, workers: usize, psk: u8, now: u64) -> Unit {
+        Self::with_interfaces(me, peer, epoch, workers, psk, 2, now)
+    }
+
+    fn with_interfaces(
+        me: &str,
+        peer: &str,
+        epoch: u64,
+        workers: usize,
+        psk: u8,
+        interfaces: u8,
+        now: u64,
+    ) -> Unit {
         let mut shards = Vec::new();
         let (mut events, mut inbound) = (Vec::new(), Vec::new());
         for w in 0..workers {
@@ -43,8 +55,8 @@ impl Unit {
             inbound.push(InboundQueue::new(4096));
         }
         let mut cfg = EngineConfig::new(serial(me), epoch, serial(peer), 2, 1500);
-        cfg.interfaces = 2;
-        let engine = Engine::new(
+        cfg.interfaces = interfaces;
+        let mut engine = Engine::new(
             cfg,
             Psk::from_bytes([psk; 32]),
             events,
@@ -52,6 +64,12 @@ impl Unit {
             now,
         )
         .unwrap();
+        // A forwards, B holds copies (as tandemd tells them from their roles).
+        let active = me == "TNDM-A";
+        engine.set_active(active);
+        for s in &mut shards {
+            s.go_live(active);
+        }
         Unit {
             engine,
             shards,
@@ -107,6 +125,8 @@ struct Links {
     cut: [[bool; 2]; 2],
     flying: Vec<InFlight>,
     sent: u64,
+    /// Applied to every datagram towards B.
+    mangle_to_b: Option<fn(&mut Vec<u8>)>,
 }
 
 impl Links {
@@ -118,6 +138,7 @@ impl Links {
             cut: [[false; 2]; 2],
             flying: Vec::new(),
             sent: 0,
+            mangle_to_b: None,
         }
     }
 
@@ -139,11 +160,15 @@ impl Links {
             } else {
                 0
             };
+        let mut bytes = bytes.to_vec();
+        if let (true, Some(mangle)) = (to_b, self.mangle_to_b) {
+            mangle(&mut bytes);
+        }
         self.flying.push(InFlight {
             at: now + delay,
             to_b,
             link,
-            bytes: bytes.to_vec(),
+            bytes,
         });
     }
 }
@@ -407,4 +432,49 @@ fn another_key_installs_nothing_and_is_counted() {
     let wrong_key = syncd::session::Drop::WrongKey.index();
     assert!(p.b.engine.stats().dropped[wrong_key] > 0);
     assert!(p.b.engine.status(p.now).peer_epoch.is_none());
+}
+
+#[test]
+fn another_protocol_version_is_refused_whole_counted_and_logged_once() {
+    let mut p = Pair::new(0, 0);
+    p.links.mangle_to_b = Some(|d| d[4] = 2);
+    p.run(500 * MS);
+    traffic(&mut p.a, 4_000, 10, p.now);
+    p.run(2 * SEC);
+    assert!(p.b.table().is_empty());
+    let wrong = syncd::session::Drop::Wire(syncd::wire::Error::Version(2)).index();
+    assert!(p.b.engine.stats().dropped[wrong] > 10);
+    let logged =
+        p.b.notices
+            .iter()
+            .filter(|n| matches!(n, Notice::Version { version: 2, .. }));
+    assert_eq!(logged.count(), 1);
+}
+
+#[test]
+fn a_connection_on_an_interface_the_partner_lacks_is_counted_not_installed() {
+    let mut p = Pair::new(0, 0);
+    p.b = Unit::with_interfaces("TNDM-B", "TNDM-A", 1 << 32 | 2, 2, 1, 1, 0);
+    p.run(500 * MS);
+    traffic(&mut p.a, 5_000, 10, p.now);
+    p.run(SEC);
+    assert!(p.b.table().is_empty());
+    // Refused once each; the digests then differ by what was refused, which
+    // no resync would change, so none is asked for.
+    p.run(6 * SEC);
+    // 12 inserts refused, and again each full state that an update of a
+    // refused name asked for: never installed, never a whole-shard resync.
+    assert!(p.b.engine.stats().unknown_interface >= 12);
+    assert!(p.b.table().is_empty());
+    assert_eq!(p.b.engine.stats().resyncs_asked, 0);
+    assert!(p
+        .b
+        .notices
+        .iter()
+        .any(|n| matches!(n, Notice::DigestMismatch { refused: true, .. })));
+    let logged =
+        p.b.notices
+            .iter()
+            .filter(|n| matches!(n, Notice::UnknownInterface { iface: 1 }));
+    assert_eq!(logged.count(), 1);
 }

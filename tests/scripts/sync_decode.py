@@ -29,9 +29,9 @@ sync datagram of version 1 (then nothing after the version is read, and no
 header field is printed), the header is inconsistent, the psk id is not this
 key's, the tag does not verify (`opened` is false), or the opened body is
 malformed (`opened` is true and `records` is empty: a datagram is taken whole
-or not at all; as `syncd::wire::Error::BadRecord` documents, a family, l4
-kind or state out of range refuses the whole datagram, although the Rust
-parser itself leaves the state to the installing worker). From a capture each
+or not at all; as the wire docs' receiver rules say, a family, l4 kind, kind
+that disagrees with the protocol, or state out of range refuses the whole
+datagram). From a capture each
 object also has `packet` (its number in the file, from 1), `src` and `dst`.
 
 Exit status: 0 once the input was read, whatever the datagrams held (an
@@ -264,6 +264,8 @@ def decode_insert(raw, revision):
     name = state_name(kind, state)
     if name is None:
         raise Refused(f"record value out of range: state {state} for {L4_KINDS[kind]}")
+    if not kind_fits_protocol(kind, protocol):
+        raise Refused(f"record value out of range: {L4_KINDS[kind]} with protocol {protocol}")
     return {
         "id": sync_id(ident),
         "family": family,
@@ -290,9 +292,23 @@ def decode_insert(raw, revision):
     }
 
 
+def kind_fits_protocol(kind, protocol):
+    """The wire docs: tcp is 6, udp 17, icmp echo 1 or 58, other anything else."""
+    if kind == L4_TCP:
+        return protocol == 6
+    name = L4_KINDS[kind]
+    if name == "udp":
+        return protocol == 17
+    if name == "icmp_echo":
+        return protocol in (1, 58)
+    return protocol not in (1, 6, 17, 58)
+
+
 def decode_update(raw, _revision):
     """A compact update: id, rss, state, tcp flags, timeout, both edges."""
     (ident, rss, state, tcp_flags, timeout) = struct.unpack_from(">QHBBI", raw, 0)
+    if state > 9:
+        raise Refused(f"record value out of range: update state {state}")
     return {"id": sync_id(ident), "rss": rss, "state": state,
             "tcp_flags": tcp_flags, "timeout": timeout,
             "original": edge(raw, 16), "reply": edge(raw, 24)}

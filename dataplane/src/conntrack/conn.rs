@@ -63,7 +63,7 @@ pub mod flag {
     pub const LOG: u8 = 0x04;
     /// Installed from the partner, not yet forwarding (larval).
     pub const LARVAL: u8 = 0x08;
-    /// Named by the partner: its [`SyncId`](super::record::SyncId) is the
+    /// Named by the partner: its [`SyncId`](crate::conntrack::record::SyncId) is the
     /// partner's, kept beside the table (for life, also after a takeover).
     pub const ADOPTED: u8 = 0x10;
     /// To be synchronised once it is old enough (the unit synchronises only

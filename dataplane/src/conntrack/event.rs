@@ -83,6 +83,10 @@ pub enum Event {
         theirs: Digest,
         /// What this shard holds.
         ours: Digest,
+        /// The partner's records this shard has refused so far (table full,
+        /// state out of range): a difference they explain is not healed by
+        /// sending the shard again.
+        refused: u64,
     },
     /// (Receiving side) an update named an entry this shard does not hold:
     /// ask the partner for its full state.

@@ -35,6 +35,10 @@
 //! reload ([`Shard::renumber_rules`]) flips the shard's rules parity; entries
 //! of the old parity still index the old set (and a record says so, with that
 //! set's revision) until the walker has renumbered them.
+//!
+//! Files: this one holds tracking and what the partner is told; `walks.rs`
+//! the background work of [`Shard::service`]; `receive.rs` the receiving side
+//! ([`Shard::receive`]).
 
 use super::conn::{flag, Conn, L4State, Pseudo, Timeouts};
 use super::event::{Event, EventKind, EventQueue, Inbound};
@@ -46,6 +50,11 @@ use super::record::{
 use super::table::ConnTable;
 use super::tcp::{Dir, Segment, TcpConn, TcpInvalid, TcpState, TcpVerdict};
 use std::collections::VecDeque;
+
+mod receive;
+mod walks;
+
+pub use receive::{ReceiveStats, LARVAL_GRACE};
 
 /// The L4 facts of a packet that tracking needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,37 +145,6 @@ pub struct ShardStats {
     pub deletes_lost: u64,
     /// Entries whose rule index a reload renumbered.
     pub renumbered: u64,
-}
-
-/// What the receiving side did with the partner's records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReceiveStats {
-    /// New larval entries.
-    pub installed: u64,
-    /// Full states that replaced an entry held under the same name or key.
-    pub replaced: u64,
-    /// Compact updates applied.
-    pub updated: u64,
-    /// Updates older than what the entry holds, not applied.
-    pub stale: u64,
-    /// Updates for a name this shard does not hold (the full state is asked for).
-    pub unknown: u64,
-    /// Deletes applied.
-    pub deleted: u64,
-    /// Deletes for a name this shard does not hold.
-    pub unknown_deletes: u64,
-    /// Records with a state value out of range.
-    pub bad: u64,
-    /// Full states refused because the table is full (none is evicted).
-    pub table_full: u64,
-    /// Adopted entries dropped by a flush (the partner restarted).
-    pub flushed: u64,
-    /// Adopted entries a bulk did not refresh, dropped at its end.
-    pub purged: u64,
-    /// Digest checks that found a difference.
-    pub digest_mismatches: u64,
-    /// Digest checks that agreed.
-    pub digest_matches: u64,
 }
 
 /// Refused deletes remembered for re-sending (then counted as lost).
@@ -269,10 +247,6 @@ pub struct Shard {
 
 /// Expiry work per poll: bounded, so a burst of timeouts never stalls a worker.
 const EXPIRE_BUDGET: usize = 256;
-
-/// Seconds an adopted entry outlives the timeout its record gave: the
-/// partner's delete normally comes first, so the two tables agree.
-pub const LARVAL_GRACE: u32 = 30;
 
 impl Shard {
     /// A shard for `capacity` connections; all memory is taken now. Its
@@ -531,40 +505,6 @@ impl Shard {
         Ok(())
     }
 
-    /// A `SYNC_LATER` entry old enough becomes synchronised: the partner
-    /// hears of it now, in full. Returns whether it did.
-    fn mature(&mut self, id: u32, now: u32) -> bool {
-        let conn = self.table.get(id);
-        if conn.flags & flag::SYNC_LATER == 0 || now.saturating_sub(conn.created) < self.min_age {
-            return false;
-        }
-        let key = *self.table.key(id);
-        let conn = self.table.get_mut(id);
-        conn.flags = (conn.flags & !flag::SYNC_LATER) | flag::SYNC;
-        let l4 = conn.l4;
-        self.sync.young = self.sync.young.saturating_sub(1);
-        self.sync.digest.add(&key, &l4);
-        self.emit(id, EventKind::Created, now);
-        true
-    }
-
-    fn mature_walk(&mut self, now: u32) {
-        let capacity = u32::try_from(self.table.capacity()).unwrap_or(u32::MAX);
-        for _ in 0..WALK_BUDGET {
-            if self.sync.young == 0 || !self.sync.events.has_headroom() {
-                return;
-            }
-            if self.mature_cursor >= capacity {
-                self.mature_cursor = 0;
-            }
-            let id = self.mature_cursor;
-            if self.table.is_live(id) {
-                self.mature(id, now);
-            }
-            self.mature_cursor += 1;
-        }
-    }
-
     /// The connection with this key, if any (for an ICMP error quoting it).
     pub fn get(&self, key: &FlowKey) -> Option<&Conn> {
         let id = self.table.find(key, self.table.hash(key))?;
@@ -605,335 +545,6 @@ impl Shard {
             entry.flags |= flag::RESEND;
             self.sync.resend_pending += 1;
         }
-    }
-
-    /// Background work, a bounded amount per call (the worker calls it every
-    /// few milliseconds): refused deletes and marked entries go again while
-    /// the event queue has headroom, a bulk export proceeds, and a reload's
-    /// renumbering proceeds.
-    pub fn service(&mut self, now: u32) {
-        while let Some(&(id, key)) = self.sync.lost_deletes.front() {
-            if !self.sync.events.has_headroom()
-                || !self.sync.events.push(Event::Deleted { id, key })
-            {
-                break;
-            }
-            self.sync.lost_deletes.pop_front();
-        }
-        if self.sync.resend_pending > 0 && self.sync.lost_deletes.is_empty() {
-            self.resend_walk(now);
-        }
-        if self.export_cursor.is_some() {
-            self.export_walk(now);
-        }
-        if self.renumber.is_some() {
-            self.renumber_walk();
-        }
-        if self.sync.young > 0 {
-            self.mature_walk(now);
-        }
-    }
-
-    fn resend_walk(&mut self, now: u32) {
-        let capacity = u32::try_from(self.table.capacity()).unwrap_or(u32::MAX);
-        for _ in 0..WALK_BUDGET {
-            if self.resend_cursor >= capacity {
-                self.resend_cursor = 0;
-            }
-            let id = self.resend_cursor;
-            if !self.sync.events.has_headroom() {
-                return;
-            }
-            if self.table.is_live(id) && self.table.get(id).flags & flag::RESEND != 0 {
-                let record = self.record(id, now);
-                let event = Event::Conn {
-                    kind: EventKind::Resent,
-                    record,
-                };
-                if !self.sync.events.push(event) {
-                    return;
-                }
-                let entry = self.table.get_mut(id);
-                entry.flags &= !flag::RESEND;
-                entry.synced_at = low16(now);
-                self.sync.resend_pending -= 1;
-                self.stats.resent += 1;
-                if self.sync.resend_pending == 0 {
-                    return;
-                }
-            }
-            self.resend_cursor += 1;
-        }
-    }
-
-    fn export_walk(&mut self, now: u32) {
-        let Some(mut cursor) = self.export_cursor else {
-            return;
-        };
-        let capacity = u32::try_from(self.table.capacity()).unwrap_or(u32::MAX);
-        for _ in 0..WALK_BUDGET {
-            if !self.sync.events.has_headroom() {
-                break;
-            }
-            if cursor >= capacity {
-                if self.sync.events.push(Event::BulkDone) {
-                    self.export_cursor = None;
-                    return;
-                }
-                break;
-            }
-            if self.table.is_live(cursor)
-                && self.table.get(cursor).flags & (flag::SYNC | flag::LARVAL) == flag::SYNC
-            {
-                let record = self.record(cursor, now);
-                let event = Event::Conn {
-                    kind: EventKind::Exported,
-                    record,
-                };
-                if !self.sync.events.push(event) {
-                    break;
-                }
-                self.stats.exported += 1;
-            }
-            cursor += 1;
-        }
-        self.export_cursor = Some(cursor);
-    }
-
-    /// Starts streaming the whole table (synchronised, not larval entries),
-    /// long-idle ones included, paced by [`Shard::service`]; then
-    /// [`Event::BulkDone`]. Asked again while one runs, it starts over.
-    pub fn export(&mut self) {
-        self.export_cursor = Some(0);
-    }
-
-    /// Whether a bulk export is in progress.
-    pub fn exporting(&self) -> bool {
-        self.export_cursor.is_some()
-    }
-
-    /// Puts a new rule set in force for new entries: `revision` is its
-    /// content hash, `map` takes each index of the set in force until now to
-    /// its index in the new one ([`NO_RULE`] when it is gone). Existing
-    /// entries keep meaning the old set until the walker has renumbered them.
-    /// Returns `false` (and changes nothing) while the last renumbering runs.
-    pub fn renumber_rules(&mut self, revision: u64, map: Vec<u16>) -> bool {
-        if self.renumber.is_some() {
-            return false;
-        }
-        self.parity ^= flag::RULES_ODD;
-        self.revisions[usize::from(self.parity != 0)] = revision;
-        if !self.table.is_empty() {
-            self.renumber = Some(Renumber { map, cursor: 0 });
-        }
-        true
-    }
-
-    /// Whether a renumbering is still in progress.
-    pub fn renumbering(&self) -> bool {
-        self.renumber.is_some()
-    }
-
-    /// The rule set revision new entries' rule indexes refer to.
-    pub fn rules_revision(&self) -> u64 {
-        self.revisions[usize::from(self.parity != 0)]
-    }
-
-    fn renumber_walk(&mut self) {
-        let Some(r) = self.renumber.as_mut() else {
-            return;
-        };
-        let capacity = u32::try_from(self.table.capacity()).unwrap_or(u32::MAX);
-        let end = r
-            .cursor
-            .saturating_add(u32::try_from(4 * WALK_BUDGET).unwrap_or(u32::MAX))
-            .min(capacity);
-        for id in r.cursor..end {
-            if !self.table.is_live(id) {
-                continue;
-            }
-            let conn = self.table.get_mut(id);
-            if conn.flags & flag::RULES_ODD != self.parity {
-                conn.flags ^= flag::RULES_ODD;
-                if usize::from(conn.rule) < r.map.len() {
-                    conn.rule = r.map[usize::from(conn.rule)];
-                } else if conn.rule != DEFAULT_RULE {
-                    conn.rule = NO_RULE;
-                }
-                self.stats.renumbered += 1;
-            }
-        }
-        r.cursor = end;
-        if end >= capacity {
-            self.renumber = None;
-        }
-    }
-
-    /// Larval entries forward from now on (this unit took over); each leaves
-    /// its larval state at its first packet. `false` stops that again.
-    pub fn go_live(&mut self, live: bool) {
-        self.live = live;
-    }
-
-    /// Handles one item from the sync lcore at `now` (seconds).
-    pub fn receive(&mut self, item: Inbound, now: u32) {
-        match item {
-            Inbound::Install(r) => self.install(&r, now),
-            Inbound::Update { id, rss, progress } => self.update(id, rss, &progress, now),
-            Inbound::Delete(id) => match self.adopted_entry(id) {
-                Some(local) => {
-                    self.remove(local);
-                    self.received.deleted += 1;
-                }
-                None => self.received.unknown_deletes += 1,
-            },
-            Inbound::Digest(theirs) => {
-                let ours = self.sync.digest;
-                if ours == theirs {
-                    self.received.digest_matches += 1;
-                } else {
-                    self.received.digest_mismatches += 1;
-                }
-                self.sync.events.push(Event::DigestChecked { theirs, ours });
-            }
-            // A live shard's entries are this unit's connections now: only a
-            // shard still holding the partner's (larval) ones drops them.
-            Inbound::BulkEnd(_) | Inbound::Flush if self.live => {}
-            Inbound::BulkEnd(started) => {
-                // Last told before the bulk began (in 16-bit second arithmetic).
-                let before = |conn: &Conn| {
-                    let age = low16(started).wrapping_sub(conn.synced_at);
-                    age != 0 && age < 0x8000
-                };
-                self.received.purged += self.drop_adopted(before);
-            }
-            Inbound::Flush => self.received.flushed += self.drop_adopted(|_| true),
-            Inbound::Export => self.export(),
-            Inbound::Request(id) => self.answer(id, now),
-            Inbound::Live(live) => self.go_live(live),
-            Inbound::SendDigest => {
-                let d = self.sync.digest;
-                self.sync.events.push(Event::Digest(d));
-            }
-        }
-    }
-
-    /// The larval entry the partner named `id`, if this shard holds it.
-    fn adopted_entry(&self, id: SyncId) -> Option<u32> {
-        self.sync.adopted.get(id)
-    }
-
-    fn install(&mut self, r: &Record, now: u32) {
-        let Ok(mut conn) = r.larval(self.rules_revision(), now) else {
-            self.received.bad += 1;
-            return;
-        };
-        conn.flags |= self.parity;
-        conn.synced_at = low16(now);
-        let expires = now
-            .saturating_add(r.progress.timeout)
-            .saturating_add(LARVAL_GRACE);
-        // What this shard holds under the name or the key is replaced: the
-        // partner's full state is the newer truth.
-        let hash = self.table.hash(&r.key);
-        let by_name = self.adopted_entry(r.id);
-        let by_key = self.table.find(&r.key, hash);
-        if by_name.is_some() || by_key.is_some() {
-            self.received.replaced += 1;
-        }
-        for local in [by_name, by_key].into_iter().flatten() {
-            if self.table.is_live(local) {
-                let key = *self.table.key(local);
-                let old = self.table.remove(local);
-                // Quietly: the partner knows, it told us.
-                let mut quiet = old;
-                quiet.flags |= flag::LARVAL;
-                self.sync.gone(local, &key, &quiet, &mut self.stats);
-            }
-        }
-        let Ok(local) = self.table.insert(r.key, hash, conn, expires) else {
-            self.received.table_full += 1;
-            return;
-        };
-        if self.sync.adopted.insert(r.id, local).is_err() {
-            // Sized like the table, so this cannot happen; never leave an
-            // entry without its name.
-            self.table.remove(local);
-            self.received.table_full += 1;
-            return;
-        }
-        self.sync.adopted_ids[local as usize] = r.id;
-        self.sync.digest.add(&r.key, &conn.l4);
-        self.received.installed += 1;
-    }
-
-    fn update(&mut self, id: SyncId, rss: u16, p: &super::record::Progress, now: u32) {
-        let Some(local) = self.adopted_entry(id) else {
-            self.received.unknown += 1;
-            self.sync.events.push(Event::Unknown { id, rss });
-            return;
-        };
-        let conn = self.table.get(local);
-        let before = conn.l4;
-        let mut l4 = conn.l4;
-        match apply_progress(&mut l4, p) {
-            Ok(()) => {
-                let key = *self.table.key(local);
-                let d = &mut self.sync.digest;
-                d.sum = d
-                    .sum
-                    .wrapping_sub(Digest::term(&key, &before))
-                    .wrapping_add(Digest::term(&key, &l4));
-                let conn = self.table.get_mut(local);
-                conn.l4 = l4;
-                conn.synced_at = low16(now);
-                let expires = now.saturating_add(p.timeout).saturating_add(LARVAL_GRACE);
-                self.table.set_expiry(local, expires);
-                self.received.updated += 1;
-            }
-            Err(NotApplied::Stale) => self.received.stale += 1,
-            Err(NotApplied::Bad) => self.received.bad += 1,
-        }
-    }
-
-    /// The partner asked for an entry's full state.
-    fn answer(&mut self, id: SyncId, now: u32) {
-        let local = if id.creator() == self.sync.creator && id.worker() == self.sync.worker {
-            Some(id.slot())
-                .filter(|&s| self.table.is_live(s) && self.table.get(s).flags & flag::ADOPTED == 0)
-        } else {
-            self.adopted_entry(id)
-        };
-        if let Some(local) = local {
-            let conn = self.table.get(local);
-            if conn.flags & (flag::SYNC | flag::LARVAL) == flag::SYNC {
-                let record = self.record(local, now);
-                self.sync.events.push(Event::Conn {
-                    kind: EventKind::Requested,
-                    record,
-                });
-            }
-        }
-    }
-
-    /// Drops every adopted larval entry for which `doomed` says so; returns
-    /// how many. A whole-table walk: rare (a partner restart, a bulk's end).
-    fn drop_adopted(&mut self, doomed: impl Fn(&Conn) -> bool) -> u64 {
-        let mut dropped = 0;
-        let capacity = u32::try_from(self.table.capacity()).unwrap_or(u32::MAX);
-        for id in 0..capacity {
-            if !self.table.is_live(id) {
-                continue;
-            }
-            let conn = self.table.get(id);
-            if conn.flags & (flag::ADOPTED | flag::LARVAL) == flag::ADOPTED | flag::LARVAL
-                && doomed(conn)
-            {
-                self.remove(id);
-                dropped += 1;
-            }
-        }
-        dropped
     }
 }
 

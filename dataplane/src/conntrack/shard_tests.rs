@@ -552,7 +552,7 @@ fn a_digest_difference_is_reported_and_a_flush_and_a_bulk_end_drop_the_stale() {
     relay(&active, &mut passive, 0);
     assert_eq!(passive.received().digest_matches, 1);
     assert!(
-        matches!(passive.events().pop(), Some(Event::DigestChecked { theirs, ours }) if theirs == ours)
+        matches!(passive.events().pop(), Some(Event::DigestChecked { theirs, ours, .. }) if theirs == ours)
     );
     // The partner misses a delete (as if lost for good).
     assert_eq!(active.expire(30), 1);
@@ -562,7 +562,7 @@ fn a_digest_difference_is_reported_and_a_flush_and_a_bulk_end_drop_the_stale() {
     assert_eq!(passive.received().digest_mismatches, 1);
     assert!(matches!(
         passive.events().pop(),
-        Some(Event::DigestChecked { theirs, ours }) if theirs.count == 1 && ours.count == 2
+        Some(Event::DigestChecked { theirs, ours, refused: 0 }) if theirs.count == 1 && ours.count == 2
     ));
     // The shard is sent again: the bulk refreshes 45000, 45001 is dropped at its end.
     active.export();

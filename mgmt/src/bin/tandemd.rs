@@ -9,6 +9,7 @@
 //! verdict on stdout.
 
 use clap::Parser;
+use dpdk_sys::LcoreId;
 use mgmt::config::UnitConfig;
 use mgmt::control::ControlServer;
 use mgmt::main_lcore::MainLoop;
@@ -135,7 +136,32 @@ fn main() -> ExitCode {
         None => None,
     };
     let published = sync.as_ref().map(SyncTask::published);
-    let mut main_loop = MainLoop::new(handle.event_queues(), sync, handle.clock());
+    // On the profile's sync lcore when it has one, else on the main lcore.
+    let (sync, sync_lcore) = match (sync, profile.cores.sync) {
+        (Some(task), Some(core)) => {
+            let idle = match profile.idle {
+                hw_profiles::Idle::BusyPoll => None,
+                hw_profiles::Idle::Adaptive { .. } => Some(mgmt::main_lcore::MAX_IDLE_SLEEP),
+            };
+            match task.run_on(LcoreId(core), handle.clock(), Arc::clone(&stop), idle) {
+                Ok(h) => (None, Some(h)),
+                Err(e) => {
+                    drop(handle);
+                    stop.store(true, Ordering::Relaxed);
+                    let _ = unit.shutdown();
+                    return fail(&format!("sync lcore {core}: {e}"));
+                }
+            }
+        }
+        (task, _) => (task, None),
+    };
+    // The sync task drains the workers' events wherever it runs.
+    let events = if sync_lcore.is_some() {
+        Vec::new()
+    } else {
+        handle.event_queues()
+    };
+    let mut main_loop = MainLoop::new(events, sync, handle.clock());
     drop(handle);
     let (control_stats, log) = (control.stats(), Arc::new(log));
     let main_counters = main_loop.counters();
@@ -216,6 +242,9 @@ fn main() -> ExitCode {
     supervisor.stop();
     let last_counters = extra_counters();
     main_loop.close();
+    if let Some(h) = sync_lcore {
+        h.wait();
+    }
     match unit.shutdown() {
         Ok(mut counters) => {
             for source in &last_counters {

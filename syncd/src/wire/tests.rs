@@ -336,3 +336,10 @@ fn every_error_has_its_own_counter_name() {
     names.dedup();
     assert_eq!(names.len(), all.len());
 }
+
+#[test]
+fn an_update_past_every_state_is_refused() {
+    let mut b = body(&[every_data_message()[2]]);
+    b[SECTION_LEN + 10] = 10;
+    assert_eq!(validate(Kind::Data, &b), Err(Error::BadRecord));
+}
