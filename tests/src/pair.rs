@@ -13,6 +13,11 @@
 //!                                        └───────────────────────────────┘
 //! ```
 //!
+//! A boots the lab profile (`lab.ron`, or `$TANDEM_LAB_PROFILE`: the sync
+//! protocol runs on its main lcore) and B `lab-sync.ron` (a sync lcore of its
+//! own), so every pair exercises both; [`PairBuilder::profile`] and
+//! [`PairBuilder::profile_of`] choose others.
+//!
 //! Addresses are [`crate::plan`]'s (the client, the server and unit A as in
 //! the one-unit lab; unit B's own data addresses and the HA links in
 //! [`plan::pair`]). Both units boot `tandemd` with an `ha` section: serials
@@ -259,7 +264,7 @@ struct RelayProc {
 #[derive(Debug, Clone)]
 pub struct PairBuilder {
     tandemd: Option<PathBuf>,
-    profile: Option<PathBuf>,
+    profiles: [Option<PathBuf>; 2],
     rules: RulesSource,
     sync_tuning: Option<String>,
     data: DataWiring,
@@ -272,7 +277,7 @@ impl Default for PairBuilder {
     fn default() -> Self {
         PairBuilder {
             tandemd: None,
-            profile: None,
+            profiles: [None, None],
             rules: RulesSource::Text(PAIR_RULES.to_string()),
             sync_tuning: None,
             data: DataWiring::default(),
@@ -290,9 +295,20 @@ impl PairBuilder {
         self
     }
 
-    /// The hardware profile of both units (default: [`tandemd::lab_profile`]).
+    /// The hardware profile of both units (default: see
+    /// [`PairBuilder::profile_of`]).
     pub fn profile(mut self, path: impl Into<PathBuf>) -> Self {
-        self.profile = Some(path.into());
+        let path = path.into();
+        self.profiles = [Some(path.clone()), Some(path)];
+        self
+    }
+
+    /// The hardware profile of one unit. By default A boots
+    /// [`tandemd::lab_profile`] (`lab.ron`: synchronisation on the main
+    /// lcore, between its other tasks) and B [`sync_core_profile`]
+    /// (`lab-sync.ron`: a sync lcore of its own), so a pair exercises both.
+    pub fn profile_of(mut self, unit: Unit, path: impl Into<PathBuf>) -> Self {
+        self.profiles[unit.index()] = Some(path.into());
         self
     }
 
@@ -354,10 +370,16 @@ impl PairBuilder {
             }
             None => tandemd::locate()?,
         };
-        let profile = match &self.profile {
-            Some(p) => p.clone(),
-            None => tandemd::lab_profile()?,
-        };
+        let profiles = [
+            match &self.profiles[0] {
+                Some(p) => p.clone(),
+                None => tandemd::lab_profile()?,
+            },
+            match &self.profiles[1] {
+                Some(p) => p.clone(),
+                None => sync_core_profile()?,
+            },
+        ];
         let rules_text = match &self.rules {
             RulesSource::Text(t) => t.clone(),
             RulesSource::File(f) => std::fs::read_to_string(f).map_err(|source| Error::Io {
@@ -438,7 +460,7 @@ impl PairBuilder {
             write_file(&rules, &rules_text)?;
             let launch = Launch {
                 binary: binary.clone(),
-                profile: profile.clone(),
+                profile: profiles[unit.index()].clone(),
                 config,
                 file_prefix: ns.name().to_string(),
                 counters: udir.join("counters"),
@@ -479,6 +501,17 @@ impl PairBuilder {
             ));
         }
         Ok(lab)
+    }
+}
+
+/// `hw-profiles/profiles/lab-sync.ron` in this workspace: the lab profile
+/// with a sync lcore of its own (folded onto CPU 0).
+pub fn sync_core_profile() -> Result<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hw-profiles/profiles/lab-sync.ron");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::ProfileMissing(path))
     }
 }
 
