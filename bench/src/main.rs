@@ -763,10 +763,12 @@ fn sync_round(
         seconds: 0.0,
         size: frames::Size::Bytes(64),
     };
+    // Twice each, in an order that evens out drift within the round.
+    let (off, on) = (syncload::Mode::Drop, syncload::Mode::Engine);
     let order = if round % 2 == 1 {
-        [syncload::Mode::Drop, syncload::Mode::Engine]
+        [off, on, on, off]
     } else {
-        [syncload::Mode::Engine, syncload::Mode::Drop]
+        [on, off, off, on]
     };
     for mode in order {
         let r = syncload::run(p, pool, wl, mode, round);

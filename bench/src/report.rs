@@ -560,7 +560,7 @@ impl Run {
                 on / off
             );
         }
-        let _ = writeln!(o, "The worker lcore (CPU {}) runs `Worker::poll_once` over rings holding whole connections (SYN, SYN/ACK, ACK, RST from the server: 4 packets and 4 events each); the main lcore (CPU {}) takes the events: *off*, a loop pops and drops them; *on*, engine A packs and seals them for a partner that only acknowledges (its session reads the plaintext sequence numbers, acks every 32 datagrams). Same frames, same table, one after the other in the same round (the order alternates by round).\n", self.cpus.first().copied().unwrap_or(0), self.main_cpu);
+        let _ = writeln!(o, "The worker lcore (CPU {}) runs `Worker::poll_once` over rings holding whole connections (SYN, SYN/ACK, ACK, RST from the server: 4 packets and 4 events each); the main lcore (CPU {}) takes the events: *off*, a loop pops and drops them; *on*, engine A packs and seals them for a partner that only acknowledges (its session reads the plaintext sequence numbers, acks every 32 datagrams). Same frames, same table; each twice per round, in the order off, on, on, off (on, off, off, on in even rounds).\n", self.cpus.first().copied().unwrap_or(0), self.main_cpu);
     }
 
     /// The sync goals in the targets table.
@@ -589,7 +589,11 @@ impl Run {
                     "| sync: bulk of 1M entries in < 2 s | {:.3} s for {} entries | {} |",
                     b.seconds,
                     b.entries,
-                    met(b.seconds < 2.0 && b.entries >= 1_000_000)
+                    if b.entries < 1_000_000 {
+                        "– (fewer entries)"
+                    } else {
+                        met(b.seconds < 2.0)
+                    }
                 );
             }
             None => {
