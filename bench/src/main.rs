@@ -58,7 +58,8 @@ const BIG_MBUF_FOOTPRINT: u64 = 4096 + 256;
 #[derive(Parser, Debug)]
 #[command(about = "tandem throughput bench: worker cores on ring-backed DPDK ports")]
 struct Args {
-    /// CI smoke run: 10k flows, 100k new connections, ~1 s per scenario.
+    /// CI smoke run: 10k flows, 100k new connections, ~1 s per scenario, the sync
+    /// scenario reduced (20k records of each kind, a 50k-entry bulk, 25k connections).
     #[arg(long)]
     quick: bool,
     /// CPUs for the worker lcores, e.g. `1-15` or `1,0`: one-worker scenarios run on

@@ -506,7 +506,7 @@ impl Run {
                 }
             }
         }
-        let _ = writeln!(o, "\nReal TCP life cycles through A's two shards (`Shard::create`, `Shard::track`, expiry) on a virtual clock: SYN, SYN/ACK half a round trip later, ACK (ESTABLISHED), then the close; the entry is deleted when CLOSE or TIME_WAIT expires. A's engine packs what they tell it (a compact update of an entry still in the datagram being filled replaces the older one: *folded*); B opens and installs it (checked: B ends with every entry installed and deleted). Data datagrams only (the acks and hellos back are in the table above).\n");
+        let _ = writeln!(o, "\nReal TCP life cycles through A's two shards (`Shard::create`, `Shard::track`, expiry) on a virtual clock: SYN, SYN/ACK half a round trip later, ACK (ESTABLISHED), then the close; the entry is deleted when CLOSE or TIME_WAIT expires. A's engine packs what they tell it (a compact update of an entry still in the datagram being filled replaces the older one: *folded*); B opens and installs it (checked: B ends with every entry installed and deleted). Data datagrams only (the acks and hellos back are in the table above); digests off for this run (a record per shard every 2 s: bytes per second, not per connection).\n");
 
         let _ = writeln!(o, "### The worker with sync off and on\n");
         let _ = writeln!(o, "| round | events taken by | connections | packets | new conns/s | Mpps | cycles/connection | events queued / refused | engine: records, datagrams, main-lcore on-CPU share | checks |");
