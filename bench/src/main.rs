@@ -4,7 +4,7 @@
 //! ```text
 //! bench [--quick] [--cores LIST] [--flows 1000,10000,100000,1000000]
 //!       [--sizes 64,512,1500,imix] [--new-conns N] [--seconds S] [--rounds N]
-//!       [--only io,route,firewall,worker,scaling,newconns,testpmd] [--out DIR]
+//!       [--only io,route,firewall,worker,scaling,newconns,sync,testpmd] [--out DIR]
 //! ```
 //!
 //! Every run prints a markdown table and writes it to `DIR/<date>-<commit>.md` and
@@ -15,8 +15,10 @@
 //! Layout (one concern per module): [`cores`] (which CPUs), [`cpu`] (on-CPU time of a
 //! thread), [`machine`] (the stamp), [`frames`] (addresses and frames), [`unit`] (a
 //! worker as `tandemd` builds it), [`topo`] (ring ports), [`hotloop`] (the measured
-//! loops), [`established`] (one or several workers), [`newconns`], [`testpmd`], [`perf`]
-//! (IPC of a thread), [`figure`] (what a scenario measured), [`report`], [`plot`].
+//! loops), [`established`] (one or several workers), [`newconns`], [`sync`] (the sync
+//! engines of a unit pair: records/s, bytes on the HA link, bulks) and [`syncload`]
+//! (the worker with sync on and off), [`testpmd`], [`perf`] (IPC of a thread),
+//! [`figure`] (what a scenario measured), [`report`], [`plot`].
 
 mod cores;
 mod cpu;
@@ -29,6 +31,8 @@ mod newconns;
 mod perf;
 mod plot;
 mod report;
+mod sync;
+mod syncload;
 mod testpmd;
 mod topo;
 mod unit;
@@ -54,7 +58,8 @@ const BIG_MBUF_FOOTPRINT: u64 = 4096 + 256;
 #[derive(Parser, Debug)]
 #[command(about = "tandem throughput bench: worker cores on ring-backed DPDK ports")]
 struct Args {
-    /// CI smoke run: 10k flows, 100k new connections, ~1 s per scenario.
+    /// CI smoke run: 10k flows, 100k new connections, ~1 s per scenario, the sync
+    /// scenario reduced (20k records of each kind, a 50k-entry bulk, 25k connections).
     #[arg(long)]
     quick: bool,
     /// CPUs for the worker lcores, e.g. `1-15` or `1,0`: one-worker scenarios run on
@@ -80,7 +85,7 @@ struct Args {
     /// Rounds over all scenarios, pooled [default: 3; quick: 1].
     #[arg(long)]
     rounds: Option<u32>,
-    /// Run only these: io, route, firewall, worker, scaling, newconns, testpmd.
+    /// Run only these: io, route, firewall, worker, scaling, newconns, sync, testpmd.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
     /// Where the results go.
@@ -151,8 +156,8 @@ fn run(args: &Args) -> Result<(), String> {
         .clamp(1, 1_900_000);
     let seconds = args.seconds.unwrap_or(1.0);
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
-    const SCENARIOS: [&str; 7] = [
-        "io", "route", "firewall", "worker", "scaling", "newconns", "testpmd",
+    const SCENARIOS: [&str; 8] = [
+        "io", "route", "firewall", "worker", "scaling", "newconns", "sync", "testpmd",
     ];
     if let Some(bad) = args
         .only
@@ -235,9 +240,12 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let per_round = flows.iter().map(|&f| per_flow(f)).sum::<usize>()
         + usize::from(wants("newconns"))
+        + 3 * usize::from(wants("sync"))
         + usize::from(wants("testpmd"));
     let extra_ceilings = 1 + if wants("scaling") { steps.len() } else { 0 };
-    let total = per_round * rounds as usize + usize::from(wants("testpmd")) * extra_ceilings;
+    let total = per_round * rounds as usize
+        + usize::from(wants("testpmd")) * extra_ceilings
+        + usize::from(wants("sync"));
     let done = std::cell::Cell::new(0usize);
     let progress = |what: &str| {
         done.set(done.get() + 1);
@@ -254,6 +262,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut conns: Vec<Result<figure::NewConns, String>> = Vec::new();
     let mut ceilings: Vec<Result<testpmd::Ceiling, (String, usize, String)>> = Vec::new();
     let mut scaling: Vec<Result<figure::Scaling, (usize, u64, String)>> = Vec::new();
+    let mut synced = sync::Results::default();
     for round in 1..=rounds {
         eprintln!("bench: round {round} of {rounds}");
         if wants("testpmd") {
@@ -424,6 +433,17 @@ fn run(args: &Args) -> Result<(), String> {
             }
             conns.push(r);
         }
+        if wants("sync") {
+            sync_round(
+                &mut synced,
+                &progress,
+                SyncSizes::new(args.quick, new_conns, capacity),
+                round,
+                &pool,
+                wl,
+                hz,
+            );
+        }
     }
 
     // One worker is the firewall scenario at 64 B: the same loop on the first CPU.
@@ -456,6 +476,7 @@ fn run(args: &Args) -> Result<(), String> {
         command,
         figures,
         new_conns: conns,
+        sync: wants("sync").then_some(synced),
         ceilings,
         load_after: machine::load(),
         steal: (machine::steal_secs(steal_cpu) - steal0)
@@ -584,5 +605,196 @@ fn pool_round<T, E>(
         (Some(slot @ Ok(_)), Err(e)) if later == Later::ErrorWins => *slot = Err(e),
         (Some(slot @ Err(_)), Ok(new)) if later == Later::SuccessWins => *slot = Ok(new),
         (Some(_), _) => {}
+    }
+}
+
+/// How much the sync scenario moves.
+#[derive(Debug, Clone, Copy)]
+struct SyncSizes {
+    /// Connections of the stream runs (inserted, updated `rounds` times, deleted).
+    entries: u32,
+    /// Update rounds.
+    updates: u32,
+    /// Connections of the bulk.
+    bulk: u32,
+    /// Connections of the per-connection run (at 100k/s).
+    per_conn: u32,
+    /// Mbufs for the worker runs (4 per connection), and the table capacity.
+    mbufs: u32,
+    capacity: usize,
+}
+
+impl SyncSizes {
+    fn new(quick: bool, new_conns: u32, capacity: usize) -> Self {
+        if quick {
+            SyncSizes {
+                entries: 20_000,
+                updates: 1,
+                bulk: 50_000,
+                per_conn: 5_000,
+                mbufs: new_conns,
+                capacity,
+            }
+        } else {
+            SyncSizes {
+                entries: 1_000_000,
+                updates: 2,
+                bulk: 1_000_000,
+                per_conn: 100_000,
+                mbufs: new_conns,
+                capacity,
+            }
+        }
+    }
+}
+
+/// Runs `f` on the worker lcore `wl` and waits for its result.
+fn on_lcore<T: Send + 'static>(
+    wl: dpdk_sys::LcoreId,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = lcore::launch(wl, move || {
+        let _ = tx.send(f());
+        0
+    })
+    .map_err(|e| e.to_string())?;
+    h.wait();
+    rx.recv()
+        .map_err(|_| "the worker lcore sent nothing".to_string())
+}
+
+/// One round of the sync scenario: the stream (goals 1, 2) and the per-connection
+/// bytes (goal 4, first round only) on the worker lcore, the bulk (goal 3) on both,
+/// the worker with sync off and on (goal 5; the order alternates by round).
+#[allow(clippy::too_many_arguments)]
+fn sync_round(
+    out: &mut sync::Results,
+    progress: &dyn Fn(&str),
+    z: SyncSizes,
+    round: u32,
+    pool: &Mempool,
+    wl: dpdk_sys::LcoreId,
+    hz: u64,
+) {
+    progress(&format!(
+        "sync stream: {} connections inserted, updated {}×, deleted; HA MTU 1500 and 9000",
+        z.entries, z.updates
+    ));
+    let r = on_lcore(wl, move || sync::stream(z.entries, z.updates, hz)).and_then(|r| r);
+    match &r {
+        Ok(rows) => {
+            for x in rows {
+                eprintln!(
+                    "    MTU {}, {}: {} records, {:.1} per datagram, {:.1} B/record; send {:.0}, open {:.0}, install {:.0} cycles/record{}",
+                    x.mtu,
+                    x.kind.name(),
+                    x.records,
+                    x.per_datagram(),
+                    x.bytes_per_record(),
+                    x.send_cycles(),
+                    x.open_cycles(),
+                    x.install_cycles(),
+                    match &x.check {
+                        Ok(()) => String::new(),
+                        Err(e) => format!("\n    CHECK FAILED: {e}"),
+                    }
+                );
+            }
+        }
+        Err(e) => eprintln!("    ERROR: {e}"),
+    }
+    out.add_stream(r);
+    progress(&format!(
+        "sync bulk: {} connections, worker lcore + main lcore",
+        z.bulk
+    ));
+    let b = sync::bulk(z.bulk, wl, hz);
+    match &b {
+        Ok(b) => eprintln!(
+            "    {:.3} s, {:.2} M entries/s; {} retransmitted, {} backpressure; {} exported in {} bulk(s), {} resync(s) asked{}",
+            b.seconds,
+            b.rate() / 1e6,
+            b.retransmitted,
+            b.backpressure,
+            b.exported.0,
+            b.exported.1,
+            b.exported.2,
+            match &b.check {
+                Ok(()) => String::new(),
+                Err(e) => format!("\n    CHECK FAILED: {e}"),
+            }
+        ),
+        Err(e) => eprintln!("    ERROR: {e}"),
+    }
+    out.bulk.push(b);
+    if round == 1 {
+        progress("sync bytes per connection (virtual clock)");
+        for close in [sync::Close::Rst, sync::Close::Fin] {
+            let runs = [
+                (z.per_conn, 100_000.0, 500_000, 100_000_000),
+                (1, 0.0, 10_000_000, 1_000_000_000),
+            ];
+            for (n, rate, rtt, life) in runs {
+                let r = on_lcore(wl, move || sync::per_connection(n, rate, rtt, life, close))
+                    .and_then(|r| r);
+                match &r {
+                    Ok(c) => eprintln!(
+                        "    {} connection(s), {}: {:.1} bytes, {:.2} records, {:.2} datagrams per connection{}",
+                        c.conns,
+                        close.name(),
+                        c.bytes_per_conn(),
+                        c.records_per_conn(),
+                        c.datagrams_per_conn(),
+                        match &c.check {
+                            Ok(()) => String::new(),
+                            Err(e) => format!("\n    CHECK FAILED: {e}"),
+                        }
+                    ),
+                    Err(e) => eprintln!("    ERROR: {e}"),
+                }
+                out.per_conn.push(r);
+            }
+        }
+    }
+    progress("sync on the worker: connection life cycles with sync off and on");
+    let p = Params {
+        flows: z.mbufs,
+        capacity: z.capacity,
+        seconds: 0.0,
+        size: frames::Size::Bytes(64),
+    };
+    // Twice each, in an order that evens out drift within the round.
+    let (off, on) = (syncload::Mode::Drop, syncload::Mode::Engine);
+    let order = if round % 2 == 1 {
+        [off, on, on, off]
+    } else {
+        [on, off, off, on]
+    };
+    for mode in order {
+        let r = syncload::run(p, pool, wl, mode, round);
+        match &r {
+            Ok(w) => eprintln!(
+                "    {}: {} connections, {:.0} conns/s, {:.2} Mpps; events {} queued, {} refused{}{}",
+                mode.name(),
+                w.conns,
+                w.conns_per_sec(hz),
+                w.mpps(hz),
+                w.events.0,
+                w.events.1,
+                w.engine.map_or(String::new(), |e| format!(
+                    "; engine: {} records in {} datagrams, main lcore {:.0} % on-CPU",
+                    e.records,
+                    e.data.0,
+                    100.0 * e.share
+                )),
+                match &w.check {
+                    Ok(()) => String::new(),
+                    Err(e) => format!("\n    CHECK FAILED: {e}"),
+                }
+            ),
+            Err(e) => eprintln!("    ERROR: {e}"),
+        }
+        out.worker.push(r);
     }
 }

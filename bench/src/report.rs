@@ -36,6 +36,8 @@ pub struct Run {
     pub figures: Vec<Result<Figure, (String, u64, String)>>,
     /// New-connection figures, one per round.
     pub new_conns: Vec<Result<NewConns, String>>,
+    /// The sync scenario, if it ran.
+    pub sync: Option<crate::sync::Results>,
     /// testpmd, net_null then net_ring.
     pub ceilings: Vec<Result<Ceiling, (String, usize, String)>>,
     /// Load average when the run ended.
@@ -80,7 +82,7 @@ impl Run {
             .iter()
             .filter(|n| n.as_ref().map_or(true, |n| n.check.is_err()))
             .count();
-        figures + scaling + conns
+        figures + scaling + conns + self.sync.as_ref().map_or(0, |s| s.failures())
     }
 
     /// The new-connection round with the median cost (only rounds whose checks passed).
@@ -272,6 +274,10 @@ impl Run {
             }
         }
 
+        if let Some(sync) = &self.sync {
+            self.sync_section(&mut o, sync);
+        }
+
         let _ = writeln!(o, "## Ceiling: dpdk-testpmd io forwarding\n");
         let _ = writeln!(o, "| vdev | forwarding cores | Mpps | cycles/packet per core | best period | CPU share | what it measures | command |");
         let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---|---|");
@@ -347,13 +353,277 @@ impl Run {
                 let _ = writeln!(o, "| ≥ 1M new connections/s per core | not run | – |");
             }
         }
+        if let Some(sync) = &self.sync {
+            self.sync_targets(&mut o, sync);
+        }
         let _ = writeln!(o);
         o.push_str(METHOD);
         o
     }
 }
 
+/// `yes`, or how far off.
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "yes"
+    } else {
+        "**no**"
+    }
+}
+
 impl Run {
+    /// M records per second at `cycles` per record.
+    fn mrate(&self, cycles: f64) -> f64 {
+        self.hz as f64 / cycles.max(1e-9) / 1e6
+    }
+
+    /// The sync scenario's tables.
+    fn sync_section(&self, o: &mut String, s: &crate::sync::Results) {
+        use crate::syncload::Mode;
+        let hz = self.hz;
+        let _ = writeln!(o, "## Synchronisation: firewall + sync\n");
+        let _ = writeln!(
+            o,
+            "### The sync lcore's engine: records through one core each way (CPU {})\n",
+            self.cpus.first().copied().unwrap_or(0)
+        );
+        let _ = writeln!(o, "| HA link MTU | records | count | per datagram | bytes/record on the wire (frame) | pack + seal + send: cycles/record (M/s) | open + parse + deliver (M/s) | install into shards (M/s) | receive together (M/s) | acks back, bytes/record | CPU share | checks |");
+        let _ = writeln!(
+            o,
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for r in &s.stream {
+            match r {
+                Ok(r) => {
+                    let cell = |c: f64| format!("{c:.0} ({:.2})", self.mrate(c));
+                    let _ = writeln!(
+                        o,
+                        "| {} | {} | {} | {:.1} | {:.1} | **{}** | {} | {} | **{}** | {:.2} | {:.0} % | {} |",
+                        r.mtu,
+                        r.kind.name(),
+                        r.records,
+                        r.per_datagram(),
+                        r.bytes_per_record(),
+                        cell(r.send_cycles()),
+                        cell(r.open_cycles()),
+                        cell(r.install_cycles()),
+                        cell(r.receive_cycles()),
+                        r.acks.1 as f64 / r.records.max(1) as f64,
+                        100.0 * r.share(),
+                        match (&r.check, r.retransmitted) {
+                            (Ok(()), n) if n > 0 => format!("ok ({n} datagrams retransmitted: an ack 50 ms late, the thread preempted)"),
+                            (c, _) => check_cell(c),
+                        }
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        o,
+                        "| – | – | – | – | – | – | – | – | – | – | – | **ERROR**: {} |",
+                        e.replace('|', "/")
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o, "\nCycles per record are on-CPU cycles of the median epoch (16384 records; rounds pooled), M/s = TSC rate ÷ cycles. *Bytes on the wire* are whole Ethernet frames: the datagram (72-byte header, 12-byte sub-header per run of one record type, the records, 16-byte tag) + UDP 8 + IPv4 20 + Ethernet 14 + FCS 4 (preamble and gap, 20 more per frame, not counted). *Acks back*: B's control datagrams (acks every 32 data datagrams, hellos) per record.\n");
+
+        let _ = writeln!(o, "### Bulk: a whole table to a partner that appears\n");
+        let _ = writeln!(o, "| round | entries | wall time | entries/s | data datagrams | MB on the wire | on-CPU share: worker lcore / main lcore | retransmitted | receiver backpressure | checks |");
+        let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---|---:|---:|---|");
+        for (i, b) in s.bulk.iter().enumerate() {
+            match b {
+                Ok(b) => {
+                    let _ = writeln!(
+                        o,
+                        "| {} | {} | **{:.3} s** | {:.2} M | {} | {:.1} | {:.0} % / {:.0} % | {} | {} | {} |",
+                        i + 1,
+                        b.entries,
+                        b.seconds,
+                        b.rate() / 1e6,
+                        b.data.0,
+                        b.data.1 as f64 / 1e6,
+                        100.0 * b.shares.0,
+                        100.0 * b.shares.1,
+                        b.retransmitted,
+                        b.backpressure,
+                        check_cell(&b.check)
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        o,
+                        "| {} | – | – | – | – | – | – | – | – | **ERROR**: {} |",
+                        i + 1,
+                        e.replace('|', "/")
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o, "\nTwo threads, as a pair of units splits the work: the worker lcore (CPU {}) runs both units' workers — A's export walk (`Shard::service`) and B's installs (`Shard::receive`, up to 256 per poll, as `Worker::poll_once`) —, the main lcore (CPU {}) both engines (A packs and seals, B opens and stages; the HA link is memory). Wall time from the first hello to B's worker handling the bulk's end marker, all entries installed. HA link MTU 1500.\n", self.cpus.first().copied().unwrap_or(0), self.main_cpu);
+
+        let _ = writeln!(o, "### Bytes on the HA link per connection\n");
+        let _ = writeln!(o, "| close | connections | opened | records per connection (inserts / updates / deletes, updates folded) | data datagrams per connection | **bytes per connection** (frames) | checks |");
+        let _ = writeln!(o, "|---|---:|---|---|---:|---:|---|");
+        for c in &s.per_conn {
+            match c {
+                Ok(c) => {
+                    let n = c.conns.max(1) as f64;
+                    let [i, u, d, f] = c.records;
+                    let opened = if c.conns == 1 {
+                        format!(
+                            "alone; {} ms round trip, events ≥ 5 ms apart",
+                            c.rtt_ns / 1_000_000
+                        )
+                    } else {
+                        format!(
+                            "{:.0}k/s, {:.1} ms round trip, {} ms life",
+                            c.rate / 1e3,
+                            c.rtt_ns as f64 / 1e6,
+                            c.life_ns / 1_000_000
+                        )
+                    };
+                    let _ = writeln!(
+                        o,
+                        "| {} | {} | {opened} | {:.2} ({:.2} / {:.2} / {:.2}, {:.2} folded) | {:.2} | **{:.1}** | {} |",
+                        c.close.name(),
+                        c.conns,
+                        c.records_per_conn(),
+                        i as f64 / n,
+                        u as f64 / n,
+                        d as f64 / n,
+                        f as f64 / n,
+                        c.datagrams_per_conn(),
+                        c.bytes_per_conn(),
+                        check_cell(&c.check)
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        o,
+                        "| – | – | – | – | – | – | **ERROR**: {} |",
+                        e.replace('|', "/")
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o, "\nReal TCP life cycles through A's two shards (`Shard::create`, `Shard::track`, expiry) on a virtual clock: SYN, SYN/ACK half a round trip later, ACK (ESTABLISHED), then the close; the entry is deleted when CLOSE or TIME_WAIT expires. A's engine packs what they tell it (a compact update of an entry still in the datagram being filled replaces the older one: *folded*); B opens and installs it (checked: B ends with every entry installed and deleted). Data datagrams only (the acks and hellos back are in the table above); digests off for this run (a record per shard every 2 s: bytes per second, not per connection).\n");
+
+        let _ = writeln!(o, "### The worker with sync off and on\n");
+        let _ = writeln!(o, "| round | events taken by | connections | packets | new conns/s | Mpps | cycles/connection | events queued / refused | engine: records, datagrams, main-lcore on-CPU share | checks |");
+        let _ = writeln!(o, "|---:|---|---:|---:|---:|---:|---:|---|---|---|");
+        for w in &s.worker {
+            match w {
+                Ok(w) => {
+                    let eng = w.engine.map_or("–".into(), |e| {
+                        format!(
+                            "{} ({} folded), {} ({:.1} MB), {:.0} %",
+                            e.records,
+                            e.folded,
+                            e.data.0,
+                            e.data.1 as f64 / 1e6,
+                            100.0 * e.share
+                        )
+                    });
+                    let _ = writeln!(
+                        o,
+                        "| {} | {} | {} | {} | **{:.0}** | {:.2} | {:.0} | {} / {} | {eng} | {} |",
+                        w.round,
+                        w.mode.name(),
+                        w.conns,
+                        w.packets,
+                        w.conns_per_sec(hz),
+                        w.mpps(hz),
+                        w.interval.on_cpu_cycles() as f64 / w.conns.max(1) as f64,
+                        w.events.0,
+                        w.events.1,
+                        check_cell(&w.check)
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        o,
+                        "| – | – | – | – | – | – | – | – | – | **ERROR**: {} |",
+                        e.replace('|', "/")
+                    );
+                }
+            }
+        }
+        if let (Some(off), Some(on)) = (
+            s.median_worker(Mode::Drop, hz),
+            s.median_worker(Mode::Engine, hz),
+        ) {
+            let _ = writeln!(
+                o,
+                "\nMedians: sync off **{:.2} M conns/s**, sync on **{:.2} M conns/s**: **ratio {:.3}** (on ÷ off).\n",
+                off / 1e6,
+                on / 1e6,
+                on / off
+            );
+        }
+        let _ = writeln!(o, "The worker lcore (CPU {}) runs `Worker::poll_once` over rings holding whole connections (SYN, SYN/ACK, ACK, RST from the server: 4 packets and 4 events each); the main lcore (CPU {}) takes the events: *off*, a loop pops and drops them; *on*, engine A packs and seals them for a partner that only acknowledges (its session reads the plaintext sequence numbers, acks every 32 datagrams). Same frames, same table; each twice per round, in the order off, on, on, off (on, off, off, on in even rounds).\n", self.cpus.first().copied().unwrap_or(0), self.main_cpu);
+    }
+
+    /// The sync goals in the targets table.
+    fn sync_targets(&self, o: &mut String, s: &crate::sync::Results) {
+        use crate::sync::RecordKind;
+        use crate::syncload::Mode;
+        let target = 5e6;
+        match s.row(1500, RecordKind::Update) {
+            Some(r) => {
+                let send = self.mrate(r.send_cycles()) * 1e6;
+                let recv = self.mrate(r.receive_cycles()) * 1e6;
+                let _ = writeln!(o, "| sync: ≥ 5M compact updates/s packed, sealed and sent on one core (HA MTU 1500) | {:.2} M/s | {} |", send / 1e6, met(send >= target));
+                let _ = writeln!(o, "| sync: ≥ 5M compact updates/s opened and installed (HA MTU 1500) | {:.2} M/s | {} |", recv / 1e6, met(recv >= target));
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "| sync: ≥ 5M updates/s each way | not run or failed | – |"
+                );
+            }
+        }
+        match s.median_bulk() {
+            Some(b) => {
+                let _ = writeln!(
+                    o,
+                    "| sync: bulk of 1M entries in < 2 s | {:.3} s for {} entries | {} |",
+                    b.seconds,
+                    b.entries,
+                    if b.entries < 1_000_000 {
+                        "– (fewer entries)"
+                    } else {
+                        met(b.seconds < 2.0)
+                    }
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "| sync: bulk of 1M entries in < 2 s | not run or failed | – |"
+                );
+            }
+        }
+        match (
+            s.median_worker(Mode::Drop, self.hz),
+            s.median_worker(Mode::Engine, self.hz),
+        ) {
+            (Some(off), Some(on)) => {
+                let _ = writeln!(
+                    o,
+                    "| sync: worker with sync on within 10 % of sync off | ratio {:.3} | {} |",
+                    on / off,
+                    met(on / off >= 0.9)
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    o,
+                    "| sync: worker with sync on within 10 % of sync off | not run or failed | – |"
+                );
+            }
+        }
+    }
+
     /// Several workers at once: what the cores do together.
     fn scaling_section(&self, o: &mut String) {
         let _ = writeln!(o, "## Scaling with worker cores\n");
@@ -454,6 +724,23 @@ const METHOD: &str = "## How it was measured
   sink ring that holds them all. Timed from the first rx burst until all `M` were received
   and forwarded; each creates a table entry and a sync event (the main lcore drains the
   event queue meanwhile, standing in for syncd).
+- **Firewall + sync.** Two units' `syncd::engine::Engine`s (A sends, B receives; one HA
+  link, the pair's PSK, AES-256-GCM) and shards in one process, as `syncd/tests/pair.rs`
+  drives them; the HA link is memory: the engine's `out` counts the datagram and copies it
+  (as a transmit copies it into an mbuf) for the other engine's `receive`. After the
+  handshake and the (empty) bulks: *stream* — events pre-filled in A's two worker event
+  queues (16384 each, as `tandemd`; topped up between polls, untimed): inserts of N
+  connections (full records of an ESTABLISHED connection as a shard makes them), then
+  compact updates of each (sequence edges advancing, so none is stale), then deletes; A
+  drains them (`poll`), B takes each datagram (`receive`, then `poll`, which hands the
+  records to the workers' inbound queues and acks every 32), B's shards install them
+  (`Shard::receive`), A takes the acks; the TSC around each stage, idle steps left out,
+  each 16384-record epoch's cycles scaled by its on-CPU share. Checks: every record taken
+  and installed/applied/deleted (none stale, unknown or refused), none dropped,
+  retransmitted or held back, B's table empty at the end. The events are made on the same
+  core just before, so they are in its cache: the cross-core cost is in the worker run.
+  *Bulk*: see its table. *Bytes per connection*: see its table. *Worker*: see its table;
+  the worker's on-CPU time as in the new-connection run.
 - **Ceiling.** `dpdk-testpmd --forward-mode=io` with one forwarding core, same EAL options
   (`--no-huge`; its main lcore on the bench's main CPU, its forwarding lcore on the first
   worker CPU), its forwarding thread's on-CPU time taken the same way; for the scaling

@@ -34,6 +34,8 @@ pub struct Topology {
     pub a_tx: Vec<Ring>,
     /// What data1 sends, per queue (= `a_rx` when recirculating).
     pub b_tx: Vec<Ring>,
+    /// What data1 receives, per queue (empty but for [`Topology::both_ways`]).
+    pub b_rx: Vec<Ring>,
 }
 
 impl Topology {
@@ -45,7 +47,7 @@ impl Topology {
         for (w, &c) in capacity.iter().enumerate() {
             loops.push(Ring::new(&format!("bl{n}.{w}"), c, SocketId::ANY)?);
         }
-        Self::build(pool, n, loops.clone(), loops)
+        Self::build(pool, n, loops.clone(), loops, None)
     }
 
     /// One queue: data0 reads a ring of `capacity` frames; data1 sends into a sink
@@ -54,21 +56,42 @@ impl Topology {
         let n = SERIAL.fetch_add(1, Ordering::Relaxed);
         let src = Ring::new(&format!("bsrc{n}"), capacity, SocketId::ANY)?;
         let sink_b = Ring::new(&format!("bsb{n}"), capacity, SocketId::ANY)?;
-        Self::build(pool, n, vec![src], vec![sink_b])
+        Self::build(pool, n, vec![src], vec![sink_b], None)
     }
 
+    /// One queue, both ports fed: data0 and data1 each read a ring of `capacity`
+    /// frames and send into a sink of as many (the connection life cycles of the
+    /// sync run: the clients' packets in on data0, the server's in on data1).
+    pub fn both_ways(pool: &Mempool, capacity: u32) -> Result<Topology, DpdkError> {
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let ring = |name: &str| Ring::new(&format!("{name}{n}"), capacity, SocketId::ANY);
+        let (src_a, src_b, sink_a, sink_b) =
+            (ring("bba")?, ring("bbb")?, ring("bbsa")?, ring("bbsb")?);
+        Self::build(
+            pool,
+            n,
+            vec![src_a],
+            vec![sink_b],
+            Some((vec![sink_a], vec![src_b])),
+        )
+    }
+
+    /// `a_tx_b_rx`: data0's tx and data1's rx rings, when not the defaults (a
+    /// 4096-frame sink, an empty ring).
     fn build(
         pool: &Mempool,
         n: u32,
         a_rx: Vec<Ring>,
         b_tx: Vec<Ring>,
+        a_tx_b_rx: Option<(Vec<Ring>, Vec<Ring>)>,
     ) -> Result<Topology, DpdkError> {
         let queues = a_rx.len();
-        let mut a_tx = Vec::new();
+        let (mut a_tx, mut b_rx) = a_tx_b_rx.unwrap_or_default();
         // data1's rx rings stay empty; the port holds them.
-        let mut b_rx = Vec::new();
-        for w in 0..queues {
+        for w in a_tx.len()..queues {
             a_tx.push(Ring::new(&format!("bsa{n}.{w}"), 4096, SocketId::ANY)?);
+        }
+        for w in b_rx.len()..queues {
             b_rx.push(Ring::new(&format!("bib{n}.{w}"), 1024, SocketId::ANY)?);
         }
         let q = u16::try_from(queues).unwrap_or(u16::MAX);
@@ -90,6 +113,7 @@ impl Topology {
             a_rx,
             a_tx,
             b_tx,
+            b_rx,
         })
     }
 

@@ -4,7 +4,7 @@
 
 use crate::frames::{self, Flow, GW, GW_MAC, SERVER, SERVER_MAC, UNIT0, UNIT1};
 use dataplane::conntrack::conn::Timeouts;
-use dataplane::conntrack::event::EventQueue;
+use dataplane::conntrack::event::{EventQueue, InboundQueue};
 use dataplane::counters::WorkerCounters;
 use dataplane::filter::{Action, PortRange, Rule, RuleSet};
 use dataplane::forward::router::Interface;
@@ -61,6 +61,8 @@ pub struct Unit {
     pub counters: Arc<WorkerCounters>,
     /// The shard's event queue (the consumer end is syncd's; here the bench drains it).
     pub events: EventQueue,
+    /// The worker's inbound queue (the producer end is syncd's).
+    pub inbound: InboundQueue,
     /// Set to end `Worker::run`.
     pub stop: Arc<AtomicBool>,
     /// Buffers for frames fed outside the loop.
@@ -98,12 +100,14 @@ impl Unit {
             idle: IdlePolicy::BusyPoll,
         };
         let stop = Arc::new(AtomicBool::new(false));
+        let inbound = links.inbound.clone();
         let (worker, handles) = workers::build(spec, ports, pool.clone(), Arc::clone(&stop), links)
             .expect("the lab's routes are valid");
         Unit {
             worker,
             counters: handles.counters,
             events: handles.events,
+            inbound,
             stop,
             pool: PoolAlloc(pool.clone()),
             out: Vec::with_capacity(64),

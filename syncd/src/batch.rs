@@ -8,15 +8,33 @@
 use crate::wire::{BodyWriter, Full, Message};
 use dataplane::conntrack::record::SyncId;
 
+/// An entry with a compact update in the body being filled.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    id: SyncId,
+    /// The record's offset in the body.
+    at: usize,
+    /// Updates it stands for; 0 once a full state or a delete of the same
+    /// name followed (a later update must not be folded back before those).
+    count: u32,
+    /// Its slot in the index.
+    slot: usize,
+}
+
 /// One body being filled.
 #[derive(Debug)]
 pub struct Batch {
     writer: BodyWriter,
     /// When its first record was added.
     opened_at: Option<u64>,
-    /// Entries with a compact update in this body: the record's offset and
-    /// how many updates it stands for.
-    updates: Vec<(SyncId, usize, u32)>,
+    /// Entries with a compact update in this body, in order.
+    updates: Vec<Pending>,
+    /// Open addressing over `updates` (index + 1; 0 is free), at least twice
+    /// as many slots as a body has records: finding an entry's update is one
+    /// or two probes however many the body holds (a 9000-byte body holds 277,
+    /// and a scan of them cost more than packing and sealing together).
+    index: Vec<u32>,
+    mask: usize,
     /// Bit n: shard n has records in it (all ones past 63).
     shards: u64,
     /// An entry reached `flush_updates`.
@@ -30,10 +48,14 @@ pub struct Batch {
 impl Batch {
     /// A batch of bodies of at most `capacity` bytes.
     pub fn new(capacity: usize, flush_delay_ns: u64, flush_updates: u32) -> Batch {
+        let most = capacity / crate::wire::UPDATE_LEN + 1;
+        let slots = (2 * most + 2).next_power_of_two();
         Batch {
             writer: BodyWriter::new(capacity),
             opened_at: None,
-            updates: Vec::with_capacity(capacity / crate::wire::UPDATE_LEN + 1),
+            updates: Vec::with_capacity(most),
+            index: vec![0; slots],
+            mask: slots - 1,
             shards: 0,
             flush_now: false,
             flush_delay_ns,
@@ -42,22 +64,72 @@ impl Batch {
         }
     }
 
+    fn home(&self, id: SyncId) -> usize {
+        // The high bits of a multiplicative hash; the mask keeps them in range.
+        #[allow(clippy::cast_possible_truncation)]
+        let h = (id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize;
+        h & self.mask
+    }
+
+    /// The live pending update of `id`, if any.
+    fn find(&self, id: SyncId) -> Option<usize> {
+        let mut i = self.home(id);
+        loop {
+            let k = self.index[i] as usize;
+            if k == 0 {
+                return None;
+            }
+            let u = &self.updates[k - 1];
+            if u.id == id && u.count > 0 {
+                return Some(k - 1);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// A full state or a delete of `id` follows its update: later updates go
+    /// after it.
+    fn forget(&mut self, id: SyncId) {
+        if self.updates.is_empty() {
+            return;
+        }
+        if let Some(k) = self.find(id) {
+            self.updates[k].count = 0;
+        }
+    }
+
+    fn remember(&mut self, id: SyncId, at: usize) {
+        let mut i = self.home(id);
+        while self.index[i] != 0 {
+            i = (i + 1) & self.mask;
+        }
+        self.updates.push(Pending {
+            id,
+            at,
+            count: 1,
+            slot: i,
+        });
+        // At most one per record of a body: far below `u32::MAX`.
+        self.index[i] = u32::try_from(self.updates.len()).unwrap_or(u32::MAX);
+    }
+
     /// Adds a message about shard `shard` (if any) at `now_ns`; [`Full`] when
     /// the body must leave first (then nothing was added).
     pub fn push(&mut self, now_ns: u64, m: &Message, shard: Option<usize>) -> Result<(), Full> {
         match *m {
             Message::Update { id, .. } => {
-                if let Some(u) = self.updates.iter_mut().find(|u| u.0 == id) {
-                    self.writer.rewrite(u.1, m);
-                    u.2 += 1;
+                if let Some(k) = self.find(id) {
+                    let u = &mut self.updates[k];
+                    self.writer.rewrite(u.at, m);
+                    u.count += 1;
                     self.coalesced += 1;
-                    if u.2 >= self.flush_updates {
+                    if u.count >= self.flush_updates {
                         self.flush_now = true;
                     }
                     return Ok(());
                 }
                 let at = self.writer.push(m)?;
-                self.updates.push((id, at, 1));
+                self.remember(id, at);
                 if self.flush_updates == 1 {
                     self.flush_now = true;
                 }
@@ -66,11 +138,11 @@ impl Batch {
             // folded into an update written before them.
             Message::Insert(r) => {
                 self.writer.push(m)?;
-                self.updates.retain(|u| u.0 != r.id);
+                self.forget(r.id);
             }
             Message::Delete { id, .. } => {
                 self.writer.push(m)?;
-                self.updates.retain(|u| u.0 != id);
+                self.forget(id);
             }
             _ => {
                 self.writer.push(m)?;
@@ -117,6 +189,9 @@ impl Batch {
     /// Starts the next body.
     pub fn clear(&mut self) {
         self.writer.clear();
+        for u in &self.updates {
+            self.index[u.slot] = 0;
+        }
         self.updates.clear();
         self.opened_at = None;
         self.shards = 0;
@@ -182,6 +257,26 @@ mod tests {
         b.push(0, &update(1, 2), None).unwrap();
         let got: Vec<_> = records(Kind::Data, b.body()).map(Result::unwrap).collect();
         assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn a_large_body_folds_each_entry_and_starts_clean() {
+        let mut b = Batch::new(8884, 1_000_000, 8);
+        let most = (8884 - SECTION_LEN) / UPDATE_LEN;
+        for round in 1..=3 {
+            for id in 0..most as u64 {
+                b.push(0, &update(id, round), None).unwrap();
+            }
+        }
+        assert_eq!((b.records(), b.coalesced()), (most, 2 * most as u64));
+        let got: Vec<_> = records(Kind::Data, b.body()).map(Result::unwrap).collect();
+        assert!(got
+            .iter()
+            .enumerate()
+            .all(|(i, m)| *m == update(i as u64, 3)));
+        b.clear();
+        b.push(0, &update(7, 1), None).unwrap();
+        assert_eq!((b.records(), b.coalesced()), (1, 2 * most as u64));
     }
 
     #[test]

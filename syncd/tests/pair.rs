@@ -478,3 +478,26 @@ fn a_connection_on_an_interface_the_partner_lacks_is_counted_not_installed() {
             .filter(|n| matches!(n, Notice::UnknownInterface { iface: 1 }));
     assert_eq!(logged.count(), 1);
 }
+
+#[test]
+fn a_digest_that_crosses_the_bulk_does_not_start_it_over() {
+    // A holds connections B never heard of (their events went to nobody), and
+    // both start together: A's first digest (due at once) meets B's bulk request.
+    let mut p = Pair::new(0, 0);
+    traffic(&mut p.a, 5_000, 400, p.now);
+    for s in &mut p.a.shards {
+        while s.events().pop().is_some() {}
+    }
+    p.run(SEC);
+    assert_same_tables(&p);
+    let mut counters = Vec::new();
+    p.a.engine.counters(p.now, &mut counters);
+    let started = counters
+        .iter()
+        .find(|(n, _)| n == "sync.bulks_started")
+        .map(|(_, v)| *v);
+    assert_eq!(started, Some(1), "one bulk, not started over");
+    assert_eq!(p.b.engine.stats().resyncs_asked, 0);
+    let exported: u64 = p.a.shards.iter().map(|s| s.stats().exported).sum();
+    assert_eq!(exported, 500, "each entry once");
+}

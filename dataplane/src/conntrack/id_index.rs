@@ -41,8 +41,14 @@ impl IdIndex {
     /// An index for `capacity` names (load factor at most 0.8).
     pub fn with_capacity(capacity: usize) -> IdIndex {
         let n = (capacity + capacity / 4 + 1).next_power_of_two();
+        // Written, not `vec!`'d: zeroed memory from the allocator is only
+        // mapped at its first touch, which would come page by page while a
+        // bulk arrives (a page fault per record).
+        let mut slots = Vec::with_capacity(n);
+        slots.resize(n, (0, 0));
+        touch(&mut slots);
         IdIndex {
-            slots: vec![(0, 0); n],
+            slots,
             mask: n - 1,
             len: 0,
             capacity,
@@ -143,6 +149,14 @@ impl IdIndex {
     pub fn clear(&mut self) {
         self.slots.fill((0, 0));
         self.len = 0;
+    }
+}
+
+/// Writes every element once, so that each page is mapped now (a store the
+/// optimiser cannot drop: the values are read back).
+pub(crate) fn touch<T: Copy>(v: &mut [T]) {
+    for x in v.iter_mut() {
+        *x = std::hint::black_box(*x);
     }
 }
 

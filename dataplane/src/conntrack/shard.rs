@@ -262,7 +262,11 @@ impl Shard {
                 creator: 0,
                 worker: 0,
                 adopted: IdIndex::with_capacity(capacity),
-                adopted_ids: vec![SyncId::default(); capacity],
+                adopted_ids: {
+                    let mut v = vec![SyncId::default(); capacity];
+                    super::id_index::touch(&mut v);
+                    v
+                },
                 lost_deletes: VecDeque::with_capacity(LOST_DELETES),
                 resend_pending: 0,
                 young: 0,
