@@ -185,12 +185,7 @@ impl Worker {
         if let Some(fw) = self.router.firewall_mut() {
             let secs = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
             let shard = fw.shard_mut();
-            for _ in 0..INBOUND_BUDGET {
-                let Some(item) = self.links.inbound.pop() else {
-                    break;
-                };
-                shard.receive(item, secs);
-            }
+            shard.receive_from(&self.links.inbound, INBOUND_BUDGET, secs);
             shard.service(secs);
         }
         if let Some(q) = self.query.as_mut() {

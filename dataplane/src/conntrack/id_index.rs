@@ -62,6 +62,14 @@ impl IdIndex {
         h & self.mask
     }
 
+    /// Starts loading the slot a lookup of `id` probes first.
+    #[inline]
+    pub fn prefetch(&self, id: SyncId) {
+        if let Some(slot) = self.slots.get(self.home(id)) {
+            memhint::prefetch::read(slot);
+        }
+    }
+
     /// The entry adopted under `id`.
     pub fn get(&self, id: SyncId) -> Option<u32> {
         let mut i = self.home(id);

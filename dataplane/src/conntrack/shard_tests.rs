@@ -1,7 +1,7 @@
 //! The shard: entries, timeouts, and the events a test reads off the queue.
 
 use super::conn::{flag, L4State, Pseudo, Timeouts};
-use super::event::{Event, EventKind, EventQueue, Inbound};
+use super::event::{Event, EventKind, EventQueue, Inbound, InboundQueue};
 use super::key::FlowKey;
 use super::record::{Digest, Record, RuleRef, SyncId, NO_RULE};
 use super::shard::{Admission, Flow, L4Packet, Refused, Shard, Tracked};
@@ -644,4 +644,36 @@ fn with_a_minimum_age_short_flows_are_never_told_and_long_ones_are_in_full() {
     assert_eq!(passive.digest(), active.digest());
     let (_, _, c) = passive.table().iter().next().unwrap();
     assert_eq!(c.l4.name(), "ESTABLISHED");
+}
+
+#[test]
+fn a_burst_from_the_queue_is_handled_as_item_by_item_in_order() {
+    let (mut active, mut one, mut burst) = (shard(64, 512), shard(64, 64), shard(64, 64));
+    for p in 0..20 {
+        handshake(&mut active, 48000 + p, 0);
+    }
+    active.track(&tcp(true, 48003, RST, 1001, 0), 1);
+    let q = InboundQueue::new(512);
+    while let Some(e) = active.events().pop() {
+        let item = match e {
+            Event::Conn { kind, record } if kind.full() => Inbound::Install(record),
+            Event::Conn { record, .. } => Inbound::Update {
+                id: record.id,
+                rss: 0,
+                progress: record.progress,
+            },
+            Event::Deleted { id, .. } => Inbound::Delete(id),
+            _ => continue,
+        };
+        one.receive(item, 1);
+        assert!(q.push(item));
+    }
+    let mut handled = 0;
+    while !q.is_empty() {
+        handled += burst.receive_from(&q, 7, 1);
+    }
+    assert_eq!(handled, 20 + 2 * 20 + 1);
+    assert_eq!(burst.received(), one.received());
+    assert_eq!(burst.digest(), active.digest());
+    assert_eq!(burst.table().len(), 20);
 }

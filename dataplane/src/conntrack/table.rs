@@ -314,6 +314,14 @@ impl<V> ConnTable<V> {
         }
     }
 
+    /// Starts loading the entry `id` (any `u32` may be given).
+    #[inline]
+    pub fn prefetch_id(&self, id: u32) {
+        if let Some(e) = self.entries.get(id as usize) {
+            memhint::prefetch::read(e);
+        }
+    }
+
     /// Starts loading the entry of the first slot near `hash`'s home whose tag
     /// matches (best once [`prefetch_slot`](Self::prefetch_slot) has brought
     /// the slot in); looks at a few slots at most.

@@ -3,6 +3,7 @@
 //! names are asked for, bulks' ends and partner restarts drop what is stale.
 
 use super::*;
+use crate::conntrack::event::InboundQueue;
 
 /// What the receiving side did with the partner's records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,7 +40,58 @@ pub struct ReceiveStats {
 /// partner's delete normally comes first, so the two tables agree.
 pub const LARVAL_GRACE: u32 = 30;
 
+/// Items a burst of [`Shard::receive_from`] prefetches together.
+const RECEIVE_BURST: usize = 16;
+
 impl Shard {
+    /// Takes up to `budget` items from `queue` and handles them at `now`
+    /// (seconds), in order; returns how many. Installing is memory-bound (the
+    /// name's index slot, the key's slot, the entry: three misses on a large
+    /// table), so a burst of items is taken first and their loads started a
+    /// stage at a time, letting the misses of the burst overlap, as the
+    /// worker does for a burst of packets.
+    pub fn receive_from(&mut self, queue: &InboundQueue, budget: usize, now: u32) -> usize {
+        let mut done = 0;
+        let mut burst = [Inbound::SendDigest; RECEIVE_BURST];
+        while done < budget {
+            let mut n = 0;
+            while n < RECEIVE_BURST && done + n < budget {
+                let Some(item) = queue.pop() else { break };
+                burst[n] = item;
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            let items = &burst[..n];
+            for item in items {
+                match item {
+                    Inbound::Install(r) => self.table.prefetch_slot(self.table.hash(&r.key)),
+                    Inbound::Update { id, .. } | Inbound::Delete(id) => {
+                        self.sync.adopted.prefetch(*id);
+                    }
+                    _ => {}
+                }
+            }
+            for item in items {
+                match item {
+                    Inbound::Install(r) => self.table.prefetch_entry(self.table.hash(&r.key)),
+                    Inbound::Update { id, .. } | Inbound::Delete(id) => {
+                        if let Some(local) = self.sync.adopted.get(*id) {
+                            self.table.prefetch_id(local);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for item in items {
+                self.receive(*item, now);
+            }
+            done += n;
+        }
+        done
+    }
+
     /// Larval entries forward from now on (this unit took over); each leaves
     /// its larval state at its first packet. `false` stops that again.
     pub fn go_live(&mut self, live: bool) {
