@@ -185,6 +185,9 @@ impl Worker {
         if let Some(fw) = self.router.firewall_mut() {
             let secs = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
             let shard = fw.shard_mut();
+            // Every poll, as the table asks: a bounded amount, nothing when
+            // nothing is due this second (then it costs a comparison).
+            shard.expire(secs);
             shard.receive_from(&self.links.inbound, INBOUND_BUDGET, secs);
             shard.service(secs);
         }
