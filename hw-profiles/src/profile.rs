@@ -215,7 +215,7 @@ pub struct Memory {
     #[serde(default = "default_true")]
     pub hugepages: bool,
     /// Connections the unit tracks, split evenly between the workers' shards.
-    /// All of it is allocated at boot (about 128 bytes each); a full shard
+    /// All of it is allocated at boot (about 134 bytes each); a full shard
     /// refuses new connections and never evicts one.
     pub connections: u32,
 }

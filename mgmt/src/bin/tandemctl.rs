@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Ask a running tandem unit: counters, conns, rules, reload, help.
+/// Ask a running tandem unit: counters, conns, rules, sync, reload, help.
 #[derive(Parser, Debug)]
 #[command(version, after_help = request::HELP)]
 struct Args {
