@@ -65,6 +65,21 @@ pub enum SyncError {
     /// The engine's settings.
     #[error("sync settings: {0}")]
     Engine(#[from] syncd::channel::ChannelError),
+    /// The sync lcore would not start.
+    #[error("sync lcore {0}: {1}")]
+    Lcore(u32, DpdkError),
+}
+
+/// Where synchronisation runs once started ([`SyncTask::place`]).
+pub struct Placed {
+    /// On the main lcore, between its other tasks (profiles without a sync
+    /// lcore): hand it to the main loop.
+    pub on_main: Option<SyncTask>,
+    /// On the profile's sync lcore: wait for it after `stop`, before the unit
+    /// shuts down (it closes the HA ports as it ends).
+    pub on_lcore: Option<LaunchHandle>,
+    /// What it publishes for the control plane.
+    pub published: Arc<Mutex<Published>>,
 }
 
 /// The task.
@@ -321,6 +336,36 @@ impl SyncTask {
         );
         let _ = writeln!(t, "key age: {} s", st.key_age_ns / 1_000_000_000);
         t
+    }
+
+    /// Puts the task where the profile says: on its `cores.sync` lcore (until
+    /// `stop`), else on the main lcore.
+    pub fn place(
+        self,
+        profile: &Profile,
+        clock: Clock,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Placed, SyncError> {
+        let published = self.published();
+        let Some(core) = profile.cores.sync else {
+            return Ok(Placed {
+                on_main: Some(self),
+                on_lcore: None,
+                published,
+            });
+        };
+        let idle = match profile.idle {
+            hw_profiles::Idle::BusyPoll => None,
+            hw_profiles::Idle::Adaptive { .. } => Some(crate::main_lcore::MAX_IDLE_SLEEP),
+        };
+        let handle = self
+            .run_on(LcoreId(core), clock, Arc::clone(stop), idle)
+            .map_err(|e| SyncError::Lcore(core, e))?;
+        Ok(Placed {
+            on_main: None,
+            on_lcore: Some(handle),
+            published,
+        })
     }
 
     /// Runs the task on its own lcore (the profile's `cores.sync`) until

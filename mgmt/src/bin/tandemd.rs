@@ -9,7 +9,6 @@
 //! verdict on stdout.
 
 use clap::Parser;
-use dpdk_sys::LcoreId;
 use mgmt::config::UnitConfig;
 use mgmt::control::ControlServer;
 use mgmt::main_lcore::MainLoop;
@@ -124,8 +123,10 @@ fn main() -> ExitCode {
             handle.event_queues(),
             handle.inbound_queues(),
             handle.clock().now_ns(),
-        ) {
-            Ok(s) => Some(s),
+        )
+        .and_then(|task| task.place(&profile, handle.clock(), &stop))
+        {
+            Ok(placed) => Some(placed),
             Err(e) => {
                 drop(handle);
                 stop.store(true, Ordering::Relaxed);
@@ -135,33 +136,15 @@ fn main() -> ExitCode {
         },
         None => None,
     };
-    let published = sync.as_ref().map(SyncTask::published);
-    // On the profile's sync lcore when it has one, else on the main lcore.
-    let (sync, sync_lcore) = match (sync, profile.cores.sync) {
-        (Some(task), Some(core)) => {
-            let idle = match profile.idle {
-                hw_profiles::Idle::BusyPoll => None,
-                hw_profiles::Idle::Adaptive { .. } => Some(mgmt::main_lcore::MAX_IDLE_SLEEP),
-            };
-            match task.run_on(LcoreId(core), handle.clock(), Arc::clone(&stop), idle) {
-                Ok(h) => (None, Some(h)),
-                Err(e) => {
-                    drop(handle);
-                    stop.store(true, Ordering::Relaxed);
-                    let _ = unit.shutdown();
-                    return fail(&format!("sync lcore {core}: {e}"));
-                }
-            }
-        }
-        (task, _) => (task, None),
-    };
-    // The sync task drains the workers' events wherever it runs.
+    let published = sync.as_ref().map(|s| Arc::clone(&s.published));
+    let (on_main, sync_lcore) = sync.map_or((None, None), |s| (s.on_main, s.on_lcore));
+    // Wherever synchronisation runs, it drains the workers' events.
     let events = if sync_lcore.is_some() {
         Vec::new()
     } else {
         handle.event_queues()
     };
-    let mut main_loop = MainLoop::new(events, sync, handle.clock());
+    let mut main_loop = MainLoop::new(events, on_main, handle.clock());
     drop(handle);
     let (control_stats, log) = (control.stats(), Arc::new(log));
     let main_counters = main_loop.counters();
