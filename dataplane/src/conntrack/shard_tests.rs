@@ -322,21 +322,28 @@ fn long_lived_entries_are_refreshed_while_they_live() {
 
 // ---- the synchronisation contract ------------------------------------------
 
-/// Hands everything `from` says to `to`, as the two sync lcores would.
+/// What the partner's shard receives for an event, as the two sync lcores
+/// pass it on (`None`: nothing, or not for the partner's shard).
+fn inbound(e: Event) -> Option<Inbound> {
+    Some(match e {
+        Event::Conn { kind, record } if kind.full() => Inbound::Install(record),
+        Event::Conn { record, .. } => Inbound::Update {
+            id: record.id,
+            rss: 0,
+            progress: record.progress,
+        },
+        Event::Deleted { id, .. } => Inbound::Delete(id),
+        Event::Digest(d) => Inbound::Digest(d),
+        _ => return None,
+    })
+}
+
+/// Hands everything `from` says to `to`.
 fn relay(from: &Shard, to: &mut Shard, now: u32) {
     while let Some(e) = from.events().pop() {
-        let item = match e {
-            Event::Conn { kind, record } if kind.full() => Inbound::Install(record),
-            Event::Conn { record, .. } => Inbound::Update {
-                id: record.id,
-                rss: 0,
-                progress: record.progress,
-            },
-            Event::Deleted { id, .. } => Inbound::Delete(id),
-            Event::Digest(d) => Inbound::Digest(d),
-            _ => continue,
-        };
-        to.receive(item, now);
+        if let Some(item) = inbound(e) {
+            to.receive(item, now);
+        }
     }
 }
 
@@ -654,17 +661,7 @@ fn a_burst_from_the_queue_is_handled_as_item_by_item_in_order() {
     }
     active.track(&tcp(true, 48003, RST, 1001, 0), 1);
     let q = InboundQueue::new(512);
-    while let Some(e) = active.events().pop() {
-        let item = match e {
-            Event::Conn { kind, record } if kind.full() => Inbound::Install(record),
-            Event::Conn { record, .. } => Inbound::Update {
-                id: record.id,
-                rss: 0,
-                progress: record.progress,
-            },
-            Event::Deleted { id, .. } => Inbound::Delete(id),
-            _ => continue,
-        };
+    while let Some(item) = active.events().pop().and_then(inbound) {
         one.receive(item, 1);
         assert!(q.push(item));
     }
