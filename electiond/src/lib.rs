@@ -8,6 +8,15 @@
 //! stays. The peer is lost only when *every* HA link is silent for the dead
 //! interval. `haactive`/`hapassive` force a role; `hareset` removes the force.
 //!
-//! This crate is a placeholder until the HA issues land; the foundation runs a
-//! single standalone unit.
+//! Pure logic, on an explicit clock (the daemon feeds it heartbeats, probe
+//! results and time, and acts on its decisions):
+//!
+//! * [`quality`]: the weighted quality factor.
+//! * [`role`]: the role state machine (states, rules, reasons).
+//!
+//! Still to come (issue 10): the heartbeat message and its authentication,
+//! the health inputs' probes, the HA event log, and the daemon's wiring.
 #![forbid(unsafe_code)]
+
+pub mod quality;
+pub mod role;

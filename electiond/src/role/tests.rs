@@ -1,0 +1,261 @@
+//! One test per rule and transition, on an explicit clock.
+
+use super::*;
+
+const MS: u64 = 1_000_000;
+const T: Timing = Timing {
+    listen_ns: 300 * MS,
+    dead_ns: 30 * MS,
+};
+
+fn serial(s: &str) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..s.len()].copy_from_slice(s.as_bytes());
+    b
+}
+
+fn unit(name: &str, priority: u8) -> Election {
+    let mut e = Election::new(T, serial(name), priority, 0);
+    e.set_bulk_done(0, true);
+    e
+}
+
+fn partner(name: &str) -> Partner {
+    Partner {
+        serial: serial(name),
+        quality: Quality::FULL,
+        priority: 0,
+        active: false,
+        forced: None,
+        bulk_done: true,
+    }
+}
+
+fn change(from: Role, to: Role, reason: Reason) -> Option<Change> {
+    Some(Change { from, to, reason })
+}
+
+use Role::{Active, Passive};
+
+#[test]
+fn a_unit_alone_listens_then_takes_over() {
+    let mut e = unit("A", 0);
+    assert_eq!((e.role(), e.reason()), (Passive, Reason::Listening));
+    assert_eq!(e.tick(299 * MS), None);
+    assert_eq!(e.tick(300 * MS), change(Passive, Active, Reason::Alone));
+    assert_eq!((e.changes(), e.since_ns()), (1, 300 * MS));
+}
+
+#[test]
+fn a_partner_heard_while_listening_decides_at_once() {
+    let mut e = unit("B", 0);
+    let a = Partner {
+        active: true,
+        ..partner("A")
+    };
+    assert_eq!(e.heard(10 * MS, a), None);
+    assert_eq!((e.role(), e.reason()), (Passive, Reason::Incumbent));
+}
+
+#[test]
+fn higher_quality_is_active_and_a_drop_swaps() {
+    let mut e = unit("A", 0);
+    let b = Partner {
+        quality: Quality(9000),
+        ..partner("B")
+    };
+    assert_eq!(e.heard(MS, b), change(Passive, Active, Reason::Quality));
+    assert_eq!(
+        e.set_quality(2 * MS, Quality(8000)),
+        change(Active, Passive, Reason::Quality)
+    );
+}
+
+#[test]
+fn equal_quality_goes_by_priority() {
+    let mut e = unit("B", 5);
+    let a = Partner {
+        priority: 3,
+        active: true,
+        ..partner("A")
+    };
+    assert_eq!(e.heard(MS, a), change(Passive, Active, Reason::Priority));
+    let mut low = unit("B", 1);
+    assert_eq!(low.heard(MS, a), None);
+    assert_eq!(low.reason(), Reason::Priority);
+}
+
+#[test]
+fn equal_everything_the_active_one_stays_and_no_failback() {
+    // B is active (it took over when A died); A comes back, gets its bulk,
+    // and with equal quality and priority stays passive.
+    let mut b = unit("B", 0);
+    b.tick(300 * MS);
+    assert_eq!(b.role(), Active);
+    let mut a = Election::new(T, serial("A"), 0, 400 * MS);
+    let b_view = Partner {
+        active: true,
+        ..partner("B")
+    };
+    assert_eq!(a.heard(401 * MS, b_view), None);
+    assert_eq!(a.reason(), Reason::Joining);
+    assert_eq!(a.heard(500 * MS, b_view), None);
+    assert_eq!(a.set_bulk_done(500 * MS, true), None);
+    assert_eq!((a.role(), a.reason()), (Passive, Reason::Incumbent));
+    // B hears A passive: stays, no change counted.
+    assert_eq!(b.heard(501 * MS, partner("A")), None);
+    assert_eq!(
+        (b.role(), b.reason(), b.changes()),
+        (Active, Reason::Incumbent, 1)
+    );
+    assert_eq!(a.changes(), 0);
+}
+
+#[test]
+fn with_no_incumbent_the_lower_serial_is_active() {
+    let (mut a, mut b) = (unit("A", 0), unit("B", 0));
+    assert_eq!(
+        a.heard(MS, partner("B")),
+        change(Passive, Active, Reason::Serial)
+    );
+    assert_eq!(b.heard(MS, partner("A")), None);
+    assert_eq!(b.reason(), Reason::Serial);
+    // Both active (a split brain that healed): the higher serial yields.
+    let both = |n| Partner {
+        active: true,
+        ..partner(n)
+    };
+    let mut b2 = unit("B", 0);
+    b2.tick(300 * MS);
+    assert_eq!(
+        b2.heard(301 * MS, both("A")),
+        change(Active, Passive, Reason::Serial)
+    );
+    assert_eq!(a.heard(301 * MS, both("B")), None);
+    assert_eq!(a.role(), Active);
+}
+
+#[test]
+fn the_partner_is_lost_only_after_the_dead_interval() {
+    let mut e = unit("B", 0);
+    let a = Partner {
+        active: true,
+        ..partner("A")
+    };
+    e.heard(MS, a);
+    assert_eq!(e.tick(MS + T.dead_ns - 1), None);
+    assert_eq!(
+        e.tick(MS + T.dead_ns),
+        change(Passive, Active, Reason::PartnerLost)
+    );
+}
+
+#[test]
+fn silent_ha_links_with_the_partner_alive_on_data_never_make_two_actives() {
+    let mut e = unit("B", 0);
+    e.heard(
+        MS,
+        Partner {
+            active: true,
+            ..partner("A")
+        },
+    );
+    assert_eq!(e.set_alive_on_data(20 * MS, true), None);
+    assert_eq!(e.tick(100 * MS), None);
+    assert_eq!((e.role(), e.reason()), (Passive, Reason::HaLinksDown));
+    // The probe says the partner is gone too: take over.
+    assert_eq!(
+        e.set_alive_on_data(110 * MS, false),
+        change(Passive, Active, Reason::PartnerLost)
+    );
+}
+
+#[test]
+fn forced_roles_win_and_a_reset_lets_the_rules_decide_again() {
+    let mut e = unit("A", 0);
+    let worse = Partner {
+        quality: Quality(5000),
+        ..partner("B")
+    };
+    e.heard(MS, worse);
+    assert_eq!(e.role(), Active);
+    assert_eq!(
+        e.force(2 * MS, Some(Passive)),
+        change(Active, Passive, Reason::Forced)
+    );
+    assert_eq!(e.forced(), Some(Passive));
+    assert_eq!(e.heard(3 * MS, worse), None, "forced regardless of quality");
+    assert_eq!(
+        e.force(4 * MS, None),
+        change(Passive, Active, Reason::Quality)
+    );
+}
+
+#[test]
+fn a_forced_partner_gets_its_role_and_this_unit_the_other() {
+    let mut e = unit("A", 9);
+    let forced_active = Partner {
+        forced: Some(Active),
+        quality: Quality(1),
+        ..partner("B")
+    };
+    assert_eq!(e.heard(MS, forced_active), None);
+    assert_eq!(e.reason(), Reason::PartnerForced);
+    let forced_passive = Partner {
+        forced: Some(Passive),
+        ..partner("B")
+    };
+    assert_eq!(
+        e.heard(2 * MS, forced_passive),
+        change(Passive, Active, Reason::PartnerForced)
+    );
+}
+
+#[test]
+fn a_joining_unit_stays_passive_until_its_bulk_unless_the_partner_is_gone() {
+    let mut e = Election::new(T, serial("A"), 9, 0);
+    let worse = Partner {
+        quality: Quality(1000),
+        ..partner("B")
+    };
+    assert_eq!(e.heard(MS, worse), None);
+    assert_eq!(e.reason(), Reason::Joining);
+    assert_eq!(
+        e.tick(MS + T.dead_ns),
+        change(Passive, Active, Reason::PartnerLost),
+        "the partner is gone: no bulk to wait for"
+    );
+    // The other side: a partner still joining leaves this unit active.
+    let mut b = unit("B", 0);
+    let joining = Partner {
+        bulk_done: false,
+        quality: Quality::FULL,
+        priority: 200,
+        ..partner("A")
+    };
+    assert_eq!(
+        b.heard(MS, joining),
+        change(Passive, Active, Reason::PartnerJoining)
+    );
+}
+
+#[test]
+fn every_reason_has_a_text() {
+    use Reason::*;
+    for r in [
+        Listening,
+        Alone,
+        Forced,
+        PartnerForced,
+        PartnerLost,
+        HaLinksDown,
+        Joining,
+        PartnerJoining,
+        Quality,
+        Priority,
+        Incumbent,
+        Serial,
+    ] {
+        assert!(!r.text().is_empty());
+    }
+}
