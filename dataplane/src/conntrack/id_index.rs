@@ -29,12 +29,9 @@ impl std::fmt::Debug for IdIndex {
     }
 }
 
-/// splitmix64's finaliser: names are dense in their low bits.
+/// Names are dense in their low bits: spread them before taking a home.
 fn mix(id: u64) -> u64 {
-    let mut z = id;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    super::table::splitmix_finish(id)
 }
 
 impl IdIndex {

@@ -16,7 +16,7 @@
 
 use super::conn::{flag, Conn, L4State, Pseudo};
 use super::key::{FlowKey, Side};
-use super::tcp::{Peer, TcpConn, TcpState};
+use super::tcp::{before, Peer, TcpConn, TcpState};
 
 /// A connection's name between the two units:
 ///
@@ -318,11 +318,6 @@ fn tcp_rank(s: TcpState) -> u8 {
     }
 }
 
-/// `a` comes before `b` in sequence space (RFC 9293 §3.4, modulo 2³²).
-fn seq_before(a: u32, b: u32) -> bool {
-    a.wrapping_sub(b).cast_signed() < 0
-}
-
 /// Applies a compact update to an entry's protocol state, unless it would
 /// move it backwards (pfsync's stale check: an older TCP state, or either
 /// direction's sequence edge sliding back). An equal update is applied (it
@@ -336,8 +331,7 @@ pub fn apply_progress(l4: &mut L4State, p: &Progress) -> Result<(), NotApplied> 
                 return Err(NotApplied::Stale);
             }
             let back = peers.iter().zip(p.edges).any(|(held, e)| {
-                held.maxwin != 0
-                    && (seq_before(e.end, held.end) || seq_before(e.maxend, held.maxend))
+                held.maxwin != 0 && (before(e.end, held.end) || before(e.maxend, held.maxend))
             });
             if back {
                 return Err(NotApplied::Stale);
@@ -390,7 +384,8 @@ impl Digest {
             L4State::IcmpEcho(_) => L4Kind::IcmpEcho,
             L4State::Other(_) => L4Kind::Other,
         };
-        // FNV-1a over the fields, then splitmix64's finaliser to spread it.
+        // FNV-1a over the fields, then splitmix64's finaliser to spread it
+        // (fixed: both units and every version must compute the same).
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut eat = |bytes: &[u8]| {
             for &b in bytes {
@@ -402,10 +397,7 @@ impl Digest {
         eat(&key.lo_port.to_be_bytes());
         eat(&key.hi_port.to_be_bytes());
         eat(&[key.proto, key.family, kind as u8, state]);
-        let mut z = h;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        super::table::splitmix_finish(h)
     }
 
     /// Counts an entry in.

@@ -182,24 +182,13 @@ impl SyncSide {
         }
     }
 
-    /// Bookkeeping for an entry leaving the table: its digest term, its
-    /// adopted name, its pending re-send, and the delete the partner must
-    /// hear of (not for a larval entry: the partner told us, not the reverse).
+    /// An entry left the table: its bookkeeping ([`SyncSide::forget`]), and
+    /// the delete the partner must hear of (not for a larval entry: the
+    /// partner told us, not the reverse).
     fn gone(&mut self, id: u32, key: &FlowKey, conn: &Conn, stats: &mut ShardStats) {
-        if conn.flags & flag::SYNC_LATER != 0 {
-            self.young = self.young.saturating_sub(1);
-        }
-        if conn.flags & flag::SYNC == 0 {
+        let Some(name) = self.forget(id, key, conn) else {
             return;
-        }
-        self.digest.remove(key, &conn.l4);
-        let name = self.name(id, conn);
-        if conn.flags & flag::ADOPTED != 0 {
-            self.adopted.remove(name);
-        }
-        if conn.flags & flag::RESEND != 0 {
-            self.resend_pending = self.resend_pending.saturating_sub(1);
-        }
+        };
         if conn.flags & flag::LARVAL != 0 {
             return;
         }
@@ -215,6 +204,27 @@ impl SyncSide {
                 stats.deletes_lost += 1;
             }
         }
+    }
+
+    /// The bookkeeping of an entry leaving the table, telling nobody: its
+    /// digest term, its adopted name, its pending re-send or maturing. Returns
+    /// its name if it was synchronised.
+    fn forget(&mut self, id: u32, key: &FlowKey, conn: &Conn) -> Option<SyncId> {
+        if conn.flags & flag::SYNC_LATER != 0 {
+            self.young = self.young.saturating_sub(1);
+        }
+        if conn.flags & flag::SYNC == 0 {
+            return None;
+        }
+        self.digest.remove(key, &conn.l4);
+        let name = self.name(id, conn);
+        if conn.flags & flag::ADOPTED != 0 {
+            self.adopted.remove(name);
+        }
+        if conn.flags & flag::RESEND != 0 {
+            self.resend_pending = self.resend_pending.saturating_sub(1);
+        }
+        Some(name)
     }
 }
 

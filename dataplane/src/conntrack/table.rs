@@ -143,7 +143,12 @@ fn fold(a: u64, b: u64) -> u64 {
 /// splitmix64: expands the seed into independent hash keys.
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
+    splitmix_finish(*state)
+}
+
+/// splitmix64's finaliser: spreads every input bit over the output (the
+/// adopted-name index and the digest use it too).
+pub(crate) fn splitmix_finish(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

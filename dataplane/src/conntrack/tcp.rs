@@ -87,9 +87,9 @@
 
 use std::fmt;
 
-/// `a` is before `b` in sequence space.
+/// `a` is before `b` in sequence space (RFC 9293 §3.4, modulo 2³²).
 #[inline]
-fn before(a: u32, b: u32) -> bool {
+pub(crate) fn before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 

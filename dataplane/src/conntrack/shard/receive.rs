@@ -174,9 +174,7 @@ impl Shard {
                 let key = *self.table.key(local);
                 let old = self.table.remove(local);
                 // Quietly: the partner knows, it told us.
-                let mut quiet = old;
-                quiet.flags |= flag::LARVAL;
-                self.sync.gone(local, &key, &quiet, &mut self.stats);
+                self.sync.forget(local, &key, &old);
             }
         }
         let Ok(local) = self.table.insert(r.key, hash, conn, expires) else {
