@@ -100,6 +100,7 @@ drop_reasons! {
     BlockedByRule => "blocked_by_rule": "A new flow the rules (or the default policy) block.",
     TableFull => "table_full": "A new connection, refused because this worker's table is full.",
     NoConnection => "no_connection": "An echo reply or similar with no connection to belong to.",
+    Standby => "standby": "A frame the passive unit leaves to the active one: forwarded traffic, or for a virtual IP or MAC.",
     Larval => "larval": "A packet of a connection this unit holds larval: the partner forwards it until a takeover.",
     IcmpErrorBadQuote => "icmp_error_bad_quote": "An ICMP error whose quote is truncated, malformed, a later fragment, or itself an ICMP error.",
     IcmpErrorNoConnection => "icmp_error_no_connection": "An ICMP error quoting a packet of no tracked connection.",

@@ -11,6 +11,28 @@
 //! The code is generic over the buffer so the same logic runs on a `Vec<u8>`
 //! in the unit tests and on a DPDK mbuf in the worker. Time comes in as
 //! nanoseconds of a monotonic clock.
+//!
+//! # Live and standby
+//!
+//! A router is *live* (the active unit of a pair, or a unit without a
+//! partner) or not (the passive unit, [`Router::set_live`]). The passive unit
+//! leaves the cluster's traffic to the active one; each frame it leaves is
+//! dropped as [`DropReason::Standby`]:
+//!
+//! | frame                                   | live      | passive  |
+//! |-----------------------------------------|-----------|----------|
+//! | to a virtual MAC                        | handled   | dropped  |
+//! | ARP request for a virtual IP            | answered  | dropped  |
+//! | IPv4 to a virtual IP                    | served    | dropped  |
+//! | IPv4 to forward                         | forwarded | dropped  |
+//! | ARP for the interface's own address     | answered  | answered |
+//! | IPv4 to the interface's own address     | served    | served   |
+//! | ARP reply, gratuitous ARP               | learnt    | learnt   |
+//!
+//! A passive interface does not claim its virtual IP and MAC at all (see
+//! `Interface::claimed_ip`), so the live path pays nothing for the check but
+//! one predictable branch before a datagram is routed; the standby reasons
+//! are told apart only on the paths that drop.
 
 use super::fragment::Split;
 use super::neighbor::{Held, Limits, Lookup, NeighborCache, Released};
@@ -88,6 +110,10 @@ pub struct Interface {
     pub virtual_mac: Option<EthernetAddress>,
     /// Largest IP datagram the port sends.
     pub mtu: u16,
+    /// The virtual IP and MAC as the unit claims them now: the configured
+    /// ones while live, none while passive ([`Router::set_live`]).
+    claimed_ip: Option<Ipv4Addr>,
+    claimed_mac: Option<EthernetAddress>,
 }
 
 impl Interface {
@@ -99,11 +125,22 @@ impl Interface {
             virtual_ip: cfg.virtual_ip,
             virtual_mac: cfg.virtual_mac,
             mtu,
+            claimed_ip: cfg.virtual_ip,
+            claimed_mac: cfg.virtual_mac,
         }
     }
 
+    /// Claims the virtual IP and MAC (live) or leaves them to the partner.
+    fn claim(&mut self, live: bool) {
+        (self.claimed_ip, self.claimed_mac) = if live {
+            (self.virtual_ip, self.virtual_mac)
+        } else {
+            (None, None)
+        };
+    }
+
     fn accepts_mac(&self, dst: EthernetAddress) -> bool {
-        dst == self.mac || Some(dst) == self.virtual_mac || dst.is_broadcast()
+        dst == self.mac || Some(dst) == self.claimed_mac || dst.is_broadcast()
     }
 
     /// The MAC to answer `ip` with: the virtual MAC for the virtual IP.
@@ -119,8 +156,9 @@ impl Interface {
         self.virtual_mac.unwrap_or(self.mac)
     }
 
+    /// The interface's own address, or the virtual IP while it is claimed.
     fn owns(&self, ip: Ipv4Addr) -> bool {
-        ip == self.address.addr() || Some(ip) == self.virtual_ip
+        ip == self.address.addr() || Some(ip) == self.claimed_ip
     }
 }
 
@@ -158,6 +196,8 @@ pub struct Router<B> {
     /// for its capacity).
     fragments: Vec<B>,
     firewall: Option<Firewall>,
+    /// Forwards and claims the virtual addresses (see "Live and standby").
+    live: bool,
 }
 
 impl<B: PacketBuf> Router<B> {
@@ -179,7 +219,23 @@ impl<B: PacketBuf> Router<B> {
             learned: Vec::with_capacity(16),
             fragments: Vec::with_capacity(8),
             firewall: None,
+            live: true,
         })
+    }
+
+    /// Makes the router live (the active unit, or a unit without a partner:
+    /// the default) or passive (it leaves forwarding and the virtual IPs and
+    /// MACs to the partner, see "Live and standby").
+    pub fn set_live(&mut self, live: bool) {
+        self.live = live;
+        for ifc in &mut self.ifaces {
+            ifc.claim(live);
+        }
+    }
+
+    /// Whether the router is live.
+    pub fn live(&self) -> bool {
+        self.live
     }
 
     /// Filters forwarded traffic through `fw` (without one, the unit is a
@@ -237,7 +293,8 @@ impl<B: PacketBuf> Router<B> {
             Err(_) => return self.drop(DropReason::EthTruncated),
         };
         if !ifc.accepts_mac(frame.dst_addr()) {
-            return self.drop(DropReason::NotForUs);
+            let left = Some(frame.dst_addr()) == ifc.virtual_mac;
+            return self.drop_unless_left(left, DropReason::NotForUs);
         }
         if frame.tag_count() > 0 {
             return self.drop(DropReason::VlanUnconfigured);
@@ -290,6 +347,18 @@ impl<B: PacketBuf> Router<B> {
 
     fn drop(&self, reason: DropReason) {
         self.counters.record_drop(reason);
+    }
+
+    /// Drops a frame as [`DropReason::Standby`] when the passive unit left it
+    /// to the partner (`left`: it is for a virtual IP or MAC), else for
+    /// `reason`. Only the drop paths ask: a live router never claims less.
+    #[cold]
+    fn drop_unless_left(&self, left: bool, reason: DropReason) {
+        if left && !self.live {
+            self.drop(DropReason::Standby)
+        } else {
+            self.drop(reason)
+        }
     }
 
     // ---------------------------------------------------------------- ARP
@@ -361,7 +430,10 @@ impl<B: PacketBuf> Router<B> {
                 self.counters.arp_replies_sent.inc();
                 out.push((iface, pkt));
             }
-            ArpOperation::Request => self.drop(DropReason::ArpNotForUs),
+            ArpOperation::Request => {
+                let left = Some(target) == self.ifaces[iface].virtual_ip;
+                self.drop_unless_left(left, DropReason::ArpNotForUs)
+            }
             _ => self.counters.arp_received.inc(),
         }
     }
@@ -453,6 +525,11 @@ impl<B: PacketBuf> Router<B> {
             || dst == ifc.address.broadcast()
         {
             return self.drop(DropReason::Ipv4BadDestination);
+        }
+        if !self.live {
+            // Forwarding, and the virtual IPs (not claimed, so not local),
+            // are the active unit's.
+            return self.drop(DropReason::Standby);
         }
         let Some(route) = self.routes.lookup(dst) else {
             self.drop(DropReason::NoRoute);

@@ -723,6 +723,163 @@ fn no_buffer_for_an_arp_request_is_counted() {
     assert_eq!(lab.dropped(DropReason::NoMbuf), 1);
 }
 
+// ------------------------------------------------------------------ live and standby
+
+/// The ICMP echo request `echo_request()` to `dst`, sent to `dst_mac`.
+fn echo_to(dst: Ipv4Addr, dst_mac: EthernetAddress) -> Vec<u8> {
+    let ip = ipv4(CLIENT, dst, 64, IpProtocol::Icmp, &echo_request());
+    eth(dst_mac, CLIENT_MAC, EtherType::Ipv4, &ip)
+}
+
+fn passive_lab() -> Lab {
+    let mut lab = lab();
+    lab.knows_server();
+    lab.router.set_live(false);
+    assert!(!lab.router.live());
+    lab
+}
+
+#[test]
+fn a_router_is_live_until_told_otherwise() {
+    let mut lab = lab();
+    assert!(lab.router.live(), "a unit without a partner forwards");
+    lab.router.set_live(false);
+    lab.router.set_live(true);
+    lab.knows_server();
+    assert_eq!(lab.rx(0, udp_from_client(SERVER, 64), 0).len(), 1);
+    assert_eq!(lab.counters.forwarded.get(), 1);
+    assert_eq!(lab.dropped(DropReason::Standby), 0);
+}
+
+#[test]
+fn passive_drops_frames_for_the_virtual_mac() {
+    let mut lab = passive_lab();
+    // to the virtual MAC, whatever it carries: forwarded traffic, an echo to
+    // the unit's own address, an ARP reply
+    assert!(lab.rx(0, udp_from_client(SERVER, 64), 0).is_empty());
+    assert!(lab.rx(0, echo_to(UNIT0, VMAC0), 0).is_empty());
+    let mut reply = arp(ArpOperation::Reply, CLIENT_MAC, CLIENT, UNIT0);
+    reply[0..6].copy_from_slice(&VMAC0.0);
+    assert!(lab.rx(0, reply, 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::Standby), 3);
+    assert_eq!(lab.dropped(DropReason::NotForUs), 0);
+    // another MAC is still not for us
+    let mut other = udp_from_client(SERVER, 64);
+    other[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
+    assert!(lab.rx(0, other, 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::NotForUs), 1);
+    assert_eq!(lab.counters.forwarded.get(), 0);
+}
+
+#[test]
+fn passive_does_not_answer_arp_for_the_virtual_ip_and_active_does() {
+    let mut lab = passive_lab();
+    let who_has_vip = || arp(ArpOperation::Request, CLIENT_MAC, CLIENT, VIP0);
+    assert!(lab.rx(0, who_has_vip(), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::Standby), 1);
+    assert_eq!(lab.dropped(DropReason::ArpNotForUs), 0);
+    // taking over: answered again, with the virtual MAC
+    lab.router.set_live(true);
+    let out = lab.rx(0, who_has_vip(), 0);
+    assert_eq!(out.len(), 1, "the active unit answers for the VIP");
+    let reply = ArpRepr::parse(&ArpPacket::new_checked(&out[0].1[14..]).unwrap()).unwrap();
+    assert_eq!(
+        (
+            reply.operation,
+            reply.source_hardware_addr,
+            reply.source_protocol_addr
+        ),
+        (ArpOperation::Reply, VMAC0, VIP0)
+    );
+    assert_eq!(lab.dropped(DropReason::Standby), 1);
+}
+
+#[test]
+fn passive_drops_what_it_would_forward_without_icmp_errors_or_arp() {
+    let mut lab = passive_lab();
+    let to_port = |dst: Ipv4Addr, ttl: u8| {
+        let mut f = udp_from_client(dst, ttl);
+        f[0..6].copy_from_slice(&MAC0.0);
+        f
+    };
+    // resolved next hop, unresolved next hop, no route, TTL expiring: the
+    // active unit's business, nothing sent
+    for frame in [
+        to_port(SERVER, 64),
+        to_port(Ipv4Addr::new(198, 18, 2, 77), 64),
+        to_port(Ipv4Addr::new(198, 18, 200, 1), 64),
+        to_port(SERVER, 1),
+    ] {
+        assert!(lab.rx(0, frame, 0).is_empty());
+    }
+    assert_eq!(lab.dropped(DropReason::Standby), 4);
+    assert_eq!(lab.counters.forwarded.get(), 0);
+    assert_eq!(lab.counters.arp_requests_sent.get(), 0);
+    assert_eq!(lab.counters.icmp_errors_sent.get(), 0);
+    // and an echo to the virtual IP is not answered either
+    assert!(lab.rx(0, echo_to(VIP0, MAC0), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::Standby), 5);
+    assert_eq!(lab.counters.echo_replies_sent.get(), 0);
+}
+
+#[test]
+fn passive_serves_its_own_address() {
+    let mut lab = passive_lab();
+    let out = lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, CLIENT, UNIT0), 0);
+    assert_eq!(out.len(), 1, "ARP for the own address answered");
+    let reply = ArpRepr::parse(&ArpPacket::new_checked(&out[0].1[14..]).unwrap()).unwrap();
+    assert_eq!(
+        (reply.source_hardware_addr, reply.source_protocol_addr),
+        (MAC0, UNIT0)
+    );
+    let out = lab.rx(0, echo_to(UNIT0, MAC0), 0);
+    assert_eq!(out.len(), 1, "echo to the own address answered");
+    let (f, ip) = ip_of(&out[0].1);
+    assert_eq!(
+        (f.src_addr(), ip.src_addr, ip.dst_addr),
+        (MAC0, UNIT0, CLIENT)
+    );
+    assert_eq!(icmp_of(&out[0].1).0, Icmpv4Message::EchoReply);
+    assert_eq!(lab.dropped(DropReason::Standby), 0);
+}
+
+#[test]
+fn passive_still_learns_from_arp_replies_and_gratuitous_arp() {
+    let mut lab = passive_lab();
+    let unit1 = Ipv4Addr::new(198, 18, 2, 1);
+    let learned = lab.counters.arp_learned.get();
+    // the server moves to a new MAC and says so (gratuitous ARP), then
+    // answers a request with it
+    let moved = EthernetAddress([0x02, 0x5e, 0, 0, 0, 0x99]);
+    assert!(lab
+        .rx(1, arp(ArpOperation::Request, moved, SERVER, SERVER), 1)
+        .is_empty());
+    assert!(lab
+        .rx(1, arp(ArpOperation::Reply, moved, SERVER, unit1), 2)
+        .is_empty());
+    assert_eq!(lab.counters.arp_learned.get(), learned + 2);
+    assert_eq!(lab.counters.arp_received.get(), 1);
+    // after a takeover, forwarded frames go to the MAC learnt while passive
+    lab.router.set_live(true);
+    let out = lab.rx(0, udp_from_client(SERVER, 64), 3);
+    assert_eq!(out.len(), 1);
+    assert_eq!(ip_of(&out[0].1).0.dst_addr(), moved);
+}
+
+#[test]
+fn the_actives_gratuitous_arp_is_left_by_the_passive_and_refused_by_the_active() {
+    // The active unit announces the VIP (sender = target = the VIP).
+    let garp = || arp(ArpOperation::Request, VMAC0, VIP0, VIP0);
+    let mut passive = passive_lab();
+    assert!(passive.rx(0, garp(), 0).is_empty());
+    assert_eq!(passive.dropped(DropReason::Standby), 1);
+    assert_eq!(passive.dropped(DropReason::ArpBadSender), 0);
+    // A live unit hearing another claim its VIP learns nothing from it.
+    let mut active = lab();
+    assert!(active.rx(0, garp(), 0).is_empty());
+    assert_eq!(active.dropped(DropReason::ArpBadSender), 1);
+}
+
 // ------------------------------------------------------------------ bad input
 
 #[test]
