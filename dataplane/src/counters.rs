@@ -158,6 +158,7 @@ worker_counters! {
     arp_received: "ARP replies and gratuitous ARP taken in.",
     arp_requests_sent: "ARP requests to resolve next hops.",
     arp_learned: "Neighbour entries created or refreshed from ARP.",
+    garp_sent: "Gratuitous ARP announcing a virtual IP (RFC 5227 ARP Announcement), sent when the unit takes over.",
     echo_replies_sent: "ICMP echo replies to the unit's addresses.",
     icmp_errors_sent: "ICMP time-exceeded / unreachable sent.",
     icmp_errors_rate_limited: "ICMP errors not sent because of the rate limit.",

@@ -466,6 +466,46 @@ impl<B: PacketBuf> Router<B> {
         out.push((iface, buf));
     }
 
+    /// Announces every virtual IP this router claims: one gratuitous ARP per
+    /// interface with a virtual IP, broadcast from its virtual MAC (else the
+    /// port's), an ARP request whose sender and target are both the virtual
+    /// IP, sender hardware the virtual MAC, target hardware zero. That is
+    /// RFC 5227 §3's "ARP Announcement", what Linux `arping -U` and
+    /// keepalived send: hosts and routers that knew the virtual IP at the
+    /// partner's MAC (no virtual MAC) update their caches, and switches learn
+    /// the virtual MAC's new port. A passive router announces nothing: the
+    /// control plane makes it live first.
+    pub fn announce<P: BufPool<Buf = B>>(&mut self, pool: &mut P, out: &mut Vec<(IfIndex, B)>) {
+        if !self.live {
+            return;
+        }
+        for (iface, ifc) in self.ifaces.iter().enumerate() {
+            let Some(vip) = ifc.virtual_ip else {
+                continue;
+            };
+            let Some(mut buf) = pool.alloc(ETH_HDR + ARP_LEN) else {
+                self.drop(DropReason::NoMbuf);
+                continue;
+            };
+            let mac = ifc.forward_mac();
+            let data = buf.data_mut();
+            let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+            eth.set_dst_addr(EthernetAddress::BROADCAST);
+            eth.set_src_addr(mac);
+            eth.set_ethertype(EtherType::Arp);
+            ArpRepr {
+                operation: ArpOperation::Request,
+                source_hardware_addr: mac,
+                source_protocol_addr: vip,
+                target_hardware_addr: EthernetAddress::UNSPECIFIED,
+                target_protocol_addr: vip,
+            }
+            .emit(&mut ArpPacket::new_unchecked(&mut data[ETH_HDR..]));
+            self.counters.garp_sent.inc();
+            out.push((iface, buf));
+        }
+    }
+
     /// Frames whose next hop just resolved: finish their Ethernet header.
     fn flush_released(&mut self, out: &mut Vec<(IfIndex, B)>) {
         for Released { iface, mac, packet } in self.released.drain(..) {

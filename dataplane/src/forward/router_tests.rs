@@ -880,6 +880,86 @@ fn the_actives_gratuitous_arp_is_left_by_the_passive_and_refused_by_the_active()
     assert_eq!(active.dropped(DropReason::ArpBadSender), 1);
 }
 
+// ------------------------------------------------------------------ gratuitous ARP
+
+#[test]
+fn announce_sends_an_rfc5227_announcement_per_virtual_ip() {
+    let mut lab = lab();
+    lab.router.announce(&mut lab.pool, &mut lab.out);
+    let out = std::mem::take(&mut lab.out);
+    assert_eq!(out.len(), 2, "one per interface with a virtual IP");
+    #[rustfmt::skip]
+    let want0: [u8; 42] = [
+        // Ethernet: broadcast, from the virtual MAC, ARP
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0x02, 0x00, 0x5e, 0x10, 0x00, 0x01,
+        0x08, 0x06,
+        // ARP: Ethernet/IPv4, request
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01,
+        // sender: the virtual MAC, the virtual IP 198.18.1.254
+        0x02, 0x00, 0x5e, 0x10, 0x00, 0x01, 198, 18, 1, 254,
+        // target: no MAC, the virtual IP again
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 198, 18, 1, 254,
+    ];
+    assert_eq!(out[0], (0, want0.to_vec()));
+    let mut want1 = want0;
+    for mac in [6..12, 22..28] {
+        want1[mac].copy_from_slice(&VMAC1.0);
+    }
+    for ip in [28..32, 38..42] {
+        want1[ip].copy_from_slice(&[198, 18, 2, 254]);
+    }
+    assert_eq!(out[1], (1, want1.to_vec()));
+    assert_eq!(lab.counters.garp_sent.get(), 2);
+}
+
+#[test]
+fn announce_uses_the_port_mac_without_a_virtual_mac_and_skips_interfaces_without_a_vip() {
+    let mut cfg = config();
+    cfg.interfaces[0].virtual_mac = None;
+    cfg.interfaces[1].virtual_ip = None;
+    let ifaces = vec![
+        Interface::new(&cfg.interfaces[0], MAC0, 1500),
+        Interface::new(&cfg.interfaces[1], MAC1, 1500),
+    ];
+    let counters = Arc::new(WorkerCounters::default());
+    let mut router = Router::new(&cfg, ifaces, Arc::clone(&counters)).unwrap();
+    let (mut pool, mut out) = (Pool { left: 8 }, Vec::new());
+    router.announce(&mut pool, &mut out);
+    assert_eq!(out.len(), 1);
+    let (iface, frame) = &out[0];
+    assert_eq!(*iface, 0);
+    let f = EthernetFrame::new_checked(&frame[..]).unwrap();
+    assert_eq!(
+        (f.dst_addr(), f.src_addr()),
+        (EthernetAddress::BROADCAST, MAC0)
+    );
+    let r = ArpRepr::parse(&ArpPacket::new_checked(&frame[14..]).unwrap()).unwrap();
+    assert_eq!(
+        (
+            r.source_hardware_addr,
+            r.source_protocol_addr,
+            r.target_protocol_addr
+        ),
+        (MAC0, VIP0, VIP0)
+    );
+    assert_eq!(counters.garp_sent.get(), 1);
+}
+
+#[test]
+fn a_passive_router_announces_nothing_and_a_dry_pool_is_counted() {
+    let mut lab = lab();
+    lab.router.set_live(false);
+    lab.router.announce(&mut lab.pool, &mut lab.out);
+    assert!(lab.out.is_empty());
+    lab.router.set_live(true);
+    lab.pool.left = 1;
+    lab.router.announce(&mut lab.pool, &mut lab.out);
+    assert_eq!(lab.out.len(), 1);
+    assert_eq!(lab.counters.garp_sent.get(), 1);
+    assert_eq!(lab.dropped(DropReason::NoMbuf), 1);
+}
+
 // ------------------------------------------------------------------ bad input
 
 #[test]
