@@ -162,6 +162,8 @@ worker_counters! {
     echo_replies_sent: "ICMP echo replies to the unit's addresses.",
     icmp_errors_sent: "ICMP time-exceeded / unreachable sent.",
     icmp_errors_rate_limited: "ICMP errors not sent because of the rate limit.",
+    probe_sent: "ICMP echo requests asking the partner on the data networks whether it is alive (the partner probe).",
+    probe_replies: "The partner's answers to them (its last one stamped for the control plane).",
     accepted_state: "Packets passed by their connection's entry.",
     accepted_new: "New connections a rule let in (entry created).",
     accepted_stateless: "Packets a rule without keep_state let through.",

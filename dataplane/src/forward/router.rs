@@ -33,6 +33,19 @@
 //! `Interface::claimed_ip`), so the live path pays nothing for the check but
 //! one predictable branch before a datagram is routed; the standby reasons
 //! are told apart only on the paths that drop.
+//!
+//! # The partner probe
+//!
+//! When every HA link is silent, a unit asks whether its partner still
+//! answers on the data networks before it takes over (Stormshield's "ICMP
+//! monitoring"): [`Router::probe`] sends an ICMP echo request to each of the
+//! partner's own interface addresses ([`Router::set_probe_targets`]), from
+//! this unit's own address on that subnet and its port MAC, with the
+//! identifier [`PROBE_ID`], through the neighbour cache like a forwarded
+//! frame. Own addresses are served by both units, so the probe works between
+//! a passive unit and an active one, or two passive ones. Any router
+//! receiving a matching echo reply stamps the time into the shared
+//! [`Router::set_probe_seen`] cell (the reply may reach any worker).
 
 use super::fragment::Split;
 use super::neighbor::{Held, Limits, Lookup, NeighborCache, Released};
@@ -46,6 +59,7 @@ use crate::wire::{
     Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet,
 };
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A packet buffer the router can read and rewrite in place.
@@ -88,6 +102,14 @@ const ARP_LEN: usize = 28;
 /// ICMP errors per second per worker, and the burst allowed.
 const ICMP_ERROR_RATE: u64 = 1000;
 const ICMP_ERROR_BURST: u64 = 100;
+
+/// The ICMP echo identifier of the partner probe ([`Router::probe`]): 0x7464,
+/// "td" in ASCII. An echo reply to one of the unit's own addresses, from a
+/// probe target, carrying it, is the partner's answer. Fixed, not per
+/// worker or per boot: worker 0 sends the requests, but the reply may reach
+/// any worker, which must recognise it alone. A packet capture tells the
+/// probes apart by it; the sequence number tells the requests apart.
+pub const PROBE_ID: u16 = 0x7464;
 
 /// ICMP codes the router sends (RFC 792, RFC 1812).
 mod code {
@@ -167,7 +189,7 @@ impl Interface {
 pub struct HeldFrame<B> {
     frame: B,
     ingress: IfIndex,
-    from_mac: EthernetAddress,
+    from_mac: Option<EthernetAddress>,
 }
 
 /// Where a forwarded frame goes, and where it came from (for an ICMP error
@@ -176,7 +198,10 @@ struct Hop {
     egress: IfIndex,
     next_hop: Ipv4Addr,
     ingress: IfIndex,
-    from_mac: EthernetAddress,
+    /// Who to send ICMP host unreachable to if the next hop never answers;
+    /// `None` for a frame of the unit's own (a probe), which is not counted
+    /// as forwarded either.
+    from_mac: Option<EthernetAddress>,
 }
 
 /// A neighbour learnt by one worker, to be told to the others.
@@ -198,6 +223,12 @@ pub struct Router<B> {
     firewall: Option<Firewall>,
     /// Forwards and claims the virtual addresses (see "Live and standby").
     live: bool,
+    /// The partner's addresses to probe, each with the interface whose
+    /// subnet holds it.
+    probe_targets: Vec<(IfIndex, Ipv4Addr)>,
+    probe_seq: u16,
+    /// When a probe was last answered (ns of the unit's clock, 0: never).
+    probe_seen: Arc<AtomicU64>,
 }
 
 impl<B: PacketBuf> Router<B> {
@@ -220,6 +251,9 @@ impl<B: PacketBuf> Router<B> {
             fragments: Vec::with_capacity(8),
             firewall: None,
             live: true,
+            probe_targets: Vec::new(),
+            probe_seq: 0,
+            probe_seen: Arc::default(),
         })
     }
 
@@ -236,6 +270,97 @@ impl<B: PacketBuf> Router<B> {
     /// Whether the router is live.
     pub fn live(&self) -> bool {
         self.live
+    }
+
+    /// The partner's own interface addresses, for [`Router::probe`] and to
+    /// recognise its answers. A target on none of the interfaces' subnets
+    /// (or that is an interface's own, network or broadcast address) is
+    /// ignored: the probe asks whether the partner answers on the data
+    /// networks the two units share, which a target behind a router would
+    /// not tell.
+    pub fn set_probe_targets(&mut self, targets: Vec<Ipv4Addr>) {
+        self.probe_targets = targets
+            .into_iter()
+            .filter_map(|t| {
+                let iface = self.ifaces.iter().position(|ifc| {
+                    let a = ifc.address;
+                    a.contains(t) && t != a.addr() && t != a.network() && t != a.broadcast()
+                })?;
+                Some((iface, t))
+            })
+            .collect();
+    }
+
+    /// The probe targets kept by [`Router::set_probe_targets`].
+    pub fn probe_targets(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.probe_targets.iter().map(|&(_, t)| t)
+    }
+
+    /// Where a probe's answer is stamped: the time of the last one, in ns of
+    /// the unit's clock (`now` as passed to [`Router::handle`]), 0 for never.
+    /// Shared by every worker's router, since any worker may receive it; the
+    /// stamp only moves forward.
+    pub fn set_probe_seen(&mut self, seen: Arc<AtomicU64>) {
+        self.probe_seen = seen;
+    }
+
+    /// Sends one ICMP echo request to each probe target (see "The partner
+    /// probe"): from the own address of the interface whose subnet holds it
+    /// and the port's MAC (never the virtual one), identifier [`PROBE_ID`],
+    /// the sequence number one more each request. It goes out, or waits for
+    /// ARP, like a forwarded frame. Live or not.
+    pub fn probe<P: BufPool<Buf = B>>(
+        &mut self,
+        now: u64,
+        pool: &mut P,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
+        for k in 0..self.probe_targets.len() {
+            let (iface, target) = self.probe_targets[k];
+            let Some(mut buf) = pool.alloc(ETH_HDR + IPV4_HDR + ICMP_HDR) else {
+                self.drop(DropReason::NoMbuf);
+                continue;
+            };
+            let ifc = &self.ifaces[iface];
+            self.ip_id = self.ip_id.wrapping_add(1);
+            self.probe_seq = self.probe_seq.wrapping_add(1);
+            let data = buf.data_mut();
+            let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+            eth.set_src_addr(ifc.mac);
+            eth.set_ethertype(EtherType::Ipv4);
+            let ip_bytes = &mut data[ETH_HDR..];
+            let (from, ip_len) = (ifc.address.addr(), IPV4_HDR + ICMP_HDR);
+            write_ipv4_header(ip_bytes, ip_len, self.ip_id, IpProtocol::Icmp, from, target);
+            let mut icmp = Icmpv4Packet::new_unchecked(&mut ip_bytes[IPV4_HDR..]);
+            icmp.set_msg_type(Icmpv4Message::EchoRequest);
+            icmp.set_msg_code(0);
+            icmp.set_echo_ident(PROBE_ID);
+            icmp.set_echo_seq_no(self.probe_seq);
+            icmp.fill_checksum();
+            self.counters.probe_sent.inc();
+            let hop = Hop {
+                egress: iface,
+                next_hop: target,
+                ingress: iface,
+                from_mac: None,
+            };
+            self.send_to_next_hop(&hop, buf, now, pool, out);
+        }
+    }
+
+    /// An echo reply addressed to the unit: the partner's answer to a probe
+    /// (to an own address, from a target, with [`PROBE_ID`]) is stamped and
+    /// counted; anything else is not a service of the unit.
+    #[cold]
+    fn probe_reply(&self, src: Ipv4Addr, dst: Ipv4Addr, ident: u16, now: u64) {
+        let to_own = self.ifaces.iter().any(|ifc| ifc.address.addr() == dst);
+        let from_target = self.probe_targets.iter().any(|&(_, t)| t == src);
+        if ident != PROBE_ID || !to_own || !from_target {
+            return self.drop(DropReason::LocalNoService);
+        }
+        // 0 means never; a clock that reads 0 is 1 ns early.
+        self.probe_seen.fetch_max(now.max(1), Ordering::Relaxed);
+        self.counters.probe_replies.inc();
     }
 
     /// Filters forwarded traffic through `fw` (without one, the unit is a
@@ -328,11 +453,14 @@ impl<B: PacketBuf> Router<B> {
         }
         for held in failed {
             self.drop(DropReason::ArpUnresolved);
+            let Some(from_mac) = held.from_mac else {
+                continue;
+            };
             let (ty, code) = (Icmpv4Message::DstUnreachable, code::HOST_UNREACHABLE);
             let frame = held.frame.data();
             self.icmp_error(
                 held.ingress,
-                held.from_mac,
+                from_mac,
                 frame,
                 ETH_HDR,
                 ty,
@@ -511,7 +639,9 @@ impl<B: PacketBuf> Router<B> {
         for Released { iface, mac, packet } in self.released.drain(..) {
             let mut frame = packet.frame;
             EthernetFrame::new_unchecked(frame.data_mut()).set_dst_addr(mac);
-            self.counters.forwarded.inc();
+            // A probe of the unit's own is not forwarded traffic.
+            let forwarded = packet.from_mac.is_some();
+            self.counters.forwarded.add(u64::from(forwarded));
             out.push((iface, frame));
         }
     }
@@ -552,7 +682,7 @@ impl<B: PacketBuf> Router<B> {
             return self.drop(DropReason::Ipv4BadSource);
         }
         if self.ifaces.iter().any(|i| i.owns(dst)) {
-            return self.local(iface, pkt, l2, out);
+            return self.local(iface, pkt, l2, now, out);
         }
         if dst.is_multicast() {
             return self.drop(DropReason::Ipv4Multicast);
@@ -623,7 +753,7 @@ impl<B: PacketBuf> Router<B> {
             egress: route.iface,
             next_hop: route.next_hop(dst),
             ingress: iface,
-            from_mac: src_mac,
+            from_mac: Some(src_mac),
         };
         if let Some(fw) = self.firewall.as_mut() {
             let ip = Ipv4Packet::new_unchecked(&pkt.data()[l2..]);
@@ -698,7 +828,9 @@ impl<B: PacketBuf> Router<B> {
         match self.neighbors.lookup(hop.next_hop, now) {
             Lookup::Resolved { mac, refresh } => {
                 EthernetFrame::new_unchecked(frame.data_mut()).set_dst_addr(mac);
-                self.counters.forwarded.inc();
+                // Without a branch: a probe of the unit's own is not forwarded.
+                let forwarded = hop.from_mac.is_some();
+                self.counters.forwarded.add(u64::from(forwarded));
                 out.push((hop.egress, frame));
                 if refresh {
                     self.send_arp_request(hop.egress, hop.next_hop, pool, out);
@@ -722,8 +854,16 @@ impl<B: PacketBuf> Router<B> {
         }
     }
 
-    /// A datagram addressed to one of the unit's own addresses.
-    fn local(&mut self, iface: IfIndex, mut pkt: B, l2: usize, out: &mut Vec<(IfIndex, B)>) {
+    /// A datagram addressed to one of the unit's own addresses: an echo
+    /// request is answered, an echo reply may answer a probe.
+    fn local(
+        &mut self,
+        iface: IfIndex,
+        mut pkt: B,
+        l2: usize,
+        now: u64,
+        out: &mut Vec<(IfIndex, B)>,
+    ) {
         let data = pkt.data_mut();
         let Ok(mut ip) = Ipv4Packet::new_checked(&mut data[l2..]) else {
             return self.drop(DropReason::LocalMalformed);
@@ -739,8 +879,12 @@ impl<B: PacketBuf> Router<B> {
             if !icmp.verify_checksum() {
                 return self.drop(DropReason::LocalMalformed);
             }
-            if icmp.msg_type() != Icmpv4Message::EchoRequest {
-                return self.drop(DropReason::LocalNoService);
+            match icmp.msg_type() {
+                Icmpv4Message::EchoRequest => {}
+                Icmpv4Message::EchoReply => {
+                    return self.probe_reply(src, dst, icmp.echo_ident(), now);
+                }
+                _ => return self.drop(DropReason::LocalNoService),
             }
             icmp.set_msg_type(Icmpv4Message::EchoReply);
             icmp.fill_checksum();

@@ -1,6 +1,6 @@
 //! The router, driven frame by frame with `Vec<u8>` buffers and an explicit clock.
 
-use super::router::{BufPool, Interface, Router};
+use super::router::{BufPool, Interface, Router, PROBE_ID};
 use super::{InterfaceConfig, RouterConfig, StaticRoute};
 use crate::counters::{DropReason, WorkerCounters};
 use crate::test_packets::ipv4;
@@ -9,6 +9,7 @@ use crate::wire::{
     EthernetFrame, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const MAC0: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x10]);
@@ -958,6 +959,150 @@ fn a_passive_router_announces_nothing_and_a_dry_pool_is_counted() {
     assert_eq!(lab.out.len(), 1);
     assert_eq!(lab.counters.garp_sent.get(), 1);
     assert_eq!(lab.dropped(DropReason::NoMbuf), 1);
+}
+
+// ------------------------------------------------------------------ the partner probe
+
+const PARTNER0: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 3);
+const PARTNER1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 3);
+const PARTNER_MAC0: EthernetAddress = EthernetAddress([0x02, 0xb0, 0, 0, 0, 0x10]);
+
+/// An ICMP echo reply from `src` (at PARTNER_MAC0) to `dst` (at `dst_mac`).
+fn echo_reply(src: Ipv4Addr, dst: Ipv4Addr, dst_mac: EthernetAddress, ident: u16) -> Vec<u8> {
+    let mut icmp = vec![0, 0, 0, 0, 0, 0, 0, 1];
+    icmp[4..6].copy_from_slice(&ident.to_be_bytes());
+    let sum = !checksum::data(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let ip = ipv4(src, dst, 64, IpProtocol::Icmp, &icmp);
+    eth(dst_mac, PARTNER_MAC0, EtherType::Ipv4, &ip)
+}
+
+fn probing_lab() -> (Lab, Arc<AtomicU64>) {
+    let mut lab = lab();
+    let seen = Arc::new(AtomicU64::new(0));
+    lab.router.set_probe_seen(Arc::clone(&seen));
+    lab.router.set_probe_targets(vec![PARTNER0, PARTNER1]);
+    (lab, seen)
+}
+
+impl Lab {
+    fn probe(&mut self, now: u64) -> Vec<(usize, Vec<u8>)> {
+        self.router.probe(now, &mut self.pool, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+}
+
+#[test]
+fn probe_targets_on_no_subnet_are_ignored() {
+    let mut lab = lab();
+    let elsewhere = Ipv4Addr::new(10, 0, 0, 1);
+    let broadcast = Ipv4Addr::new(198, 18, 1, 255);
+    lab.router
+        .set_probe_targets(vec![PARTNER0, elsewhere, UNIT0, broadcast, PARTNER1]);
+    let kept: Vec<_> = lab.router.probe_targets().collect();
+    assert_eq!(kept, [PARTNER0, PARTNER1]);
+    lab.router.set_probe_targets(Vec::new());
+    assert!(lab.probe(0).is_empty(), "no targets, no probe");
+}
+
+#[test]
+fn probes_are_echo_requests_from_the_own_address_resolved_like_forwarded_frames() {
+    let (mut lab, _) = probing_lab();
+    lab.router.set_live(false);
+    // Neither partner address is resolved yet: an ARP request each, from
+    // the interface's own address, and the requests wait.
+    let out = lab.probe(0);
+    assert_eq!(out.len(), 2);
+    for ((iface, frame), (want_iface, own, target)) in out.iter().zip([
+        (0, UNIT0, PARTNER0),
+        (1, Ipv4Addr::new(198, 18, 2, 1), PARTNER1),
+    ]) {
+        assert_eq!(*iface, want_iface);
+        let r = ArpRepr::parse(&ArpPacket::new_checked(&frame[14..]).unwrap()).unwrap();
+        assert_eq!(
+            (r.operation, r.source_protocol_addr, r.target_protocol_addr),
+            (ArpOperation::Request, own, target)
+        );
+    }
+    assert_eq!(lab.counters.probe_sent.get(), 2);
+    // The partner answers on data0: its request goes out.
+    let mut answer = arp(ArpOperation::Reply, PARTNER_MAC0, PARTNER0, UNIT0);
+    answer[0..6].copy_from_slice(&MAC0.0);
+    let out = lab.rx(0, answer, SECOND / 2);
+    assert_eq!(out.len(), 1);
+    #[rustfmt::skip]
+    let want: [u8; 42] = [
+        // Ethernet: to the partner, from the port's own MAC, IPv4
+        0x02, 0xb0, 0x00, 0x00, 0x00, 0x10,
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x10,
+        0x08, 0x00,
+        // IPv4: 28 bytes, id 1, TTL 64, ICMP, 198.18.1.1 -> 198.18.1.3
+        0x45, 0x00, 0x00, 0x1c, 0x00, 0x01, 0x00, 0x00, 0x40, 0x01, 0xec, 0xb7,
+        198, 18, 1, 1, 198, 18, 1, 3,
+        // ICMP echo request, identifier "td", sequence 1
+        0x08, 0x00, 0x83, 0x9a, 0x74, 0x64, 0x00, 0x01,
+    ];
+    assert_eq!(out[0], (0, want.to_vec()));
+    let (_, ip) = ip_of(&out[0].1);
+    assert_eq!((ip.src_addr, ip.dst_addr), (UNIT0, PARTNER0));
+    let icmp = Icmpv4Packet::new_checked(&out[0].1[34..]).unwrap();
+    assert!(icmp.verify_checksum());
+    assert_eq!(
+        (icmp.msg_type(), icmp.echo_ident(), icmp.echo_seq_no()),
+        (Icmpv4Message::EchoRequest, PROBE_ID, 1)
+    );
+    assert_eq!(lab.counters.forwarded.get(), 0, "not forwarded traffic");
+    // Resolved now: the next round's request to it goes out at once, the
+    // sequence one more for each request.
+    let out = lab.probe(SECOND);
+    assert_eq!(out.len(), 1, "data1's partner address still resolving");
+    let icmp = Icmpv4Packet::new_checked(&out[0].1[34..]).unwrap();
+    assert!(icmp.verify_checksum());
+    assert_eq!(icmp.echo_seq_no(), 3);
+    // data1's never answers: its requests are dropped, nobody is told.
+    for s in 2..=6 {
+        lab.poll(s * SECOND);
+    }
+    assert_eq!(lab.dropped(DropReason::ArpUnresolved), 2);
+    assert_eq!(lab.counters.icmp_errors_sent.get(), 0);
+    assert_eq!(lab.counters.forwarded.get(), 0);
+    assert_eq!(lab.counters.probe_sent.get(), 4);
+}
+
+#[test]
+fn a_reply_from_a_target_stamps_the_time_live_or_not() {
+    for live in [true, false] {
+        let (mut lab, seen) = probing_lab();
+        lab.router.set_live(live);
+        let reply = || echo_reply(PARTNER0, UNIT0, MAC0, PROBE_ID);
+        assert!(lab.rx(0, reply(), 5 * SECOND + 7).is_empty());
+        assert_eq!(seen.load(Ordering::Relaxed), 5 * SECOND + 7);
+        assert_eq!(lab.counters.probe_replies.get(), 1);
+        // One handed to another worker whose clock read a little earlier
+        // does not move the stamp back.
+        assert!(lab.rx(0, reply(), 5 * SECOND).is_empty());
+        assert_eq!(seen.load(Ordering::Relaxed), 5 * SECOND + 7);
+        assert_eq!(lab.counters.probe_replies.get(), 2);
+        assert_eq!(lab.dropped(DropReason::LocalNoService), 0);
+    }
+}
+
+#[test]
+fn other_echo_replies_do_not_stamp() {
+    let (mut lab, seen) = probing_lab();
+    for frame in [
+        // from an address that is no target
+        echo_reply(CLIENT, UNIT0, MAC0, PROBE_ID),
+        // another identifier (someone's ping)
+        echo_reply(PARTNER0, UNIT0, MAC0, 0x1234),
+        // to the virtual IP, not an own address
+        echo_reply(PARTNER0, VIP0, VMAC0, PROBE_ID),
+    ] {
+        assert!(lab.rx(0, frame, SECOND).is_empty());
+    }
+    assert_eq!(seen.load(Ordering::Relaxed), 0);
+    assert_eq!(lab.counters.probe_replies.get(), 0);
+    assert_eq!(lab.dropped(DropReason::LocalNoService), 3);
 }
 
 // ------------------------------------------------------------------ bad input
