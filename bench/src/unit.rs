@@ -98,6 +98,7 @@ impl Unit {
                 sync_min_age: 0,
             }),
             idle: IdlePolicy::BusyPoll,
+            probe_targets: Vec::new(),
         };
         let stop = Arc::new(AtomicBool::new(false));
         let inbound = links.inbound.clone();

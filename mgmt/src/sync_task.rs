@@ -13,7 +13,7 @@
 use crate::config::{HaConfig, HaRole};
 use crate::ha_link::Addressing;
 use crate::ha_port::{HaPort, HaPortError};
-use dataplane::conntrack::event::{EventQueue, Inbound, InboundQueue};
+use dataplane::conntrack::event::{EventQueue, InboundQueue};
 use dataplane::forward::Ipv4Prefix;
 use dpdk_sys::{lcore, DpdkError, LaunchHandle, LcoreId, Mempool};
 use hw_profiles::Profile;
@@ -95,7 +95,8 @@ pub struct SyncTask {
 impl SyncTask {
     /// Starts the HA ports of `ha` (packets from `pool`) and the engine over
     /// the workers' `events` and `inbound` queues, at `now_ns` of the unit's
-    /// clock; tells the workers the role. `epoch` is this boot's.
+    /// clock. `epoch` is this boot's. The workers' role (live or passive) is
+    /// not this task's to tell: the caller sets their `HaSignals`.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         ha: &HaConfig,
@@ -137,10 +138,7 @@ impl SyncTask {
         cfg.interfaces = u8::try_from(interfaces).unwrap_or(u8::MAX);
         cfg.firmware = firmware();
         let active = ha.role == HaRole::Active;
-        for q in &inbound {
-            // The queues are empty at boot: this cannot be refused.
-            q.push(Inbound::Live(active));
-        }
+        // the caller sets the workers' HaSignals
         let mut engine = Engine::new(cfg, psk, events, inbound, now_ns)?;
         engine.set_active(active);
         tracing::info!(

@@ -229,6 +229,7 @@ impl Unit {
                     timeouts: config.timeouts,
                 }),
                 idle,
+                probe_targets: Vec::new(),
             };
             let (worker, h) = workers::build(spec, wports, pool.clone(), Arc::clone(&stop), links)
                 .map_err(|e| BootError::Mismatch(e.to_string()))?;

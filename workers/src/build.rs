@@ -16,6 +16,7 @@ use dataplane::firewall::Firewall;
 use dataplane::forward::router::Interface;
 use dataplane::forward::{Router, RouterConfig};
 use dpdk_sys::Mempool;
+use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -54,6 +55,10 @@ pub struct WorkerSpec<'a> {
     pub firewall: Option<FirewallSpec>,
     /// What it does when a poll finds nothing.
     pub idle: IdlePolicy,
+    /// The partner's own addresses on the data networks (empty: none): worker
+    /// 0 probes them while the control plane asks (`HaSignals::set_probing`),
+    /// and every worker recognises their answers. See `Router::probe`.
+    pub probe_targets: Vec<Ipv4Addr>,
 }
 
 /// What the control plane keeps of a worker once the worker runs on its lcore.
@@ -93,6 +98,8 @@ pub fn build(
     let counters = Arc::new(WorkerCounters::default());
     let mut router = Router::new(spec.router, spec.interfaces, Arc::clone(&counters))
         .map_err(BuildError::BadRoute)?;
+    router.set_probe_targets(spec.probe_targets);
+    router.set_probe_seen(links.ha.probe_seen_cell());
     let events = EventQueue::new(EVENT_QUEUE_LEN);
     if let Some(fw) = spec.firewall {
         let mut shard = Shard::new(fw.capacity, fw.seed, fw.timeouts, events.clone());

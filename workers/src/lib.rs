@@ -4,6 +4,8 @@
 //!   every data port, the router (and firewall) of `dataplane`, tx bursts.
 //! * [`links`]: what workers share — neighbour hints, frames handed to the
 //!   worker that owns their flow, and each worker's control inbox.
+//! * [`ha`]: the unit's role as the workers follow it (live or passive,
+//!   gratuitous ARP on a takeover, the partner probe on the data networks).
 //! * [`build`]: the one way to build a worker, used by `tandemd` and the bench.
 //! * [`clock`]: the TSC clock the loop passes to the pure code.
 //!
@@ -15,10 +17,12 @@
 
 pub mod build;
 pub mod clock;
+pub mod ha;
 pub mod links;
 pub mod worker;
 
 pub use build::{build, BuildError, FirewallSpec, WorkerHandles, WorkerSpec, EVENT_QUEUE_LEN};
 pub use clock::Clock;
+pub use ha::HaSignals;
 pub use links::{Handoff, NeighborMesh, WorkerLinks, INBOUND_QUEUE_LEN};
 pub use worker::{IdlePolicy, PoolAlloc, Worker, WorkerPort};

@@ -1,9 +1,11 @@
 //! What workers share with each other and with the control plane: neighbour
 //! hints, packets handed to the worker that owns their flow, each worker's
-//! control inbox, and its inbound records from the partner. Every queue is a bounded lock-free `ArrayQueue`
+//! control inbox, its inbound records from the partner, and the unit's role
+//! ([`HaSignals`]). Every queue is a bounded lock-free `ArrayQueue`
 //! with one consumer (the worker it belongs to).
 
 use crate::clock::Clock;
+use crate::ha::HaSignals;
 use crossbeam::queue::ArrayQueue;
 use dataplane::conntrack::event::InboundQueue;
 use dataplane::conntrack::rss::Toeplitz;
@@ -107,14 +109,19 @@ pub struct WorkerLinks {
     pub inbound: InboundQueue,
     /// The unit's clock (one origin for every worker and the main lcore).
     pub clock: Clock,
+    /// The unit's role, one for every worker: the control plane writes it,
+    /// the workers follow.
+    pub ha: Arc<HaSignals>,
 }
 
 impl WorkerLinks {
     /// The links of `workers` workers, in worker order: one neighbour mesh and
     /// one set of handoff inboxes shared by all, a control inbox and an
-    /// inbound queue each, and the unit's `clock`.
+    /// inbound queue each, the unit's `clock`, and one [`HaSignals`] (live:
+    /// a unit is live until its control plane says otherwise).
     pub fn for_workers(workers: usize, clock: Clock) -> Vec<WorkerLinks> {
         let (mesh, handoff) = (NeighborMesh::new(workers), Handoff::new(workers));
+        let ha = Arc::new(HaSignals::default());
         (0..workers)
             .map(|_| WorkerLinks {
                 mesh: mesh.clone(),
@@ -122,6 +129,7 @@ impl WorkerLinks {
                 inbox: Arc::new(WorkerInbox::default()),
                 inbound: InboundQueue::new(INBOUND_QUEUE_LEN),
                 clock,
+                ha: Arc::clone(&ha),
             })
             .collect()
     }

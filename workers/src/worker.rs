@@ -12,6 +12,11 @@
 //! polls, doubling the sleep up to a bound, and returns to polling at once
 //! when a packet arrives — two lab units on a two-core machine would starve
 //! each other otherwise.
+//!
+//! The unit's role ([`crate::ha`]): every worker follows live/passive at the
+//! start of each poll; worker 0 alone also sends the gratuitous ARP the
+//! control plane asks for (a round per poll) and, while asked, the partner
+//! probe every [`PROBE_INTERVAL_NS`].
 
 use crate::links::WorkerLinks;
 use dataplane::control::ActiveQuery;
@@ -51,6 +56,11 @@ pub enum IdlePolicy {
 pub const SPIN_BEFORE_SLEEP: u32 = 256;
 /// How often the neighbour timers run.
 pub const POLL_INTERVAL_NS: u64 = 10_000_000;
+/// How often worker 0 probes the partner on the data networks while the
+/// control plane asks (`HaSignals::set_probing`): 100 ms, ten requests a
+/// second per partner address, so that a control plane deciding on a second
+/// or so of silence hears several answers, at a cost nobody notices.
+pub const PROBE_INTERVAL_NS: u64 = 100_000_000;
 /// Attempts to hand a burst to a full tx queue before dropping the rest.
 const TX_ATTEMPTS: usize = 4;
 /// Items from the sync lcore a worker installs per poll: bounded, so a bulk
@@ -82,6 +92,10 @@ pub struct Worker {
     learned: Vec<Learned>,
     next_timer: u64,
     query: Option<ActiveQuery>,
+    /// Worker 0: rounds of gratuitous ARP taken and not yet sent.
+    garp_rounds: u32,
+    /// When worker 0 probes next (0: at once).
+    next_probe: u64,
 }
 
 impl Worker {
@@ -96,7 +110,7 @@ impl Worker {
         links: WorkerLinks,
     ) -> Self {
         let tx = ports.iter().map(|_| Burst::new()).collect();
-        Self {
+        let mut worker = Self {
             counters: Arc::clone(router.counters()),
             index,
             ports,
@@ -111,7 +125,13 @@ impl Worker {
             learned: Vec::new(),
             next_timer: 0,
             query: None,
-        }
+            garp_rounds: 0,
+            next_probe: 0,
+        };
+        // The shard starts passive and the router live: both take the role
+        // the unit has now.
+        worker.follow_live(worker.links.ha.live());
+        worker
     }
 
     /// Polls until `stop` is set. Returns 0 (the lcore's exit status).
@@ -137,12 +157,17 @@ impl Worker {
         0
     }
 
-    /// One iteration of the loop at `now` (ns of the worker's [`Clock`]): a burst
-    /// from every port through the router and out, the frames other workers handed
-    /// over, the neighbours they learnt, and every [`POLL_INTERVAL_NS`] the timers,
-    /// the control inbox and the gauges. Returns the packets it received; the bench
-    /// drives this same call.
+    /// One iteration of the loop at `now` (ns of the worker's [`Clock`]): the unit's
+    /// role followed, a burst from every port through the router and out, the frames
+    /// other workers handed over, the neighbours they learnt, every
+    /// [`POLL_INTERVAL_NS`] the timers, the control inbox and the gauges, and on
+    /// worker 0 the gratuitous ARP and the partner probe asked for. Returns the
+    /// packets it received; the bench drives this same call.
     pub fn poll_once(&mut self, now: u64) -> usize {
+        let live = self.links.ha.live();
+        if live != self.router.live() {
+            self.follow_live(live);
+        }
         let workers = self.links.handoff.workers();
         let mut got = 0;
         for i in 0..self.ports.len() {
@@ -199,8 +224,52 @@ impl Worker {
                 }
             }
         }
+        if self.index == 0 {
+            self.lead(now);
+        }
         transmit(&mut self.ports, &mut self.out, &mut self.tx, &self.counters);
         got
+    }
+
+    /// Makes the router and the shard live or passive.
+    fn follow_live(&mut self, live: bool) {
+        self.router.set_live(live);
+        if let Some(fw) = self.router.firewall_mut() {
+            fw.shard_mut().go_live(live);
+        }
+        if !live {
+            // A passive unit must not announce the virtual IPs.
+            self.garp_rounds = 0;
+        }
+    }
+
+    /// Worker 0's share of the role: the gratuitous ARP asked for, a round
+    /// per poll, and the partner probe (see [`crate::ha`]).
+    fn lead(&mut self, now: u64) {
+        let asked = self.links.ha.take_garp_rounds();
+        if asked > 0 {
+            // Taken with acquire: the live set before the ask is seen now.
+            let live = self.links.ha.live();
+            if live != self.router.live() {
+                self.follow_live(live);
+            }
+            if live {
+                self.garp_rounds = self.garp_rounds.saturating_add(asked);
+            }
+        }
+        if self.garp_rounds > 0 {
+            self.garp_rounds -= 1;
+            self.router.announce(&mut self.pool, &mut self.out);
+        }
+        if self.links.ha.probing() && self.router.probe_targets().next().is_some() {
+            if now >= self.next_probe {
+                self.next_probe = now.saturating_add(PROBE_INTERVAL_NS);
+                self.router.probe(now, &mut self.pool, &mut self.out);
+            }
+        } else {
+            // The first probe of the next asking goes at once.
+            self.next_probe = 0;
+        }
     }
 
     /// Starts the memory loads the received burst will need, one kind at a

@@ -188,9 +188,6 @@ pub enum Inbound {
     Request(SyncId),
     /// (Sending side) put the digest of this shard in the stream.
     SendDigest,
-    /// This unit forwards (active) or not (passive): larval entries go live
-    /// at their first packet only on an active unit ([`super::shard::Shard::go_live`]).
-    Live(bool),
 }
 
 /// A worker's inbound queue (both ends).

@@ -93,7 +93,8 @@ impl Shard {
     }
 
     /// Larval entries forward from now on (this unit took over); each leaves
-    /// its larval state at its first packet. `false` stops that again.
+    /// its larval state at its first packet. `false` stops that again. The
+    /// worker calls it when the unit's role changes (the workers' `HaSignals`).
     pub fn go_live(&mut self, live: bool) {
         self.live = live;
     }
@@ -138,7 +139,6 @@ impl Shard {
             Inbound::Flush => self.received.flushed += self.drop_adopted(|_| true),
             Inbound::Export => self.export(),
             Inbound::Request(id) => self.answer(id, now),
-            Inbound::Live(live) => self.go_live(live),
             Inbound::SendDigest => {
                 let d = self.sync.digest;
                 self.sync.events.push(Event::Digest(d));
