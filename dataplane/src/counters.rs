@@ -182,6 +182,7 @@ worker_counters! {
     deletes_lost: "Refused deletes past the bounded record (the digest check repairs them).",
     rules_renumbered: "Entries whose rule index a rules reload renumbered.",
     went_live: "Larval entries that went live at their first packet after a takeover.",
+    windows_relearnt: "Adopted TCP entries whose windows were learnt again after a takeover: strict checking resumed.",
     sync_installed: "Larval entries installed from the partner.",
     sync_replaced: "Partner's full states that replaced an entry held under its name or key.",
     sync_updated: "Partner's compact updates applied.",

@@ -27,7 +27,7 @@
 //! full table refuses (counted), never evicts. [`Shard::go_live`] makes every
 //! larval entry forward at once (a takeover): each leaves its larval state
 //! at its first packet, accepting the first sequence numbers in each direction
-//! until the windows are learnt again.
+//! until the windows are learnt again (then counted: `windows_relearnt`).
 //!
 //! # Rule references
 //!
@@ -136,6 +136,9 @@ pub struct ShardStats {
     pub larval_hits: u64,
     /// Larval entries that went live at their first packet after a takeover.
     pub went_live: u64,
+    /// Adopted TCP entries whose windows were learnt again after a takeover:
+    /// strict checking resumed.
+    pub windows_relearnt: u64,
     /// Full states sent again after their event was refused.
     pub resent: u64,
     /// Entries streamed for a bulk.
@@ -406,7 +409,11 @@ impl Shard {
         match (&mut conn.l4, flow.l4) {
             (L4State::Tcp(tcp), L4Packet::Tcp(seg)) => {
                 let old = tcp.state();
+                let learning = tcp.learning();
                 let verdict = tcp.track(dir, &seg, &self.timeouts.tcp);
+                if learning && !tcp.learning() {
+                    self.stats.windows_relearnt += 1;
+                }
                 let new = tcp.state();
                 match verdict {
                     TcpVerdict::Accept { timeout } => {

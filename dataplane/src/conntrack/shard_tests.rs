@@ -482,6 +482,46 @@ fn the_partner_holds_what_the_active_holds_larval() {
     assert_eq!(passive.digest(), active.digest());
 }
 
+/// `f` carrying `len` bytes of payload.
+fn with_payload(mut f: Flow, len: u32) -> Flow {
+    if let L4Packet::Tcp(seg) = &mut f.l4 {
+        seg.payload_len = len;
+    }
+    f
+}
+
+#[test]
+fn an_adopted_tcp_entry_is_counted_once_when_strict_again() {
+    let (mut active, mut passive) = (shard(64, 256), shard(64, 256));
+    handshake(&mut active, 43000, 0);
+    handshake(&mut active, 43001, 0);
+    relay(&active, &mut passive, 0);
+    passive.go_live(true);
+    // The partner's copy is behind: the connection moved on meanwhile.
+    let (c, s) = (1001 + 10_000_000, 5001 + 3_000_000);
+    let relearnt = |p: &Shard| p.stats().windows_relearnt;
+    let data = tcp(true, 43000, ACK | PSH, c, s);
+    assert_eq!(passive.track(&with_payload(data, 100), 1), Tracked::Pass);
+    assert_eq!(passive.stats().went_live, 1);
+    assert_eq!(relearnt(&passive), 0, "still learning");
+    let back = tcp(false, 43000, ACK, s, c + 100);
+    assert_eq!(passive.track(&back, 1), Tracked::Pass);
+    assert_eq!(relearnt(&passive), 1, "both windows learnt");
+    // Strict from now on, and counted once.
+    let far = tcp(true, 43000, ACK | PSH, c + 30_000_000, s);
+    assert_eq!(
+        passive.track(&with_payload(far, 100), 2),
+        Tracked::Refused(Refused::Tcp(TcpInvalid::SeqOverWindow))
+    );
+    let later = tcp(true, 43000, ACK | PSH, c + 200, s);
+    assert_eq!(passive.track(&with_payload(later, 100), 2), Tracked::Pass);
+    assert_eq!(relearnt(&passive), 1);
+    // An entry created here was never learning.
+    handshake(&mut passive, 43002, 2);
+    passive.track(&tcp(true, 43002, ACK, 1001, 5001), 2);
+    assert_eq!(relearnt(&passive), 1);
+}
+
 #[test]
 fn events_lost_to_a_full_queue_still_reach_the_partner() {
     let (mut active, mut passive) = (shard(64, 4), shard(64, 256));

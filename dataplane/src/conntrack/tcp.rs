@@ -621,6 +621,15 @@ impl TcpConn {
         c
     }
 
+    /// Whether the connection is still learning its windows: adopted from the
+    /// partner ([`TcpConn::adopted`]) and trusting whatever sequence numbers
+    /// come, until both directions' windows are learnt and it is as strict
+    /// as any other again.
+    #[inline]
+    pub fn learning(&self) -> bool {
+        (self.peers[0].flags | self.peers[1].flags) & pflag::BE_LIBERAL != 0
+    }
+
     /// What the partner needs of it: the state, the connection flags and
     /// both directions' windows.
     pub fn sync_view(&self) -> (TcpState, u8, [Peer; 2]) {

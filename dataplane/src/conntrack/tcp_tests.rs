@@ -565,6 +565,8 @@ fn close_data_after_rst_is_refused() {
 fn adopted_entry_accepts_the_first_sequence_numbers_then_tightens() {
     let old = established();
     let mut c = TcpConn::adopted(TcpState::Established, old.peers);
+    assert!(c.learning());
+    assert!(!old.learning());
     // the partner's copy is behind: the live connection has moved on 10 MB
     assert!(accepted(c.track(
         C2S,
@@ -581,6 +583,7 @@ fn adopted_entry_accepts_the_first_sequence_numbers_then_tightens() {
         &data(1001 + 10_000_100, 5001 + 3_000_000, 100),
         &t()
     )));
+    assert!(!c.learning());
     assert_eq!(
         c.track(C2S, &data(1001 + 30_000_000, 5001 + 3_000_000, 100), &t()),
         TcpVerdict::Invalid(TcpInvalid::SeqOverWindow),

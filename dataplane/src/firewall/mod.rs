@@ -225,6 +225,7 @@ impl Firewall {
         counters.deletes_lost.set(st.deletes_lost);
         counters.rules_renumbered.set(st.renumbered);
         counters.went_live.set(st.went_live);
+        counters.windows_relearnt.set(st.windows_relearnt);
         let r = self.shard.received();
         for (c, v) in [
             (&counters.sync_installed, r.installed),
