@@ -40,7 +40,7 @@ use crate::links::{heard_bitmap, stream_link, Link, LinkState};
 use crate::psk::Psk;
 use crate::seal::Party;
 use crate::session::{Drop, Session};
-use crate::wire::{self, Hello, Kind, Message, HEADER_LEN, TAG_LEN};
+use crate::wire::{self, Heartbeat, Kind, Message, HEADER_LEN, TAG_LEN};
 use dataplane::conntrack::event::{Event, EventQueue, Inbound, InboundQueue};
 use dataplane::conntrack::key::FlowKey;
 use dataplane::conntrack::rss::{self, Toeplitz};
@@ -159,7 +159,7 @@ struct Core {
     /// Above this many staged records, data datagrams wait (unacknowledged).
     staging_soft: usize,
     rss: Toeplitz,
-    peer: Option<Hello>,
+    peer: Option<Heartbeat>,
     incoming: Incoming,
     outgoing: Outgoing,
     /// Data messages made while receiving, sent at the next poll.
@@ -333,7 +333,7 @@ impl Core {
                 Message::BulkRequest => self.start_bulk(ALL_SHARDS),
                 Message::Resync(shards) => self.start_bulk(shards),
                 // Validated: control records never reach a data body.
-                Message::Ack { .. } | Message::Nack { .. } | Message::Hello(_) => {}
+                Message::Ack { .. } | Message::Nack { .. } | Message::Heartbeat(_) => {}
             }
         }
     }
@@ -492,7 +492,7 @@ impl Engine {
             Message::Nack { first, last } => {
                 let _ = self.send.on_nack(now_ns, first, last);
             }
-            Message::Hello(h) => {
+            Message::Heartbeat(h) => {
                 let before = self.core.peer;
                 self.core.peer = Some(h);
                 for (i, l) in self.links.iter_mut().enumerate() {
@@ -842,7 +842,7 @@ impl Engine {
         if fb.ack.is_none() && fb.nack.is_none() && !hello_due {
             return 0;
         }
-        let mut body = wire::BodyWriter::new(3 * (wire::SECTION_LEN + 16));
+        let mut body = wire::BodyWriter::new(3 * wire::SECTION_LEN + 2 * 16 + wire::HEARTBEAT_LEN);
         let cumulative = self.recv.next_expected().saturating_sub(1);
         let _ = body.push(&Message::Ack {
             cumulative,
@@ -853,16 +853,16 @@ impl Engine {
         }
         let targets = if hello_due {
             self.next_hello_ns = now_ns.saturating_add(self.core.cfg.hello_interval_ns);
-            let hello = Hello {
+            let hello = Heartbeat {
                 workers: u8::try_from(self.core.workers).unwrap_or(u8::MAX),
                 interfaces: self.core.cfg.interfaces,
                 active: self.core.active,
                 wants_bulk: !self.core.incoming.done(),
                 links_heard: heard_bitmap(&self.links, now_ns, self.core.cfg.link_dead_ns),
                 firmware: self.core.cfg.firmware,
-                rules: 0,
+                ..Heartbeat::default()
             };
-            let _ = body.push(&Message::Hello(hello));
+            let _ = body.push(&Message::Heartbeat(hello));
             0..self.links.len()
         } else {
             self.stream..self.stream + 1
