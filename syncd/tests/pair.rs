@@ -10,7 +10,7 @@ use dataplane::conntrack::shard::{Admission, Flow, L4Packet, Shard};
 use dataplane::conntrack::tcp::{flags::*, Segment};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use syncd::engine::{Engine, EngineConfig, Notice};
+use syncd::engine::{Engine, EngineConfig, Forced, Local, Notice};
 use syncd::links::LinkState;
 use syncd::psk::Psk;
 
@@ -500,4 +500,69 @@ fn a_digest_that_crosses_the_bulk_does_not_start_it_over() {
     assert_eq!(p.b.engine.stats().resyncs_asked, 0);
     let exported: u64 = p.a.shards.iter().map(|s| s.stats().exported).sum();
     assert_eq!(exported, 500, "each entry once");
+}
+
+#[test]
+fn each_unit_hears_what_the_other_says_in_its_heartbeats() {
+    let mut p = Pair::new(0, 0);
+    p.run(100 * MS);
+    let (h, _) = p.a.engine.partner().expect("B heard");
+    assert_eq!((h.active, h.links_heard, h.workers), (false, 0b11, 2));
+    // What B's daemon says of B is in its next heartbeat.
+    p.b.engine.set_local(Local {
+        quality: 6300,
+        priority: 7,
+        forced: Forced::Passive,
+        config_revision: 42,
+        bulk_done: true,
+    });
+    p.run(20 * MS);
+    let (h, heard) = p.a.engine.partner().unwrap();
+    assert_eq!(
+        (
+            h.quality,
+            h.priority,
+            h.forced,
+            h.config_revision,
+            h.bulk_done
+        ),
+        (6300, 7, Forced::Passive, 42, true)
+    );
+    assert!(
+        p.now - heard < 11 * MS,
+        "heard {} ms ago",
+        (p.now - heard) / MS
+    );
+    let (h, _) = p.b.engine.partner().unwrap();
+    assert_eq!((h.active, h.forced, h.quality), (true, Forced::No, 0));
+    // A quality past 100 % goes as 100 %, never as a record B would refuse.
+    p.a.engine.set_local(Local {
+        quality: 20_000,
+        ..Local::default()
+    });
+    p.run(20 * MS);
+    assert_eq!(p.b.engine.partner().unwrap().0.quality, 10_000);
+    assert_eq!(p.b.engine.stats().dropped.iter().sum::<u64>(), 0);
+
+    // Every link cut: the last heartbeat stays, its time stops.
+    p.links.cut = [[true; 2]; 2];
+    let (_, before) = p.a.engine.partner().unwrap();
+    p.run(100 * MS);
+    assert_eq!(p.a.engine.partner().map(|(_, t)| t), Some(before));
+    let st = p.a.engine.status(p.now);
+    assert_eq!(
+        (st.links[0].0, st.links[1].0),
+        (LinkState::Down, LinkState::Down)
+    );
+
+    // B restarts: what its old boot said is not kept.
+    p.links.cut = [[false; 2]; 2];
+    p.b = Unit::new("TNDM-B", "TNDM-A", 1 << 32 | 3, 2, 1, p.now);
+    p.run(20 * MS);
+    let (h, heard) = p.a.engine.partner().unwrap();
+    assert_eq!(
+        (h.quality, h.priority, h.forced, h.bulk_done),
+        (0, 0, Forced::No, false)
+    );
+    assert!(p.now - heard < 11 * MS);
 }
