@@ -3,9 +3,12 @@
 //! it. It runs on the profile's sync lcore ([`SyncTask::run_on`]) or, in
 //! profiles without one (the lab's), as a task of the main lcore's loop.
 //!
-//! Per round: every HA port's received datagrams go to the engine, then the
-//! engine's poll hands the workers what arrived and sends what is due, each
-//! datagram on the link the engine names. What the engine wants logged
+//! Per round: one burst of every HA port's received datagrams goes to the
+//! engine, in the order they arrived, then the engine's poll sends the due
+//! heartbeat first, hands the workers what arrived and sends what else is
+//! due, each datagram on the link the engine names. Reading the ports every
+//! round before anything is sent, and the poll's bounded work, are what keep
+//! heartbeats from waiting behind sync traffic (see [`syncd::engine`]). What the engine wants logged
 //! ([`Notice`]) becomes one log line each; its counters and a status text are
 //! published every [`PUBLISH_EVERY_NS`] for the control plane, through a lock
 //! this loop only ever *tries* (it never waits for the control plane).

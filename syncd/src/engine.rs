@@ -36,6 +36,37 @@
 //!   stream, and a passive shard that disagrees asks for that shard again
 //!   (unless records it refused explain the difference).
 //!
+//! # Heartbeats never wait behind sync traffic
+//!
+//! The election declares the partner lost when every HA link has been
+//! silent for its dead interval (a few heartbeat intervals): a heartbeat
+//! held up by a burst of sync traffic would be a takeover without a failure.
+//! So, on the sending side and the receiving side:
+//!
+//! * **The heartbeat is the first datagram a poll sends.** [`Engine::poll`]
+//!   brings the links' states up to date, then sends the due heartbeat (with
+//!   its ack, in one control datagram per link, on every link) before it
+//!   hands staged records to the workers, drains their queues, retransmits
+//!   or sends any data datagram.
+//! * **A poll's data work is bounded.** It takes at most [`EVENT_BUDGET`]
+//!   events from the workers' queues and sends at most `channel.window` data
+//!   datagrams (256 by default): a retransmission only of a datagram the
+//!   window holds, a new one only into a free slot of it; whatever more is
+//!   queued waits for the next poll, and a full window stops the draining.
+//!   So the next poll, and the next heartbeat, come after a bounded amount of
+//!   work, whatever the backlog.
+//! * **Received datagrams are opened in the order they arrive, and the
+//!   ports are read every round before anything is sent**: the daemon's
+//!   round (`mgmt`'s sync task) reads one burst from each HA port into
+//!   [`Engine::receive`], then polls. A partner's heartbeat waits at most
+//!   behind the datagrams of its own burst, and each of those is bounded: a
+//!   data datagram is validated, delivered in order and staged (at most the
+//!   reorder window's worth), never handed to a worker synchronously.
+//! * **The workers never run this code** and share only lock-free,
+//!   single-producer single-consumer queues with it (their event queues and
+//!   inbound queues): a full queue makes the engine stop draining or keep
+//!   records staged, never wait. A busy worker cannot delay a heartbeat.
+//!
 //! What the daemon must log comes out as [`Notice`]s ([`Engine::take_notice`]);
 //! those, the counters and the [`Status`] live in `engine/status.rs`.
 
@@ -573,12 +604,15 @@ impl Engine {
         self.core.digests.fill(DigestState::Unknown);
     }
 
-    /// One round: hand staged records to the workers, keep the links' states,
-    /// send what is due. `out(link, datagram)` puts a datagram on a link.
-    /// Returns how much work it found.
+    /// One round: keep the links' states, send the heartbeat if it is due
+    /// (first: see the module docs), hand staged records to the workers,
+    /// send the stream's due datagrams. `out(link, datagram)` puts a datagram
+    /// on a link. Returns how much work it found.
     pub fn poll(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> usize {
-        let mut work = self.drain_staging();
         self.update_links(now_ns);
+        // Before anything of the stream: the heartbeat never waits behind it.
+        let mut work = self.feedback(now_ns, out);
+        work += self.drain_staging();
         // A bulk is asked for on the stream, so only once the partner is known.
         let ask = if self.session.peer_epoch().is_some() {
             self.core.incoming.poll(now_ns)
@@ -599,7 +633,7 @@ impl Engine {
         if self.session.peer_epoch().is_some() {
             work += self.send_stream(now_ns, out);
         }
-        work + self.feedback(now_ns, out)
+        work
     }
 
     fn drain_staging(&mut self) -> usize {
