@@ -135,7 +135,7 @@ impl SyncTask {
         cfg.flush_updates = ha.sync.flush_updates;
         cfg.digest_interval_ns = ns(ha.sync.digest_interval);
         cfg.bulk_timeout_ns = ns(ha.sync.bulk_timeout);
-        cfg.heartbeat_interval_ns = ns(ha.sync.hello_interval);
+        cfg.heartbeat_interval_ns = ns(ha.sync.heartbeat_interval);
         cfg.link_dead_ns = ns(ha.sync.link_dead);
         cfg.interfaces = u8::try_from(interfaces).unwrap_or(u8::MAX);
         cfg.firmware = firmware();
