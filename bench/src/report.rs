@@ -425,7 +425,7 @@ impl Run {
                 }
             }
         }
-        let _ = writeln!(o, "\nCycles per record are on-CPU cycles of the median epoch (16384 records; rounds pooled), M/s = TSC rate ÷ cycles. *Bytes on the wire* are whole Ethernet frames: the datagram (72-byte header, 12-byte sub-header per run of one record type, the records, 16-byte tag) + UDP 8 + IPv4 20 + Ethernet 14 + FCS 4 (preamble and gap, 20 more per frame, not counted). *Acks back*: B's control datagrams (acks every 32 data datagrams, hellos) per record.\n");
+        let _ = writeln!(o, "\nCycles per record are on-CPU cycles of the median epoch (16384 records; rounds pooled), M/s = TSC rate ÷ cycles. *Bytes on the wire* are whole Ethernet frames: the datagram (72-byte header, 12-byte sub-header per run of one record type, the records, 16-byte tag) + UDP 8 + IPv4 20 + Ethernet 14 + FCS 4 (preamble and gap, 20 more per frame, not counted). *Acks back*: B's control datagrams (acks every 32 data datagrams, heartbeats) per record.\n");
 
         let _ = writeln!(o, "### Bulk: a whole table to a partner that appears\n");
         let _ = writeln!(o, "| round | entries | wall time | entries/s | data datagrams | MB on the wire | on-CPU share: worker lcore / main lcore | retransmitted | receiver backpressure | checks |");
@@ -459,7 +459,7 @@ impl Run {
                 }
             }
         }
-        let _ = writeln!(o, "\nTwo threads, as a pair of units splits the work: the worker lcore (CPU {}) runs both units' workers — A's export walk (`Shard::service`) and B's installs (`Shard::receive`, up to 256 per poll, as `Worker::poll_once`) —, the main lcore (CPU {}) both engines (A packs and seals, B opens and stages; the HA link is memory). Wall time from the first hello to B's worker handling the bulk's end marker, all entries installed. HA link MTU 1500.\n", self.cpus.first().copied().unwrap_or(0), self.main_cpu);
+        let _ = writeln!(o, "\nTwo threads, as a pair of units splits the work: the worker lcore (CPU {}) runs both units' workers — A's export walk (`Shard::service`) and B's installs (`Shard::receive`, up to 256 per poll, as `Worker::poll_once`) —, the main lcore (CPU {}) both engines (A packs and seals, B opens and stages; the HA link is memory). Wall time from the first heartbeat to B's worker handling the bulk's end marker, all entries installed. HA link MTU 1500.\n", self.cpus.first().copied().unwrap_or(0), self.main_cpu);
 
         let _ = writeln!(o, "### Bytes on the HA link per connection\n");
         let _ = writeln!(o, "| close | connections | opened | records per connection (inserts / updates / deletes, updates folded) | data datagrams per connection | **bytes per connection** (frames) | checks |");
@@ -506,7 +506,7 @@ impl Run {
                 }
             }
         }
-        let _ = writeln!(o, "\nReal TCP life cycles through A's two shards (`Shard::create`, `Shard::track`, expiry) on a virtual clock: SYN, SYN/ACK half a round trip later, ACK (ESTABLISHED), then the close; the entry is deleted when CLOSE or TIME_WAIT expires. A's engine packs what they tell it (a compact update of an entry still in the datagram being filled replaces the older one: *folded*); B opens and installs it (checked: B ends with every entry installed and deleted). Data datagrams only (the acks and hellos back are in the table above); digests off for this run (a record per shard every 2 s: bytes per second, not per connection).\n");
+        let _ = writeln!(o, "\nReal TCP life cycles through A's two shards (`Shard::create`, `Shard::track`, expiry) on a virtual clock: SYN, SYN/ACK half a round trip later, ACK (ESTABLISHED), then the close; the entry is deleted when CLOSE or TIME_WAIT expires. A's engine packs what they tell it (a compact update of an entry still in the datagram being filled replaces the older one: *folded*); B opens and installs it (checked: B ends with every entry installed and deleted). Data datagrams only (the acks and heartbeats back are in the table above); digests off for this run (a record per shard every 2 s: bytes per second, not per connection).\n");
 
         let _ = writeln!(o, "### The worker with sync off and on\n");
         let _ = writeln!(o, "| round | events taken by | connections | packets | new conns/s | Mpps | cycles/connection | events queued / refused | engine: records, datagrams, main-lcore on-CPU share | checks |");

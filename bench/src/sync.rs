@@ -10,7 +10,7 @@
 //!   `poll` and its receipt of B's acks (*pack, seal, send*), B's `receive` and
 //!   `poll` (*open, parse, deliver*), the shards' `receive` (*install*).
 //! * [`bulk`] (goal 3): a shard holding `N` synchronised connections exports
-//!   them to a partner that has just appeared; wall time from the first hello to
+//!   them to a partner that has just appeared; wall time from the first heartbeat to
 //!   the partner's shard having installed the last one (and the bulk's end).
 //!   Two threads, as the units split the work: the worker lcore runs both units'
 //!   workers (A's export walk, B's installs), the main lcore both engines.
@@ -118,7 +118,7 @@ pub struct Wire {
     slot: usize,
     /// Data datagrams, and their bytes as Ethernet frames.
     pub data: (u64, u64),
-    /// Control datagrams (acks, nacks, hellos), and their frame bytes.
+    /// Control datagrams (acks, nacks, heartbeats), and their frame bytes.
     pub control: (u64, u64),
     /// Datagrams that found no slot (a bench bug; checked).
     pub overflow: u64,
@@ -269,7 +269,7 @@ pub struct StreamRow {
     pub datagrams: u64,
     /// Their bytes as Ethernet frames.
     pub frame_bytes: u64,
-    /// Control datagrams B → A (acks, hellos) and their frame bytes.
+    /// Control datagrams B → A (acks, heartbeats) and their frame bytes.
     pub acks: (u64, u64),
     /// Measured epochs.
     pub epochs: Vec<StageEpoch>,
@@ -817,7 +817,7 @@ fn phase(
 pub struct BulkRun {
     /// Connections A's shard held and B's installed.
     pub entries: u64,
-    /// Wall seconds from the first hello to B's worker handling the bulk's end.
+    /// Wall seconds from the first heartbeat to B's worker handling the bulk's end.
     pub seconds: f64,
     /// Data datagrams and their frame bytes.
     pub data: (u64, u64),
@@ -1118,7 +1118,7 @@ pub fn per_connection(
     let a_inbound = pipe.a_inbound.clone();
     pipe.a_shards = true;
     let mut t = StageEpoch::default();
-    // Connected first (hellos, the empty bulks), on the same virtual clock.
+    // Connected first (heartbeats, the empty bulks), on the same virtual clock.
     let mut connected = false;
     for _ in 0..10_000 {
         now += 100_000;

@@ -30,7 +30,7 @@ use dpdk_sys::{lcore, LcoreId, Mempool};
 use std::sync::mpsc;
 use syncd::seal::Party;
 use syncd::session::Session;
-use syncd::wire::{BodyWriter, Hello, Kind, Message};
+use syncd::wire::{BodyWriter, Heartbeat, Kind, Message};
 
 /// Connections per block (half a burst).
 const BLOCK: u32 = 32;
@@ -150,7 +150,7 @@ impl Acker {
         }
     }
 
-    /// The ack (with a hello) engine A should receive now: after every
+    /// The ack (with a heartbeat) engine A should receive now: after every
     /// [`ACK_EVERY`] data datagrams, or 50 ms.
     pub fn due(&mut self, now: u64) -> Option<&mut [u8]> {
         self.session.peer_epoch()?;
@@ -162,14 +162,11 @@ impl Acker {
             cumulative: self.highest,
             first_held: 1,
         });
-        let _ = body.push(&Message::Hello(Hello {
+        let _ = body.push(&Message::Heartbeat(Heartbeat {
             workers: 1,
             interfaces: 2,
-            active: false,
-            wants_bulk: false,
             links_heard: 1,
-            firmware: 0,
-            rules: 0,
+            ..Heartbeat::default()
         }));
         let n = self.session.seal(
             now,

@@ -3,9 +3,12 @@
 //! it. It runs on the profile's sync lcore ([`SyncTask::run_on`]) or, in
 //! profiles without one (the lab's), as a task of the main lcore's loop.
 //!
-//! Per round: every HA port's received datagrams go to the engine, then the
-//! engine's poll hands the workers what arrived and sends what is due, each
-//! datagram on the link the engine names. What the engine wants logged
+//! Per round: one burst of every HA port's received datagrams goes to the
+//! engine, in the order they arrived, then the engine's poll sends the due
+//! heartbeat first, hands the workers what arrived and sends what else is
+//! due, each datagram on the link the engine names. Reading the ports every
+//! round before anything is sent, and the poll's bounded work, are what keep
+//! heartbeats from waiting behind sync traffic (see [`syncd::engine`]). What the engine wants logged
 //! ([`Notice`]) becomes one log line each; its counters and a status text are
 //! published every [`PUBLISH_EVERY_NS`] for the control plane, through a lock
 //! this loop only ever *tries* (it never waits for the control plane).
@@ -21,7 +24,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use syncd::engine::{Engine, EngineConfig, Notice, Status};
+use syncd::engine::{Engine, EngineConfig, Forced, Notice, Status};
 use syncd::links::LinkState;
 use syncd::psk::Psk;
 use workers::Clock;
@@ -29,7 +32,7 @@ use workers::Clock;
 /// How often counters and status are published, in ns.
 pub const PUBLISH_EVERY_NS: u64 = 100_000_000;
 
-/// The firmware version the hellos carry, from the crate version.
+/// The firmware version the heartbeats carry, from the crate version.
 pub fn firmware() -> u32 {
     let part = |s: &str| s.parse::<u32>().unwrap_or(0).min(255);
     let mut it = env!("CARGO_PKG_VERSION").split('.');
@@ -133,7 +136,7 @@ impl SyncTask {
         cfg.flush_updates = ha.sync.flush_updates;
         cfg.digest_interval_ns = ns(ha.sync.digest_interval);
         cfg.bulk_timeout_ns = ns(ha.sync.bulk_timeout);
-        cfg.hello_interval_ns = ns(ha.sync.hello_interval);
+        cfg.heartbeat_interval_ns = ns(ha.sync.heartbeat_interval);
         cfg.link_dead_ns = ns(ha.sync.link_dead);
         cfg.interfaces = u8::try_from(interfaces).unwrap_or(u8::MAX);
         cfg.firmware = firmware();
@@ -304,6 +307,29 @@ impl SyncTask {
                 None => "not heard yet".into(),
             }
         );
+        if let Some(h) = &st.peer {
+            let heard = self.engine.partner().map_or(0, |(_, at)| at);
+            let _ = writeln!(
+                t,
+                "heartbeat: {}, quality {}.{:02} %, priority {}, {}, bulk {}, {} workers, firmware {}.{}.{}, configuration {}, heard {} ms ago",
+                if h.active { "active" } else { "passive" },
+                h.quality / 100,
+                h.quality % 100,
+                h.priority,
+                match h.forced {
+                    Forced::No => "not forced",
+                    Forced::Active => "forced active",
+                    Forced::Passive => "forced passive",
+                },
+                if h.bulk_done { "done" } else if h.wants_bulk { "wanted" } else { "not done" },
+                h.workers,
+                h.firmware >> 16,
+                (h.firmware >> 8) & 0xff,
+                h.firmware & 0xff,
+                h.config_revision,
+                now_ns.saturating_sub(heard) / 1_000_000
+            );
+        }
         let _ = writeln!(t, "in sync: {}", if st.in_sync() { "yes" } else { "no" });
         for (i, (state, since)) in st.links.iter().enumerate() {
             let stream = if i == st.stream_link { " (stream)" } else { "" };

@@ -21,14 +21,51 @@
 //!   queues. While [`STAGED_DATAGRAMS`] datagrams' worth waits there (the
 //!   workers are behind), new data datagrams are left unacknowledged: the
 //!   partner retransmits them later.
-//! * **Feedback and hellos**: acks and nacks of the partner's stream go back
-//!   at the channel's pace; every `hello_interval` a hello (with an ack) goes
-//!   out on every link, saying on which links this unit hears the partner.
+//! * **Feedback and heartbeats**: acks and nacks of the partner's stream go
+//!   back at the channel's pace; every `heartbeat_interval` (10 ms by
+//!   default) a [`Heartbeat`] (with an ack) goes out on every link, saying
+//!   on which links this unit hears the partner, what the engine knows of
+//!   this unit (workers, interfaces, active, wants a bulk, firmware) and what
+//!   the daemon says of it ([`Local`]: quality, priority, forced mode,
+//!   configuration revision, bulk done, set with [`Engine::set_local`]). What
+//!   the partner last said, and when it was last heard on any link, is
+//!   [`Engine::partner`]: the election's input.
 //! * **Bulks, resyncs, digests**: see [`crate::bulk`]; a datagram the sender
 //!   gives up on makes it resend the shards that datagram carried; every
 //!   `digest_interval` the active unit's workers put their digests in the
 //!   stream, and a passive shard that disagrees asks for that shard again
 //!   (unless records it refused explain the difference).
+//!
+//! # Heartbeats never wait behind sync traffic
+//!
+//! The election declares the partner lost when every HA link has been
+//! silent for its dead interval (a few heartbeat intervals): a heartbeat
+//! held up by a burst of sync traffic would be a takeover without a failure.
+//! So, on the sending side and the receiving side:
+//!
+//! * **The heartbeat is the first datagram a poll sends.** [`Engine::poll`]
+//!   brings the links' states up to date, then sends the due heartbeat (with
+//!   its ack, in one control datagram per link, on every link) before it
+//!   hands staged records to the workers, drains their queues, retransmits
+//!   or sends any data datagram.
+//! * **A poll's data work is bounded.** It takes at most [`EVENT_BUDGET`]
+//!   events from the workers' queues and sends at most `channel.window` data
+//!   datagrams (256 by default): a retransmission only of a datagram the
+//!   window holds, a new one only into a free slot of it; whatever more is
+//!   queued waits for the next poll, and a full window stops the draining.
+//!   So the next poll, and the next heartbeat, come after a bounded amount of
+//!   work, whatever the backlog.
+//! * **Received datagrams are opened in the order they arrive, and the
+//!   ports are read every round before anything is sent**: the daemon's
+//!   round (`mgmt`'s sync task) reads one burst from each HA port into
+//!   [`Engine::receive`], then polls. A partner's heartbeat waits at most
+//!   behind the datagrams of its own burst, and each of those is bounded: a
+//!   data datagram is validated, delivered in order and staged (at most the
+//!   reorder window's worth), never handed to a worker synchronously.
+//! * **The workers never run this code** and share only lock-free,
+//!   single-producer single-consumer queues with it (their event queues and
+//!   inbound queues): a full queue makes the engine stop draining or keep
+//!   records staged, never wait. A busy worker cannot delay a heartbeat.
 //!
 //! What the daemon must log comes out as [`Notice`]s ([`Engine::take_notice`]);
 //! those, the counters and the [`Status`] live in `engine/status.rs`.
@@ -40,7 +77,7 @@ use crate::links::{heard_bitmap, stream_link, Link, LinkState};
 use crate::psk::Psk;
 use crate::seal::Party;
 use crate::session::{Drop, Session};
-use crate::wire::{self, Hello, Kind, Message, HEADER_LEN, TAG_LEN};
+use crate::wire::{self, Heartbeat, Kind, Message, HEADER_LEN, MAX_QUALITY, TAG_LEN};
 use dataplane::conntrack::event::{Event, EventQueue, Inbound, InboundQueue};
 use dataplane::conntrack::key::FlowKey;
 use dataplane::conntrack::rss::{self, Toeplitz};
@@ -48,10 +85,11 @@ use std::collections::VecDeque;
 
 mod status;
 
+pub use crate::wire::Forced;
 pub use status::{DigestState, EngineStats, Notice, Status};
 
 /// Events taken from the workers' queues per poll, all workers together:
-/// bounded, so a poll never runs long and the hellos keep their pace.
+/// bounded, so a poll never runs long and the heartbeats keep their pace.
 pub const EVENT_BUDGET: usize = 8192;
 
 /// Datagrams' worth of records staged for slow workers before new data
@@ -91,9 +129,11 @@ pub struct EngineConfig {
     pub digest_interval_ns: u64,
     /// A bulk not ended by then is asked for again, in ns.
     pub bulk_timeout_ns: u64,
-    /// Hellos per link, every this many ns.
-    pub hello_interval_ns: u64,
-    /// A link that heard nothing from the partner this long is down, in ns.
+    /// A heartbeat on every link every this many ns.
+    pub heartbeat_interval_ns: u64,
+    /// A link that heard nothing from the partner this long is down, in ns
+    /// (more than 2 × `heartbeat_interval_ns`, so that one lost heartbeat
+    /// never takes a link down).
     pub link_dead_ns: u64,
     /// Data interfaces of this unit (a record naming another is refused).
     pub interfaces: u8,
@@ -111,7 +151,9 @@ pub fn body_capacity(mtu: usize) -> usize {
 impl EngineConfig {
     /// The defaults for a unit and its partner on `links` HA links of IP MTU
     /// `mtu`: the workers' queues looked at every 50 µs, a datagram flushed
-    /// within 1 ms or after 4 updates of one entry, digests every 2 s, bulks retried after 10 s, hellos every 100 ms, a link down after 1 s.
+    /// within 1 ms or after 4 updates of one entry, digests every 2 s, bulks
+    /// retried after 10 s, heartbeats every 10 ms, a link down after 30 ms
+    /// (three heartbeat intervals).
     pub fn new(
         serial: [u8; 16],
         epoch: u64,
@@ -131,8 +173,8 @@ impl EngineConfig {
             drain_interval_ns: 50_000,
             digest_interval_ns: 2_000_000_000,
             bulk_timeout_ns: 10_000_000_000,
-            hello_interval_ns: 100_000_000,
-            link_dead_ns: 1_000_000_000,
+            heartbeat_interval_ns: 10_000_000,
+            link_dead_ns: 30_000_000,
             interfaces: u8::MAX,
             firmware: 0,
             channel: ChannelConfig {
@@ -143,6 +185,26 @@ impl EngineConfig {
             },
         }
     }
+}
+
+/// What this unit says of itself in its heartbeats beyond what the engine
+/// knows: the daemon's (the election's) view, set with [`Engine::set_local`];
+/// every heartbeat carries the latest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Local {
+    /// The quality factor, hundredths of a percent (0..=[`MAX_QUALITY`];
+    /// more is sent as [`MAX_QUALITY`], which a partner would otherwise
+    /// refuse with the whole datagram).
+    pub quality: u16,
+    /// The configured priority (higher: active when the quality is equal).
+    pub priority: u8,
+    /// Forced into a role (`haactive`, `hapassive`), or not.
+    pub forced: Forced,
+    /// The revision of this unit's configuration.
+    pub config_revision: u32,
+    /// This unit holds the partner's table: its bulk was received and
+    /// installed by the workers.
+    pub bulk_done: bool,
 }
 
 /// The stream's window is full: nothing more goes until the partner acks.
@@ -159,7 +221,12 @@ struct Core {
     /// Above this many staged records, data datagrams wait (unacknowledged).
     staging_soft: usize,
     rss: Toeplitz,
-    peer: Option<Hello>,
+    /// What the partner last said of itself (forgotten when it restarts).
+    peer: Option<Heartbeat>,
+    /// When an authenticated datagram of the partner last arrived, on any link.
+    peer_heard_ns: u64,
+    /// What the daemon says of this unit.
+    local: Local,
     incoming: Incoming,
     outgoing: Outgoing,
     /// Data messages made while receiving, sent at the next poll.
@@ -176,7 +243,7 @@ struct Core {
     /// Per shard: its difference is explained by refusals (until it agrees).
     refusing: Vec<bool>,
     /// This unit forwards: it sends digests of its connections (said in the
-    /// hellos too); a passive one compares them with its copies.
+    /// heartbeats too); a passive one compares them with its copies.
     active: bool,
 }
 
@@ -195,7 +262,7 @@ pub struct Engine {
     next_worker: usize,
     /// The workers' queues are not looked at before this.
     next_drain_ns: u64,
-    next_hello_ns: u64,
+    next_heartbeat_ns: u64,
     next_digest_ns: u64,
     resync_asked_ns: Vec<Option<u64>>,
     scratch: Vec<u8>,
@@ -333,7 +400,7 @@ impl Core {
                 Message::BulkRequest => self.start_bulk(ALL_SHARDS),
                 Message::Resync(shards) => self.start_bulk(shards),
                 // Validated: control records never reach a data body.
-                Message::Ack { .. } | Message::Nack { .. } | Message::Hello(_) => {}
+                Message::Ack { .. } | Message::Nack { .. } | Message::Heartbeat(_) => {}
             }
         }
     }
@@ -378,6 +445,8 @@ impl Engine {
                 staging_soft,
                 rss: Toeplitz::symmetric(),
                 peer: None,
+                peer_heard_ns: now_ns,
+                local: Local::default(),
                 incoming,
                 outgoing: Outgoing::default(),
                 outbox: VecDeque::with_capacity(64),
@@ -398,7 +467,7 @@ impl Engine {
             carry: None,
             next_worker: 0,
             next_drain_ns: now_ns,
-            next_hello_ns: now_ns,
+            next_heartbeat_ns: now_ns,
             next_digest_ns: now_ns,
             resync_asked_ns: vec![None; workers],
             peer_epoch: None,
@@ -427,6 +496,8 @@ impl Engine {
         if opened.new_peer_epoch {
             self.peer_restarted(h.sender_epoch);
         }
+        // It authenticated: the partner is alive, whatever the body holds.
+        self.core.peer_heard_ns = now_ns;
         let records = match wire::validate(h.kind, body) {
             Ok(n) => n,
             Err(e) => {
@@ -492,7 +563,7 @@ impl Engine {
             Message::Nack { first, last } => {
                 let _ = self.send.on_nack(now_ns, first, last);
             }
-            Message::Hello(h) => {
+            Message::Heartbeat(h) => {
                 let before = self.core.peer;
                 self.core.peer = Some(h);
                 for (i, l) in self.links.iter_mut().enumerate() {
@@ -533,12 +604,15 @@ impl Engine {
         self.core.digests.fill(DigestState::Unknown);
     }
 
-    /// One round: hand staged records to the workers, keep the links' states,
-    /// send what is due. `out(link, datagram)` puts a datagram on a link.
-    /// Returns how much work it found.
+    /// One round: keep the links' states, send the heartbeat if it is due
+    /// (first: see the module docs), hand staged records to the workers,
+    /// send the stream's due datagrams. `out(link, datagram)` puts a datagram
+    /// on a link. Returns how much work it found.
     pub fn poll(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> usize {
-        let mut work = self.drain_staging();
         self.update_links(now_ns);
+        // Before anything of the stream: the heartbeat never waits behind it.
+        let mut work = self.feedback(now_ns, out);
+        work += self.drain_staging();
         // A bulk is asked for on the stream, so only once the partner is known.
         let ask = if self.session.peer_epoch().is_some() {
             self.core.incoming.poll(now_ns)
@@ -559,7 +633,7 @@ impl Engine {
         if self.session.peer_epoch().is_some() {
             work += self.send_stream(now_ns, out);
         }
-        work + self.feedback(now_ns, out)
+        work
     }
 
     fn drain_staging(&mut self) -> usize {
@@ -835,14 +909,14 @@ impl Engine {
         })
     }
 
-    /// Acks and nacks of the partner's stream, and the hellos.
+    /// Acks and nacks of the partner's stream, and the heartbeats.
     fn feedback(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> usize {
         let fb = self.recv.poll(now_ns);
-        let hello_due = now_ns >= self.next_hello_ns;
-        if fb.ack.is_none() && fb.nack.is_none() && !hello_due {
+        let heartbeat_due = now_ns >= self.next_heartbeat_ns;
+        if fb.ack.is_none() && fb.nack.is_none() && !heartbeat_due {
             return 0;
         }
-        let mut body = wire::BodyWriter::new(3 * (wire::SECTION_LEN + 16));
+        let mut body = wire::BodyWriter::new(3 * wire::SECTION_LEN + 2 * 16 + wire::HEARTBEAT_LEN);
         let cumulative = self.recv.next_expected().saturating_sub(1);
         let _ = body.push(&Message::Ack {
             cumulative,
@@ -851,18 +925,9 @@ impl Engine {
         if let Some((first, last)) = fb.nack {
             let _ = body.push(&Message::Nack { first, last });
         }
-        let targets = if hello_due {
-            self.next_hello_ns = now_ns.saturating_add(self.core.cfg.hello_interval_ns);
-            let hello = Hello {
-                workers: u8::try_from(self.core.workers).unwrap_or(u8::MAX),
-                interfaces: self.core.cfg.interfaces,
-                active: self.core.active,
-                wants_bulk: !self.core.incoming.done(),
-                links_heard: heard_bitmap(&self.links, now_ns, self.core.cfg.link_dead_ns),
-                firmware: self.core.cfg.firmware,
-                rules: 0,
-            };
-            let _ = body.push(&Message::Hello(hello));
+        let targets = if heartbeat_due {
+            self.next_heartbeat_ns = now_ns.saturating_add(self.core.cfg.heartbeat_interval_ns);
+            let _ = body.push(&Message::Heartbeat(self.heartbeat(now_ns)));
             0..self.links.len()
         } else {
             self.stream..self.stream + 1
@@ -888,9 +953,43 @@ impl Engine {
         sent
     }
 
-    /// Says in the hellos whether this unit forwards.
+    /// What this unit's heartbeat says now.
+    fn heartbeat(&self, now_ns: u64) -> Heartbeat {
+        let (core, local) = (&self.core, &self.core.local);
+        Heartbeat {
+            workers: u8::try_from(core.workers).unwrap_or(u8::MAX),
+            interfaces: core.cfg.interfaces,
+            active: core.active,
+            wants_bulk: !core.incoming.done(),
+            bulk_done: local.bulk_done,
+            links_heard: heard_bitmap(&self.links, now_ns, core.cfg.link_dead_ns),
+            firmware: core.cfg.firmware,
+            // No caller gives the engine the rule set revision yet.
+            rules: 0,
+            quality: local.quality.min(MAX_QUALITY),
+            priority: local.priority,
+            forced: local.forced,
+            config_revision: local.config_revision,
+        }
+    }
+
+    /// Says in the heartbeats whether this unit forwards.
     pub fn set_active(&mut self, active: bool) {
         self.core.active = active;
+    }
+
+    /// What the heartbeats say of this unit beyond what the engine knows;
+    /// the next heartbeat carries it.
+    pub fn set_local(&mut self, local: Local) {
+        self.core.local = local;
+    }
+
+    /// What the partner last said of itself, and when (ns) an authenticated
+    /// datagram of it (a heartbeat, an ack, data) last arrived on any link;
+    /// `None` until a heartbeat of its current boot arrived (a restart
+    /// forgets the last one).
+    pub fn partner(&self) -> Option<(Heartbeat, u64)> {
+        self.core.peer.map(|h| (h, self.core.peer_heard_ns))
     }
 
     /// The next notice for the log.

@@ -3,7 +3,7 @@
 //!
 //! A unit knows it hears its partner on a link (a datagram arrived there
 //! within `link_dead`); it learns whether the partner hears *it* from the
-//! partner's hellos, which say on which links the partner hears this unit
+//! partner's heartbeats, which say on which links the partner hears this unit
 //! (and travel on every link, so a link that fails one way is reported over
 //! another, or over itself in the working direction). So both units show a
 //! one-way link: the one that hears nothing, and the one whose partner says
@@ -91,7 +91,7 @@ impl Link {
         self.heard_at = Some(now_ns);
     }
 
-    /// The partner said (in a hello) whether it hears this unit here.
+    /// The partner said (in a heartbeat) whether it hears this unit here.
     pub fn peer_says(&mut self, now_ns: u64, hears_us: bool) {
         if hears_us {
             self.peer_hears_at = Some(now_ns);
@@ -152,7 +152,7 @@ pub fn stream_link(links: &[Link]) -> usize {
         .unwrap_or(0)
 }
 
-/// Bit n set when this unit hears the partner on link n (a hello says it).
+/// Bit n set when this unit hears the partner on link n (a heartbeat says it).
 pub fn heard_bitmap(links: &[Link], now_ns: u64, dead_ns: u64) -> u8 {
     links
         .iter()

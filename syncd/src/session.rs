@@ -20,7 +20,7 @@
 //! # Handshake
 //!
 //! Keys bind both boot epochs, so a unit that does not know its partner's yet
-//! (it just booted, or the partner did) seals its hellos with the partner's
+//! (it just booted, or the partner did) seals its heartbeats with the partner's
 //! epoch as 0. The partner opens those with the matching keys, learns the
 //! epoch from the header, and from then on seals towards it; the first
 //! datagram that opens under a *newer* partner epoch (a partner restart) moves
@@ -120,9 +120,9 @@ struct Keys {
     peer_epoch: u64,
     /// This unit's datagrams to that boot.
     sealer: Sealer,
-    /// That boot's datagrams to this boot, and its hellos to "epoch unknown".
+    /// That boot's datagrams to this boot, and its heartbeats to "epoch unknown".
     opener: Opener,
-    hello_opener: Opener,
+    heartbeat_opener: Opener,
 }
 
 /// The session with the partner.
@@ -131,7 +131,7 @@ pub struct Session {
     me: Party,
     peer_serial: [u8; 16],
     /// Keys for the partner's current boot; before it is known, keys towards
-    /// partner epoch 0 (hellos only).
+    /// partner epoch 0 (heartbeats only).
     keys: Keys,
     known: bool,
     /// When a datagram of the partner's boot in use last opened.
@@ -189,7 +189,7 @@ impl Session {
             peer_epoch,
             sealer: Sealer::new(psk, me, peer, now_ns, rotate_ns),
             opener: Opener::new(psk, me, peer, overlap_ns),
-            hello_opener: Opener::new(psk, me_unknown, peer, overlap_ns),
+            heartbeat_opener: Opener::new(psk, me_unknown, peer, overlap_ns),
         }
     }
 
@@ -290,7 +290,7 @@ impl Session {
         });
         let keys = fresh.as_mut().unwrap_or(&mut self.keys);
         let opener = if h.receiver_epoch == 0 {
-            &mut keys.hello_opener
+            &mut keys.heartbeat_opener
         } else {
             &mut keys.opener
         };
@@ -321,7 +321,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{records, BodyWriter, Hello, Message};
+    use crate::wire::{records, BodyWriter, Heartbeat, Message};
 
     fn serial(s: &str) -> [u8; 16] {
         let mut b = [0u8; 16];
@@ -348,14 +348,14 @@ mod tests {
         )
     }
 
-    fn hello_body() -> Vec<u8> {
+    fn heartbeat_body() -> Vec<u8> {
         let mut w = BodyWriter::new(256);
-        w.push(&Message::Hello(Hello::default())).unwrap();
+        w.push(&Message::Heartbeat(Heartbeat::default())).unwrap();
         w.as_bytes().to_vec()
     }
 
     fn send(from: &mut Session, kind: Kind, seq: u64, now: u64) -> Vec<u8> {
-        let body = hello_body();
+        let body = heartbeat_body();
         let body = if kind == Kind::Data {
             let mut w = BodyWriter::new(256);
             w.push(&Message::BulkRequest).unwrap();
@@ -371,7 +371,7 @@ mod tests {
         out
     }
 
-    /// A and B learn each other's epochs from hellos and then exchange data.
+    /// A and B learn each other's epochs from heartbeats and then exchange data.
     fn handshake(a: &mut Session, b: &mut Session) {
         let mut h = send(a, Kind::Control, 0, 1);
         let o = b.open(1, &mut h).unwrap();
@@ -479,7 +479,7 @@ mod tests {
         d[31] = 0xff;
         assert_eq!(b.open(3, &mut d).map(|_| ()).err(), Some(Drop::Forged));
         assert_eq!(b.peer_epoch(), Some(100));
-        // A restarts with a newer epoch: its hello moves B to it.
+        // A restarts with a newer epoch: its heartbeat moves B to it.
         let (mut a2, _) = pair(101, 200);
         let mut h = send(&mut a2, Kind::Control, 0, 4);
         assert!(b.open(4, &mut h).unwrap().new_peer_epoch);

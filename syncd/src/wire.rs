@@ -27,7 +27,7 @@
 //!
 //! * `kind` 1, *data*: part of the sender's reliable stream (`sequence` ≥ 1;
 //!   retransmitted until acknowledged, delivered in order); `kind` 2,
-//!   *control*: acks, nacks and hellos, never retransmitted (`sequence` 0).
+//!   *control*: acks, nacks and heartbeats, never retransmitted (`sequence` 0).
 //! * `psk id` is the fingerprint of the sender's pre-shared key
 //!   ([`crate::psk::Psk::id`]): a receiver with another key says so
 //!   (`wrong_key`) instead of calling every datagram forged.
@@ -51,7 +51,7 @@
 //! |     10 | resync        |    8 | bitmap of shards (bit n = shard n) to send again           |
 //! |     11 | ack           |   16 | cumulative 8 (every sequence ≤ it delivered), first held 8 (the lowest sequence the sender of this datagram still holds) |
 //! |     12 | nack          |   16 | first 8, last 8: sequences missing                         |
-//! |     13 | hello         |   16 | workers 1, interfaces 1, flags 1 (bit 0 active, bit 1 wants a bulk), links heard 1 (bit n: the sender hears the receiver on HA link n), firmware 4, rule set revision 8 |
+//! |     13 | heartbeat     |   24 | who the sender is and how it stands ([`HEARTBEAT_LEN`] layout below) |
 //!
 //! The insert record (`id` is [`SyncId`]; `rss` in other records is the low 16
 //! bits of the connection's symmetric RSS hash, which picks the worker that
@@ -67,6 +67,26 @@
 //! 56 timeout (4, seconds left)
 //! 60 original direction: end 4, maxend 4, maxwin 4, maxack 4, window scale 1, flags 1
 //! 78 reply direction: the same 18 bytes                                   96
+//! ```
+//!
+//! The heartbeat record: every unit sends one on every HA link every
+//! heartbeat interval (10 ms by default), in a control datagram with its ack;
+//! it is what the election hears of the partner. Who sent it, in which
+//! protocol version and from which boot is the datagram header's: `sender
+//! serial`, `ver` (the sync protocol version) and `sender epoch` (the boot
+//! epoch); the datagram is sealed like any other, so a heartbeat that opens
+//! is authenticated with the cluster key.
+//!
+//! ```text
+//!  0 workers (1)   1 interfaces (1)
+//!  2 flags (1: bit 0 active, bit 1 wants a bulk, bit 2 bulk done: the sender
+//!    holds the receiver's table; bits 3-7 are 0)
+//!  3 links heard (1: bit n, the sender hears the receiver on HA link n)
+//!  4 firmware (4: major << 16 | minor << 8 | patch)
+//!  8 rule set revision (8)
+//! 16 quality (2: hundredths of a percent, 0..=10000)   18 priority (1)
+//! 19 forced (1: 0 none, 1 active, 2 passive)
+//! 20 configuration revision (4)                                           24
 //! ```
 //!
 //! Sizes on the wire per record, sub-headers shared: insert 96 B, compact
@@ -86,7 +106,10 @@
 //!   and a body no section (a control datagram with nothing to say);
 //! * an IPv4 connection's addresses are IPv4-mapped (`::ffff:a.b.c.d`);
 //!   the record is taken as it is (an address that is not never matches a
-//!   packet of the unit, which is harmless).
+//!   packet of the unit, which is harmless);
+//! * a heartbeat's quality is at most 10000, its forced byte at most 2, and
+//!   bits 3 to 7 of its flags are 0 (a later version that needs them speaks
+//!   another protocol version).
 
 use dataplane::conntrack::key::{FlowKey, Side};
 use dataplane::conntrack::record::{Digest, Edge, L4Kind, Progress, Record, RuleRef, SyncId};
@@ -108,6 +131,10 @@ pub const INSERT_LEN: usize = 96;
 pub const UPDATE_LEN: usize = 32;
 /// Bytes of a delete record.
 pub const DELETE_LEN: usize = 12;
+/// Bytes of a heartbeat record.
+pub const HEARTBEAT_LEN: usize = 24;
+/// The highest quality a heartbeat carries: 100 %, in hundredths of a percent.
+pub const MAX_QUALITY: u16 = 10_000;
 /// The highest state value (TCP's SYN_SENT2).
 const MAX_STATE: u8 = 9;
 
@@ -158,7 +185,7 @@ pub enum Error {
     #[error("section runs past the body")]
     SectionTruncated,
     /// a record holds a value out of range (family, protocol kind and
-    /// protocol, state)
+    /// protocol, state; a heartbeat's quality, forced mode or flags)
     #[error("record value out of range")]
     BadRecord,
     /// the action does not belong in this kind of datagram
@@ -211,7 +238,7 @@ fn put(b: &mut [u8], at: usize, v: &[u8]) {
 pub enum Kind {
     /// Part of the sender's reliable stream.
     Data = 1,
-    /// Acks, nacks, hellos.
+    /// Acks, nacks, heartbeats.
     Control = 2,
 }
 
@@ -348,18 +375,44 @@ impl Header {
     }
 }
 
-/// What a unit tells its partner about itself (in every control datagram
-/// until the partner acknowledges, and when asked).
+/// Whether a unit is forced into a role (`haactive`, `hapassive`), as a
+/// heartbeat says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Forced {
+    /// Not forced: the election decides.
+    #[default]
+    No = 0,
+    /// Forced active.
+    Active = 1,
+    /// Forced passive.
+    Passive = 2,
+}
+
+impl Forced {
+    fn from_u8(v: u8) -> Option<Forced> {
+        [Forced::No, Forced::Active, Forced::Passive]
+            .get(usize::from(v))
+            .copied()
+    }
+}
+
+/// What a unit tells its partner about itself, on every HA link every
+/// heartbeat interval (the module docs draw it). The sender's serial, protocol
+/// version and boot epoch are the datagram header's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Hello {
+pub struct Heartbeat {
     /// Worker cores (shards).
     pub workers: u8,
     /// Data interfaces.
     pub interfaces: u8,
     /// Forwarding (active) now.
     pub active: bool,
-    /// Wants the partner's whole table (it just joined or restarted).
+    /// Wants the partner's whole table (it just joined or restarted, and the
+    /// bulk it asked for has not ended yet).
     pub wants_bulk: bool,
+    /// Holds the partner's table: its bulk was received and installed.
+    pub bulk_done: bool,
     /// Bit n: the sender hears the receiver on HA link n (so the receiver
     /// learns of a link that works one way only).
     pub links_heard: u8,
@@ -367,6 +420,14 @@ pub struct Hello {
     pub firmware: u32,
     /// The rule set it runs (content hash).
     pub rules: u64,
+    /// Its quality factor, hundredths of a percent (0..=[`MAX_QUALITY`]).
+    pub quality: u16,
+    /// Its configured priority (higher: active when the quality is equal).
+    pub priority: u8,
+    /// Forced into a role, or not.
+    pub forced: Forced,
+    /// The revision of its configuration.
+    pub config_revision: u32,
 }
 
 /// Which bulk: its number, and the shards it covers.
@@ -437,8 +498,8 @@ pub enum Message {
         /// Last missing.
         last: u64,
     },
-    /// Who the sender is.
-    Hello(Hello),
+    /// Who the sender is and how it stands.
+    Heartbeat(Heartbeat),
 }
 
 /// The actions' numbers and record sizes.
@@ -457,7 +518,7 @@ enum Action {
     Resync = 10,
     Ack = 11,
     Nack = 12,
-    Hello = 13,
+    Heartbeat = 13,
 }
 
 impl Action {
@@ -474,7 +535,7 @@ impl Action {
         Action::Resync,
         Action::Ack,
         Action::Nack,
-        Action::Hello,
+        Action::Heartbeat,
     ];
 
     fn from_u8(v: u8) -> Option<Action> {
@@ -486,10 +547,10 @@ impl Action {
             Action::Insert => INSERT_LEN,
             Action::Update => UPDATE_LEN,
             Action::Delete | Action::Request => DELETE_LEN,
+            Action::Heartbeat => HEARTBEAT_LEN,
             Action::Digest
             | Action::Ack
             | Action::Nack
-            | Action::Hello
             | Action::BulkStart
             | Action::BulkEnd
             | Action::BulkDone => 16,
@@ -497,9 +558,9 @@ impl Action {
         }
     }
 
-    /// Only acks, nacks and hellos travel outside the reliable stream.
+    /// Only acks, nacks and heartbeats travel outside the reliable stream.
     fn control(self) -> bool {
-        matches!(self, Action::Ack | Action::Nack | Action::Hello)
+        matches!(self, Action::Ack | Action::Nack | Action::Heartbeat)
     }
 }
 
@@ -518,7 +579,7 @@ impl Message {
             Message::Resync(_) => Action::Resync,
             Message::Ack { .. } => Action::Ack,
             Message::Nack { .. } => Action::Nack,
-            Message::Hello(_) => Action::Hello,
+            Message::Heartbeat(_) => Action::Heartbeat,
         }
     }
 
@@ -585,12 +646,7 @@ impl Message {
                 put(b, 0, &first.to_be_bytes());
                 put(b, 8, &last.to_be_bytes());
             }
-            Message::Hello(h) => {
-                let flags = u8::from(h.active) | u8::from(h.wants_bulk) << 1;
-                put(b, 0, &[h.workers, h.interfaces, flags, h.links_heard]);
-                put(b, 4, &h.firmware.to_be_bytes());
-                put(b, 8, &h.rules.to_be_bytes());
-            }
+            Message::Heartbeat(h) => emit_heartbeat(&h, b),
         }
     }
 
@@ -639,15 +695,7 @@ impl Message {
                 first: u64_at(b, 0),
                 last: u64_at(b, 8),
             },
-            Action::Hello => Message::Hello(Hello {
-                workers: b[0],
-                interfaces: b[1],
-                active: b[2] & 1 != 0,
-                wants_bulk: b[2] & 2 != 0,
-                links_heard: b[3],
-                firmware: u32_at(b, 4),
-                rules: u64_at(b, 8),
-            }),
+            Action::Heartbeat => Message::Heartbeat(parse_heartbeat(b)?),
         })
     }
 }
@@ -657,6 +705,50 @@ fn bulk_at(b: &[u8]) -> Bulk {
         id: u32_at(b, 0),
         shards: u64_at(b, 8),
     }
+}
+
+/// Heartbeat flags: the bits a receiver knows (the others must be 0).
+mod heartbeat_flag {
+    pub const ACTIVE: u8 = 1;
+    pub const WANTS_BULK: u8 = 1 << 1;
+    pub const BULK_DONE: u8 = 1 << 2;
+    pub const KNOWN: u8 = ACTIVE | WANTS_BULK | BULK_DONE;
+}
+
+fn emit_heartbeat(h: &Heartbeat, b: &mut [u8]) {
+    use heartbeat_flag::*;
+    let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+    let flags =
+        flag(h.active, ACTIVE) | flag(h.wants_bulk, WANTS_BULK) | flag(h.bulk_done, BULK_DONE);
+    put(b, 0, &[h.workers, h.interfaces, flags, h.links_heard]);
+    put(b, 4, &h.firmware.to_be_bytes());
+    put(b, 8, &h.rules.to_be_bytes());
+    put(b, 16, &h.quality.to_be_bytes());
+    put(b, 18, &[h.priority, h.forced as u8]);
+    put(b, 20, &h.config_revision.to_be_bytes());
+}
+
+fn parse_heartbeat(b: &[u8]) -> Result<Heartbeat, Error> {
+    use heartbeat_flag::*;
+    let flags = b[2];
+    let quality = u16_at(b, 16);
+    if flags & !KNOWN != 0 || quality > MAX_QUALITY {
+        return Err(Error::BadRecord);
+    }
+    Ok(Heartbeat {
+        workers: b[0],
+        interfaces: b[1],
+        active: flags & ACTIVE != 0,
+        wants_bulk: flags & WANTS_BULK != 0,
+        bulk_done: flags & BULK_DONE != 0,
+        links_heard: b[3],
+        firmware: u32_at(b, 4),
+        rules: u64_at(b, 8),
+        quality,
+        priority: b[18],
+        forced: Forced::from_u8(b[19]).ok_or(Error::BadRecord)?,
+        config_revision: u32_at(b, 20),
+    })
 }
 
 fn emit_peer(b: &mut [u8], at: usize, p: &Peer) {

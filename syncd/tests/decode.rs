@@ -3,7 +3,7 @@
 //! `syncd::wire`, `syncd::seal`, `syncd::psk` and
 //! `dataplane::conntrack::record`, not from this crate's code.
 //!
-//! Two sessions shake hands (hellos, control), then exchange data datagrams
+//! Two sessions shake hands (heartbeats, control), then exchange data datagrams
 //! carrying every data message and control datagrams carrying every control
 //! message, each field set to a value that stands out (high bits set, no two
 //! alike). The partner's session opens every one (so they are what the
@@ -30,7 +30,10 @@ use std::process::{Command, Output};
 use syncd::psk::Psk;
 use syncd::seal::Party;
 use syncd::session::Session;
-use syncd::wire::{self, BodyWriter, Bulk, Header, Hello, Kind, Message, HEADER_LEN, TAG_LEN};
+use syncd::wire::{
+    self, BodyWriter, Bulk, Forced, Header, Heartbeat, Kind, Message, HEADER_LEN, SECTION_LEN,
+    TAG_LEN,
+};
 
 const SEC: u64 = 1_000_000_000;
 const PYTHON: &str = "/usr/bin/python3";
@@ -264,37 +267,69 @@ fn udp6_insert() -> Record {
     }
 }
 
-fn hello_a() -> Hello {
-    Hello {
+fn heartbeat_a() -> Heartbeat {
+    Heartbeat {
         workers: 4,
         interfaces: 2,
         active: true,
         wants_bulk: false,
+        bulk_done: true,
         links_heard: 0b10,
         firmware: 0x01_02_03,
         rules: RULES_1,
+        quality: 6321,
+        priority: 0xFE,
+        forced: Forced::Active,
+        config_revision: 0x8765_4321,
     }
 }
 
-fn hello_b() -> Hello {
-    Hello {
+fn heartbeat_b() -> Heartbeat {
+    Heartbeat {
         workers: 12,
         interfaces: 6,
         active: false,
         wants_bulk: true,
+        bulk_done: false,
         links_heard: 0b11,
         firmware: 0x0A_FF_00,
         rules: RULES_2,
+        quality: 10_000,
+        priority: 3,
+        forced: Forced::Passive,
+        config_revision: 0xFFFF_FFFE,
+    }
+}
+
+/// A heartbeat that says neither forced mode nor a bulk, of quality 0.
+fn heartbeat_plain() -> Heartbeat {
+    Heartbeat {
+        workers: 1,
+        interfaces: 1,
+        links_heard: 0b01,
+        ..Heartbeat::default()
     }
 }
 
 /// The datagrams of a conversation carrying every message type.
 fn conversation() -> Vec<Sent> {
     let mut p = Pair::new();
-    // The handshake: A does not know B's epoch yet (its hello is sealed
+    // The handshake: A does not know B's epoch yet (its heartbeat is sealed
     // towards epoch 0), B answers towards A's.
-    p.send(true, Kind::Control, 0, 0, &[Message::Hello(hello_a())]);
-    p.send(false, Kind::Control, 0, 0, &[Message::Hello(hello_b())]);
+    p.send(
+        true,
+        Kind::Control,
+        0,
+        0,
+        &[Message::Heartbeat(heartbeat_a())],
+    );
+    p.send(
+        false,
+        Kind::Control,
+        0,
+        0,
+        &[Message::Heartbeat(heartbeat_b())],
+    );
     // A's stream.
     p.send(
         true,
@@ -422,7 +457,20 @@ fn conversation() -> Vec<Sent> {
                 first: 0x7FFF_FFFF_FFFF_FFF0,
                 last: 0x8000_0000_0000_0010,
             },
-            Message::Hello(hello_b()),
+            Message::Heartbeat(heartbeat_b()),
+        ],
+    );
+    p.send(
+        true,
+        Kind::Control,
+        0,
+        1,
+        &[
+            Message::Ack {
+                cumulative: 1,
+                first_held: 4,
+            },
+            Message::Heartbeat(heartbeat_plain()),
         ],
     );
     p.sent
@@ -520,13 +568,16 @@ fn message_json(m: &Message) -> Value {
             first_held,
         } => json!({"action": "ack", "cumulative": cumulative, "first_held": first_held}),
         Message::Nack { first, last } => json!({"action": "nack", "first": first, "last": last}),
-        Message::Hello(h) => json!({
-            "action": "hello",
+        Message::Heartbeat(h) => json!({
+            "action": "heartbeat",
             "workers": h.workers,
             "interfaces": h.interfaces,
-            "flags": u8::from(h.active) | (u8::from(h.wants_bulk) << 1),
+            "flags": u8::from(h.active)
+                | (u8::from(h.wants_bulk) << 1)
+                | (u8::from(h.bulk_done) << 2),
             "active": h.active,
             "wants_bulk": h.wants_bulk,
+            "bulk_done": h.bulk_done,
             "links_heard": h.links_heard,
             "firmware": h.firmware,
             "firmware_version": format!(
@@ -536,6 +587,15 @@ fn message_json(m: &Message) -> Value {
                 h.firmware & 0xFF
             ),
             "rules": h.rules,
+            "quality": h.quality,
+            "quality_percent": f64::from(h.quality) / 100.0,
+            "priority": h.priority,
+            "forced": match h.forced {
+                Forced::No => "none",
+                Forced::Active => "active",
+                Forced::Passive => "passive",
+            },
+            "config_revision": h.config_revision,
         }),
     }
 }
@@ -632,7 +692,7 @@ fn all_datagrams(sent: &[Sent]) -> Vec<Vec<u8>> {
         0,
     );
     let mut w = BodyWriter::new(100);
-    w.push(&Message::Hello(hello_b())).unwrap();
+    w.push(&Message::Heartbeat(heartbeat_b())).unwrap();
     let mut out = vec![0u8; HEADER_LEN + w.len() + TAG_LEN];
     let n = other
         .seal(0, Kind::Control, 0, 0, w.as_bytes(), &mut out)
@@ -723,7 +783,7 @@ fn the_decoder_reads_every_field_the_encoder_writes() {
     // ways, under two key ids.
     assert!(sent.iter().any(|s| s.header.key_id == 1));
     assert!(sent.iter().any(|s| s.header.key_id == 2));
-    assert_eq!(sent[0].header.receiver_epoch, 0, "the first hello");
+    assert_eq!(sent[0].header.receiver_epoch, 0, "the first heartbeat");
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("datagrams.hex");
@@ -742,12 +802,64 @@ fn the_decoder_reads_every_field_the_encoder_writes() {
             "not_opened": 3,
             "malformed_bodies": 0,
             "actions": {
-                "ack": 2, "bulk_done": 1, "bulk_end": 1, "bulk_request": 1,
-                "bulk_start": 1, "delete": 2, "digest": 1, "hello": 3,
+                "ack": 3, "bulk_done": 1, "bulk_end": 1, "bulk_request": 1,
+                "bulk_start": 1, "delete": 2, "digest": 1, "heartbeat": 4,
                 "insert": 4, "nack": 1, "request": 1, "resync": 2, "update": 2,
             },
         })]
     );
+}
+
+/// A heartbeat out of range (quality past 100 %, a forced mode past passive,
+/// a flag bit this version does not have) opens, then is refused whole: by
+/// the partner's session and `wire::validate`, and by the decoder.
+#[test]
+fn a_heartbeat_out_of_range_is_refused_by_both_sides() {
+    type Spoil = fn(&mut [u8]);
+    let cases: [(Spoil, &str); 4] = [
+        (
+            |b| b[16..18].copy_from_slice(&10_001u16.to_be_bytes()),
+            "heartbeat quality 10001",
+        ),
+        (|b| b[19] = 3, "heartbeat forced 3"),
+        (|b| b[2] |= 1 << 3, "heartbeat flags 0x0a"),
+        (|b| b[2] = 0x80, "heartbeat flags 0x80"),
+    ];
+    let mut p = Pair::new();
+    let mut text = String::new();
+    for (spoil, _) in &cases {
+        let mut w = BodyWriter::new(100);
+        w.push(&Message::Heartbeat(heartbeat_b())).unwrap();
+        let mut body = w.as_bytes().to_vec();
+        spoil(&mut body[SECTION_LEN..]);
+        let mut out = vec![0u8; HEADER_LEN + body.len() + TAG_LEN];
+        let n =
+            p.b.seal(p.now, Kind::Control, 0, 0, &body, &mut out)
+                .unwrap();
+        out.truncate(n);
+        let mut copy = out.clone();
+        let opened = p.a.open(p.now, &mut copy).expect("it authenticates");
+        assert_eq!(
+            wire::validate(Kind::Control, opened.body),
+            Err(wire::Error::BadRecord)
+        );
+        text += &(hex(&out) + "\n");
+        p.now += SEC / 100;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.hex");
+    std::fs::write(&file, text).unwrap();
+    let lines = decode_lines(&["--hex", file.to_str().unwrap()]);
+    assert_eq!(lines.len(), cases.len());
+    for (line, (_, why)) in lines.iter().zip(&cases) {
+        assert_eq!(line["opened"], json!(true), "{line}");
+        assert_eq!(line["records"], json!([]), "{line}");
+        let error = line["error"].as_str().unwrap();
+        assert!(
+            error.contains("out of range") && error.contains(why),
+            "{why}: {line}"
+        );
+    }
 }
 
 /// A classic pcap file (microseconds, Ethernet) of `frames`.

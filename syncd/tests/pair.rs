@@ -10,9 +10,12 @@ use dataplane::conntrack::shard::{Admission, Flow, L4Packet, Shard};
 use dataplane::conntrack::tcp::{flags::*, Segment};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use syncd::engine::{Engine, EngineConfig, Notice};
+use syncd::engine::{Engine, EngineConfig, Forced, Local, Notice};
 use syncd::links::LinkState;
 use syncd::psk::Psk;
+use syncd::seal::Party;
+use syncd::session::Session;
+use syncd::wire::{self, Kind, Message};
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -178,6 +181,8 @@ struct Pair {
     b: Unit,
     links: Links,
     now: u64,
+    /// When set, what A sent at the last step, in order: (link, datagram).
+    sent_by_a: Option<Vec<(usize, Vec<u8>)>>,
 }
 
 impl Pair {
@@ -187,6 +192,7 @@ impl Pair {
             b: Unit::new("TNDM-B", "TNDM-A", 1 << 32 | 2, 2, 1, 0),
             links: Links::new(loss, jitter_ns),
             now: 0,
+            sent_by_a: None,
         }
     }
 
@@ -195,10 +201,16 @@ impl Pair {
         let now = self.now;
         self.a.work(now);
         self.b.work(now);
-        let links = &mut self.links;
-        self.a
-            .engine
-            .poll(now, &mut |link, d| links.send(now, true, link, d));
+        let (links, sent_by_a) = (&mut self.links, &mut self.sent_by_a);
+        if let Some(sent) = sent_by_a.as_mut() {
+            sent.clear();
+        }
+        self.a.engine.poll(now, &mut |link, d| {
+            if let Some(sent) = sent_by_a.as_mut() {
+                sent.push((link, d.to_vec()));
+            }
+            links.send(now, true, link, d)
+        });
         self.b
             .engine
             .poll(now, &mut |link, d| links.send(now, false, link, d));
@@ -500,4 +512,153 @@ fn a_digest_that_crosses_the_bulk_does_not_start_it_over() {
     assert_eq!(p.b.engine.stats().resyncs_asked, 0);
     let exported: u64 = p.a.shards.iter().map(|s| s.stats().exported).sum();
     assert_eq!(exported, 500, "each entry once");
+}
+
+#[test]
+fn each_unit_hears_what_the_other_says_in_its_heartbeats() {
+    let mut p = Pair::new(0, 0);
+    p.run(100 * MS);
+    let (h, _) = p.a.engine.partner().expect("B heard");
+    assert_eq!((h.active, h.links_heard, h.workers), (false, 0b11, 2));
+    // What B's daemon says of B is in its next heartbeat.
+    p.b.engine.set_local(Local {
+        quality: 6300,
+        priority: 7,
+        forced: Forced::Passive,
+        config_revision: 42,
+        bulk_done: true,
+    });
+    p.run(20 * MS);
+    let (h, heard) = p.a.engine.partner().unwrap();
+    assert_eq!(
+        (
+            h.quality,
+            h.priority,
+            h.forced,
+            h.config_revision,
+            h.bulk_done
+        ),
+        (6300, 7, Forced::Passive, 42, true)
+    );
+    assert!(
+        p.now - heard < 11 * MS,
+        "heard {} ms ago",
+        (p.now - heard) / MS
+    );
+    let (h, _) = p.b.engine.partner().unwrap();
+    assert_eq!((h.active, h.forced, h.quality), (true, Forced::No, 0));
+    // A quality past 100 % goes as 100 %, never as a record B would refuse.
+    p.a.engine.set_local(Local {
+        quality: 20_000,
+        ..Local::default()
+    });
+    p.run(20 * MS);
+    assert_eq!(p.b.engine.partner().unwrap().0.quality, 10_000);
+    assert_eq!(p.b.engine.stats().dropped.iter().sum::<u64>(), 0);
+
+    // Every link cut: the last heartbeat stays, its time stops.
+    p.links.cut = [[true; 2]; 2];
+    let (_, before) = p.a.engine.partner().unwrap();
+    p.run(100 * MS);
+    assert_eq!(p.a.engine.partner().map(|(_, t)| t), Some(before));
+    let st = p.a.engine.status(p.now);
+    assert_eq!(
+        (st.links[0].0, st.links[1].0),
+        (LinkState::Down, LinkState::Down)
+    );
+
+    // B restarts: what its old boot said is not kept.
+    p.links.cut = [[false; 2]; 2];
+    p.b = Unit::new("TNDM-B", "TNDM-A", 1 << 32 | 3, 2, 1, p.now);
+    p.run(20 * MS);
+    let (h, heard) = p.a.engine.partner().unwrap();
+    assert_eq!(
+        (h.quality, h.priority, h.forced, h.bulk_done),
+        (0, 0, Forced::No, false)
+    );
+    assert!(p.now - heard < 11 * MS);
+}
+
+/// What A sent at one step, as B reads it: per datagram, its link, whether
+/// it is a control datagram and whether it carries a heartbeat.
+fn read_sent(spy: &mut Session, now: u64, sent: &[(usize, Vec<u8>)]) -> Vec<(usize, Kind, bool)> {
+    sent.iter()
+        .map(|(link, d)| {
+            let kind = if d[5] == Kind::Control as u8 {
+                Kind::Control
+            } else {
+                Kind::Data
+            };
+            let mut d = d.clone();
+            let heartbeat = kind == Kind::Control
+                && spy.open(now, &mut d).is_ok_and(|o| {
+                    wire::records(Kind::Control, o.body)
+                        .any(|m| matches!(m, Ok(Message::Heartbeat(_))))
+                });
+            (*link, kind, heartbeat)
+        })
+        .collect()
+}
+
+/// Heartbeats never wait behind sync traffic: with thousands of events
+/// queued by A's workers when its heartbeat is due, the first datagram of
+/// that poll on every link is a control datagram carrying the heartbeat,
+/// and the data follows.
+#[test]
+fn the_heartbeat_goes_first_whatever_the_backlog() {
+    let mut p = Pair::new(0, 0);
+    let interval = EngineConfig::new(serial("A"), 1, serial("B"), 2, 1500).heartbeat_interval_ns;
+    // B's view of A's datagrams, apart from B's engine.
+    let b = Party {
+        serial: serial("TNDM-B"),
+        epoch: 1 << 32 | 2,
+    };
+    let mut spy = Session::new(Psk::from_bytes([1; 32]), b, serial("TNDM-A"), 0);
+    p.run(100 * MS);
+    p.sent_by_a = Some(Vec::new());
+    let mut heartbeat = |p: &mut Pair| {
+        p.step();
+        let sent = read_sent(&mut spy, p.now, p.sent_by_a.as_ref().unwrap());
+        sent.iter().any(|&(_, _, h)| h)
+    };
+    while !heartbeat(&mut p) {}
+    // The next heartbeat is due one interval later: up to then, nothing of it.
+    let due = p.now + interval;
+    while p.now + 100_000 < due {
+        assert!(!heartbeat(&mut p), "a heartbeat before its time");
+    }
+    traffic(&mut p.a, 10_000, 2000, p.now);
+    let backlog: usize = p.a.shards.iter().map(|s| s.events().len()).sum();
+    assert!(backlog >= 4000, "a backlog of {backlog} events");
+    p.step();
+    assert_eq!(p.now, due);
+    let sent = read_sent(&mut spy, p.now, p.sent_by_a.as_ref().unwrap());
+    let head = &sent[..sent.len().min(4)];
+    for link in 0..2 {
+        let first = sent.iter().find(|&&(l, _, _)| l == link);
+        assert_eq!(
+            first,
+            Some(&(link, Kind::Control, true)),
+            "link {link}: {head:?}…"
+        );
+    }
+    assert_eq!(
+        sent[..2].iter().filter(|&&(_, _, h)| h).count(),
+        2,
+        "the poll's first two datagrams are the heartbeats: {head:?}…"
+    );
+    // The data follows, bounded by the stream's window (256 datagrams); what
+    // is left waits in the workers' queues for the next polls.
+    let data = sent.iter().filter(|&&(_, k, _)| k == Kind::Data).count();
+    assert!((100..=256).contains(&data), "{data} data datagrams");
+    let left: usize = p.a.shards.iter().map(|s| s.events().len()).sum();
+    assert!(
+        left > 0 && left < backlog,
+        "{left} of {backlog} events left"
+    );
+    // And the backlog arrives whole.
+    p.sent_by_a = None;
+    p.run(SEC);
+    assert_same_tables(&p);
+    assert_eq!(p.a.table().len(), 2500);
 }

@@ -30,8 +30,9 @@ header field is printed), the header is inconsistent, the psk id is not this
 key's, the tag does not verify (`opened` is false), or the opened body is
 malformed (`opened` is true and `records` is empty: a datagram is taken whole
 or not at all; as the wire docs' receiver rules say, a family, l4 kind, kind
-that disagrees with the protocol, or state out of range refuses the whole
-datagram). From a capture each
+that disagrees with the protocol, or state out of range, and a heartbeat's
+quality above 10000, forced mode above 2 or flag bits 3-7 set, refuse the
+whole datagram). From a capture each
 object also has `packet` (its number in the file, from 1), `src` and `dst`.
 
 Exit status: 0 once the input was read, whatever the datagrams held (an
@@ -83,7 +84,7 @@ ACTIONS = {
     10: ("resync", 8, KIND_DATA),
     11: ("ack", 16, KIND_CONTROL),
     12: ("nack", 16, KIND_CONTROL),
-    13: ("hello", 16, KIND_CONTROL),
+    13: ("heartbeat", 24, KIND_CONTROL),
 }
 
 # dataplane::conntrack::record: protocol kinds, the rule index's special values.
@@ -99,6 +100,13 @@ TCP_STATES = [
 ]
 # Other protocols' pseudo-states.
 OTHER_STATES = ["UNREPLIED", "REPLIED"]
+
+# The heartbeat: its known flags (bit 0 active, 1 wants a bulk, 2 bulk done;
+# bits 3-7 must be 0), its highest quality (100 % in hundredths of a percent)
+# and its forced modes.
+HEARTBEAT_FLAGS = 0b111
+MAX_QUALITY = 10000
+FORCED = {0: "none", 1: "active", 2: "passive"}
 
 
 class Refused(Exception):
@@ -355,20 +363,34 @@ def decode_nack(raw, _revision):
     return {"first": first, "last": last}
 
 
-def decode_hello(raw, _revision):
-    """Who the sender is: workers, interfaces, flags, links heard, firmware, rules."""
-    (workers, interfaces, flags, links_heard, firmware, rules) = \
-        struct.unpack_from(">BBBBIQ", raw, 0)
+def decode_heartbeat(raw, _revision):
+    """Who the sender is and how it stands: workers, interfaces, flags, links
+    heard, firmware, rule set revision, quality, priority, forced mode,
+    configuration revision (the 24-byte layout of the wire docs)."""
+    (workers, interfaces, flags, links_heard, firmware, rules, quality,
+     priority, forced, config_revision) = struct.unpack_from(">BBBBIQHBBI", raw, 0)
+    if flags & ~HEARTBEAT_FLAGS:
+        raise Refused(f"record value out of range: heartbeat flags {flags:#04x}")
+    if quality > MAX_QUALITY:
+        raise Refused(f"record value out of range: heartbeat quality {quality}")
+    if forced not in FORCED:
+        raise Refused(f"record value out of range: heartbeat forced {forced}")
     return {
         "workers": workers,
         "interfaces": interfaces,
         "flags": flags,
         "active": bool(flags & 1),
         "wants_bulk": bool(flags & 2),
+        "bulk_done": bool(flags & 4),
         "links_heard": links_heard,
         "firmware": firmware,
         "firmware_version": f"{firmware >> 16}.{(firmware >> 8) & 0xFF}.{firmware & 0xFF}",
         "rules": rules,
+        "quality": quality,
+        "quality_percent": quality / 100,
+        "priority": priority,
+        "forced": FORCED[forced],
+        "config_revision": config_revision,
     }
 
 
@@ -385,7 +407,7 @@ DECODERS = {
     "resync": decode_resync,
     "ack": decode_ack,
     "nack": decode_nack,
-    "hello": decode_hello,
+    "heartbeat": decode_heartbeat,
 }
 
 

@@ -319,7 +319,7 @@ impl PairBuilder {
         self
     }
 
-    /// The `ha` section's `sync` field, e.g. `"hello_interval_ms: 50"`
+    /// The `ha` section's `sync` field, e.g. `"heartbeat_interval_ms: 20, link_dead_ms: 60"`
     /// (default: none, the defaults of `mgmt::config::ha`).
     pub fn sync_tuning(mut self, fields: &str) -> Self {
         self.sync_tuning = Some(fields.to_string());
@@ -1454,14 +1454,18 @@ key age: 9 s
     #[test]
     fn configurations_mirror_each_other() {
         let a = unit_config(Unit::A, Path::new("/k"), None);
-        let b = unit_config(Unit::B, Path::new("/k"), Some("hello_interval_ms: 50"));
+        let b = unit_config(
+            Unit::B,
+            Path::new("/k"),
+            Some("heartbeat_interval_ms: 20, link_dead_ms: 60"),
+        );
         assert!(a.contains(r#"serial: "TNDM-LAB-A","#) && a.contains("role: Active,"));
         assert!(a.contains(r#"(port: "ha0", address: "198.18.254.1/30", peer: "198.18.254.2"),"#));
         assert!(a.contains(r#"(port: "ha1", address: "198.18.254.5/30", peer: "198.18.254.6"),"#));
         assert!(b.contains(r#"peer_serial: "TNDM-LAB-A","#) && b.contains("role: Passive,"));
         assert!(b.contains(r#"(port: "ha0", address: "198.18.254.2/30", peer: "198.18.254.1"),"#));
         assert!(b.contains(r#"address: "198.18.1.3/24", virtual_ip: Some("198.18.1.254")"#));
-        assert!(b.contains("sync: (hello_interval_ms: 50),"));
+        assert!(b.contains("sync: (heartbeat_interval_ms: 20, link_dead_ms: 60),"));
         assert!(!a.contains("sync: ("));
     }
 }

@@ -15,7 +15,7 @@
 //!     ],
 //!     sync: (                        // optional, every field too; defaults shown
 //!         flush_delay_us: 1000, flush_updates: 4, digest_interval_ms: 2000,
-//!         bulk_timeout_ms: 10000, hello_interval_ms: 100, link_dead_ms: 1000,
+//!         bulk_timeout_ms: 10000, heartbeat_interval_ms: 10, link_dead_ms: 30,
 //!         min_age_s: 0,
 //!     ),
 //! )),
@@ -149,11 +149,12 @@ pub struct SyncTuning {
     /// A bulk not finished within this is retried, counted and logged
     /// (1 s..=1 h): a lost end marker never leaves a unit waiting for long.
     pub bulk_timeout: Duration,
-    /// Heartbeat period on each link (10 ms..=10 s).
-    pub hello_interval: Duration,
+    /// Heartbeat period on each link (10 ms..=10 s): the sync protocol's
+    /// heartbeat, which the election hears the partner by.
+    pub heartbeat_interval: Duration,
     /// A link that heard nothing from the partner this long is down
-    /// (more than 2 × `hello_interval`, at most 60 s): one lost hello never
-    /// takes a link down.
+    /// (more than 2 × `heartbeat_interval`, at most 60 s): one lost
+    /// heartbeat never takes a link down.
     pub link_dead: Duration,
     /// Connections younger than this many seconds are not synchronised
     /// (0: every connection is, at most 3600): short-lived flows cost the
@@ -169,7 +170,7 @@ impl Default for SyncTuning {
             flush_updates: t.flush_updates.default,
             digest_interval: Duration::from_millis(t.digest_interval_ms.default.into()),
             bulk_timeout: Duration::from_millis(t.bulk_timeout_ms.default.into()),
-            hello_interval: Duration::from_millis(t.hello_interval_ms.default.into()),
+            heartbeat_interval: Duration::from_millis(t.heartbeat_interval_ms.default.into()),
             link_dead: Duration::from_millis(t.link_dead_ms.default.into()),
             min_age_s: t.min_age_s.default,
         }
@@ -191,7 +192,7 @@ struct Tuning {
     flush_updates: Bounds,
     digest_interval_ms: Bounds,
     bulk_timeout_ms: Bounds,
-    hello_interval_ms: Bounds,
+    heartbeat_interval_ms: Bounds,
     link_dead_ms: Bounds,
     min_age_s: Bounds,
 }
@@ -217,14 +218,14 @@ const TUNING: Tuning = Tuning {
         range: 1000..=3_600_000,
         unit: " ms",
     },
-    hello_interval_ms: Bounds {
-        default: 100,
+    heartbeat_interval_ms: Bounds {
+        default: 10,
         range: 10..=10_000,
         unit: " ms",
     },
-    // The lower bound is also relative: more than 2 × hello_interval_ms.
+    // The lower bound is also relative: more than 2 × heartbeat_interval_ms.
     link_dead_ms: Bounds {
-        default: 1000,
+        default: 30,
         range: 1..=60_000,
         unit: " ms",
     },
@@ -284,7 +285,7 @@ struct SyncFile {
     #[serde(deserialize_with = "written")]
     bulk_timeout_ms: Option<i64>,
     #[serde(deserialize_with = "written")]
-    hello_interval_ms: Option<i64>,
+    heartbeat_interval_ms: Option<i64>,
     #[serde(deserialize_with = "written")]
     link_dead_ms: Option<i64>,
     #[serde(deserialize_with = "written")]
@@ -470,13 +471,13 @@ fn tuning(f: &SyncFile) -> Result<SyncTuning, Invalid> {
         f.bulk_timeout_ms,
         &t.bulk_timeout_ms,
     )?;
-    let hello_ms = within(
-        "ha.sync.hello_interval_ms",
-        f.hello_interval_ms,
-        &t.hello_interval_ms,
+    let heartbeat_ms = within(
+        "ha.sync.heartbeat_interval_ms",
+        f.heartbeat_interval_ms,
+        &t.heartbeat_interval_ms,
     )?;
     let dead_ms = within("ha.sync.link_dead_ms", f.link_dead_ms, &t.link_dead_ms)?;
-    if dead_ms <= 2 * hello_ms {
+    if dead_ms <= 2 * heartbeat_ms {
         let default = if f.link_dead_ms.is_none() {
             " (the default)"
         } else {
@@ -485,9 +486,9 @@ fn tuning(f: &SyncFile) -> Result<SyncTuning, Invalid> {
         return invalid(
             "ha.sync.link_dead_ms",
             format!(
-                "{dead_ms} ms{default} must be more than 2 × hello_interval_ms = {} ms, so that \
-                 one lost hello does not take the link down",
-                2 * hello_ms
+                "{dead_ms} ms{default} must be more than 2 × heartbeat_interval_ms = {} ms, so \
+                 that one lost heartbeat does not take the link down",
+                2 * heartbeat_ms
             ),
         );
     }
@@ -497,7 +498,7 @@ fn tuning(f: &SyncFile) -> Result<SyncTuning, Invalid> {
         flush_updates,
         digest_interval: Duration::from_millis(digest_ms.into()),
         bulk_timeout: Duration::from_millis(bulk_ms.into()),
-        hello_interval: Duration::from_millis(hello_ms.into()),
+        heartbeat_interval: Duration::from_millis(heartbeat_ms.into()),
         link_dead: Duration::from_millis(dead_ms.into()),
         min_age_s,
     })
@@ -535,8 +536,8 @@ mod tests {
             flush_updates: 4,
             digest_interval_ms: 2000,
             bulk_timeout_ms: 10000,
-            hello_interval_ms: 100,
-            link_dead_ms: 1000,
+            heartbeat_interval_ms: 10,
+            link_dead_ms: 30,
             min_age_s: 0,
         ),
     )),
@@ -594,8 +595,8 @@ mod tests {
                 flush_updates: 4,
                 digest_interval: Duration::from_secs(2),
                 bulk_timeout: Duration::from_secs(10),
-                hello_interval: Duration::from_millis(100),
-                link_dead: Duration::from_secs(1),
+                heartbeat_interval: Duration::from_millis(10),
+                link_dead: Duration::from_millis(30),
                 min_age_s: 0,
             }
         );
@@ -637,14 +638,14 @@ mod tests {
         let start = GOOD_HA.find("        sync: (\n").unwrap();
         let end = GOOD_HA.find("    )),\n").unwrap();
         let text = format!(
-            "{}        sync: (min_age_s: 30, hello_interval_ms: 10),\n{}",
+            "{}        sync: (min_age_s: 30, heartbeat_interval_ms: 12),\n{}",
             &GOOD_HA[..start],
             &GOOD_HA[end..]
         );
         let ha = ha_of(&text).unwrap();
         assert_eq!(ha.sync.min_age_s, 30);
-        assert_eq!(ha.sync.hello_interval, Duration::from_millis(10));
-        assert_eq!(ha.sync.link_dead, Duration::from_secs(1));
+        assert_eq!(ha.sync.heartbeat_interval, Duration::from_millis(12));
+        assert_eq!(ha.sync.link_dead, Duration::from_millis(30));
         assert_eq!(ha.sync.flush_updates, 4);
     }
 
@@ -664,7 +665,7 @@ mod tests {
             // The section itself.
             (GOOD_HA.replace("ha: Some((", "ha: (").replace("    )),\n)", "    ),\n)"), "unit.ron:10:9: ha: expected `Some(...)` or `None`"),
             (ha_with("        sync_port: 8421,\n", "        sync_prot: 8421,\n"), "unit.ron:15:9: ha.sync_prot: unknown field `sync_prot`, expected `serial`, `peer_serial`, `role`, `psk_file`, `sync_port`, `links` or `sync`"),
-            (ha_with("            min_age_s: 0,\n", "            min_age: 0,\n"), "unit.ron:27:13: ha.sync.min_age: unknown field `min_age`, expected `flush_delay_us`, `flush_updates`, `digest_interval_ms`, `bulk_timeout_ms`, `hello_interval_ms`, `link_dead_ms` or `min_age_s`"),
+            (ha_with("            min_age_s: 0,\n", "            min_age: 0,\n"), "unit.ron:27:13: ha.sync.min_age: unknown field `min_age`, expected `flush_delay_us`, `flush_updates`, `digest_interval_ms`, `bulk_timeout_ms`, `heartbeat_interval_ms`, `link_dead_ms` or `min_age_s`"),
             (ha_with("        role: Active,\n", "        role: Activ,\n"), "unit.ron:13:15: ha.role: unknown variant `Activ`, expected `Active` or `Passive`"),
             (ha_with("        role: Active,\n", ""), "unit.ron:10:9: ha.role: missing (this field is required)"),
             // Serials.
@@ -711,12 +712,12 @@ mod tests {
             (ha_with("digest_interval_ms: 2000", "digest_interval_ms: 600001"), "unit.ron:23:33: ha.sync.digest_interval_ms: 600001 ms is not in 100..=600000"),
             (ha_with("bulk_timeout_ms: 10000", "bulk_timeout_ms: 999"), "unit.ron:24:30: ha.sync.bulk_timeout_ms: 999 ms is not in 1000..=3600000"),
             (ha_with("bulk_timeout_ms: 10000", "bulk_timeout_ms: 3600001"), "unit.ron:24:30: ha.sync.bulk_timeout_ms: 3600001 ms is not in 1000..=3600000"),
-            (ha_with("hello_interval_ms: 100", "hello_interval_ms: 9"), "unit.ron:25:32: ha.sync.hello_interval_ms: 9 ms is not in 10..=10000"),
-            (ha_with("hello_interval_ms: 100", "hello_interval_ms: 10001"), "unit.ron:25:32: ha.sync.hello_interval_ms: 10001 ms is not in 10..=10000"),
-            (ha_with("link_dead_ms: 1000", "link_dead_ms: 60001"), "unit.ron:26:27: ha.sync.link_dead_ms: 60001 ms is not in 1..=60000"),
-            (ha_with("link_dead_ms: 1000", "link_dead_ms: 200"), "unit.ron:26:27: ha.sync.link_dead_ms: 200 ms must be more than 2 × hello_interval_ms = 200 ms, so that one lost hello does not take the link down"),
-            (ha_with("link_dead_ms: 1000", "link_dead_ms: 0"), "unit.ron:26:27: ha.sync.link_dead_ms: 0 ms is not in 1..=60000"),
-            (ha_with("hello_interval_ms: 100", "hello_interval_ms: 500").replace("            link_dead_ms: 1000,\n", ""), "unit.ron:20:15: ha.sync.link_dead_ms: 1000 ms (the default) must be more than 2 × hello_interval_ms = 1000 ms, so that one lost hello does not take the link down"),
+            (ha_with("heartbeat_interval_ms: 10", "heartbeat_interval_ms: 9"), "unit.ron:25:36: ha.sync.heartbeat_interval_ms: 9 ms is not in 10..=10000"),
+            (ha_with("heartbeat_interval_ms: 10", "heartbeat_interval_ms: 10001"), "unit.ron:25:36: ha.sync.heartbeat_interval_ms: 10001 ms is not in 10..=10000"),
+            (ha_with("link_dead_ms: 30", "link_dead_ms: 60001"), "unit.ron:26:27: ha.sync.link_dead_ms: 60001 ms is not in 1..=60000"),
+            (ha_with("link_dead_ms: 30", "link_dead_ms: 20"), "unit.ron:26:27: ha.sync.link_dead_ms: 20 ms must be more than 2 × heartbeat_interval_ms = 20 ms, so that one lost heartbeat does not take the link down"),
+            (ha_with("link_dead_ms: 30", "link_dead_ms: 0"), "unit.ron:26:27: ha.sync.link_dead_ms: 0 ms is not in 1..=60000"),
+            (ha_with("heartbeat_interval_ms: 10", "heartbeat_interval_ms: 15").replace("            link_dead_ms: 30,\n", ""), "unit.ron:20:15: ha.sync.link_dead_ms: 30 ms (the default) must be more than 2 × heartbeat_interval_ms = 30 ms, so that one lost heartbeat does not take the link down"),
             (ha_with("min_age_s: 0", "min_age_s: 3601"), "unit.ron:27:24: ha.sync.min_age_s: 3601 s is not in 0..=3600"),
             (ha_with("min_age_s: 0", "min_age_s: 99999999999999999999"), "unit.ron:27:24: ha.sync.min_age_s: number out of range for this field"),
         ];

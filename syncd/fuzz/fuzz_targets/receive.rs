@@ -17,7 +17,7 @@ use syncd::engine::{Engine, EngineConfig};
 use syncd::psk::Psk;
 use syncd::seal::Party;
 use syncd::session::Session;
-use syncd::wire::{BodyWriter, Hello, Kind, Message};
+use syncd::wire::{BodyWriter, Heartbeat, Kind, Message};
 
 fn serial(s: &str) -> [u8; 16] {
     let mut b = [0u8; 16];
@@ -47,10 +47,10 @@ fuzz_target!(|data: &[u8]| {
         let mut d = rest.to_vec();
         engine.receive(1, 0, &mut d);
     } else {
-        // Handshake: the partner's hello, then the engine's answer.
-        let mut hello = BodyWriter::new(64);
-        let _ = hello.push(&Message::Hello(Hello::default()));
-        if let Some(n) = partner.seal(1, Kind::Control, 0, 0, hello.as_bytes(), &mut buf) {
+        // Handshake: the partner's heartbeat, then the engine's answer.
+        let mut heartbeat = BodyWriter::new(64);
+        let _ = heartbeat.push(&Message::Heartbeat(Heartbeat::default()));
+        if let Some(n) = partner.seal(1, Kind::Control, 0, 0, heartbeat.as_bytes(), &mut buf) {
             engine.receive(1, 0, &mut buf[..n]);
         }
         let mut answers = Vec::new();

@@ -5,7 +5,7 @@ use crate::bulk::IncomingState;
 use crate::channel::{ReceiverHealth, SenderHealth};
 use crate::links::LinkState;
 use crate::session::Drop;
-use crate::wire::Hello;
+use crate::wire::Heartbeat;
 use dataplane::conntrack::record::Digest;
 
 /// Something the daemon should log.
@@ -103,7 +103,7 @@ pub struct EngineStats {
     pub data_sent: u64,
     /// Data datagrams sent again.
     pub retransmitted: u64,
-    /// Control datagrams sent (acks, nacks, hellos).
+    /// Control datagrams sent (acks, nacks, heartbeats).
     pub control_sent: u64,
     /// Records received in order and handed on.
     pub records_received: u64,
@@ -149,7 +149,7 @@ pub struct Status {
     /// The partner's boot epoch, once a datagram of it authenticated.
     pub peer_epoch: Option<u64>,
     /// What the partner last said of itself.
-    pub peer: Option<Hello>,
+    pub peer: Option<Heartbeat>,
     /// Each link's state and since when (ns).
     pub links: Vec<(LinkState, u64)>,
     /// The link the stream uses.

@@ -97,16 +97,26 @@ fn control_messages() -> Vec<Message> {
             first: 42,
             last: 44,
         },
-        Message::Hello(Hello {
-            workers: 2,
-            interfaces: 3,
-            active: true,
-            wants_bulk: true,
-            links_heard: 0b10,
-            firmware: 0x00_01_02,
-            rules: 0x55,
-        }),
+        Message::Heartbeat(heartbeat()),
+        Message::Heartbeat(Heartbeat::default()),
     ]
+}
+
+fn heartbeat() -> Heartbeat {
+    Heartbeat {
+        workers: 2,
+        interfaces: 3,
+        active: true,
+        wants_bulk: true,
+        bulk_done: true,
+        links_heard: 0b10,
+        firmware: 0x00_01_02,
+        rules: 0x55,
+        quality: MAX_QUALITY,
+        priority: 200,
+        forced: Forced::Passive,
+        config_revision: 0x0102_0304,
+    }
 }
 
 fn body(messages: &[Message]) -> Vec<u8> {
@@ -142,6 +152,7 @@ fn sizes_are_what_the_docs_say() {
     };
     assert_eq!(one(update), 32);
     assert_eq!(one(Message::Delete { id: r.id, rss: 0 }), 12);
+    assert_eq!(one(Message::Heartbeat(heartbeat())), 24);
     // Records of one action share a sub-header; a new rule set opens another.
     assert_eq!(body(&[update, update, update]).len(), SECTION_LEN + 3 * 32);
     assert_eq!(
@@ -187,6 +198,79 @@ fn an_update_record_reads_as_drawn() {
             },
         })]
     );
+}
+
+/// A heartbeat record, byte by byte.
+#[test]
+fn a_heartbeat_record_reads_as_drawn() {
+    #[rustfmt::skip]
+    let bytes: [u8; SECTION_LEN + 24] = [
+        13, 24, 0, 1,                // action heartbeat, record length 24, count 1
+        0, 0, 0, 0, 0, 0, 0, 0,      // revision (inserts only)
+        4, 2,                        // workers, interfaces
+        0b101,                       // flags: active, bulk done
+        0b11,                        // links heard: 0 and 1
+        0, 1, 2, 3,                  // firmware 1.2.3
+        0, 0, 0, 0, 0, 0, 0x12, 0x34, // rule set revision
+        0x18, 0x9c,                  // quality 6300 (63 %)
+        7,                           // priority
+        1,                           // forced active
+        0, 0, 1, 0,                  // configuration revision 256
+    ];
+    let m: Vec<_> = records(Kind::Control, &bytes).collect();
+    assert_eq!(
+        m,
+        [Ok(Message::Heartbeat(Heartbeat {
+            workers: 4,
+            interfaces: 2,
+            active: true,
+            wants_bulk: false,
+            bulk_done: true,
+            links_heard: 0b11,
+            firmware: 0x01_02_03,
+            rules: 0x1234,
+            quality: 6300,
+            priority: 7,
+            forced: Forced::Active,
+            config_revision: 256,
+        }))]
+    );
+    assert_eq!(body(&[m[0].unwrap()]), bytes);
+}
+
+/// Quality past 100 %, a forced mode past passive, and each unknown flag are
+/// refused, one field at a time; the highest valid values pass.
+#[test]
+fn a_heartbeat_out_of_range_is_refused() {
+    let good = body(&[Message::Heartbeat(heartbeat())]);
+    assert_eq!(validate(Kind::Control, &good), Ok(1));
+    let at = SECTION_LEN;
+    let mut cases: Vec<(Corrupt, Result<usize, Error>)> = vec![
+        (
+            Box::new(move |b| b[at + 16..at + 18].copy_from_slice(&10_001u16.to_be_bytes())),
+            Err(Error::BadRecord),
+        ),
+        (
+            Box::new(move |b| b[at + 16..at + 18].fill(0xff)),
+            Err(Error::BadRecord),
+        ),
+        (Box::new(move |b| b[at + 16..at + 18].fill(0)), Ok(1)),
+        (Box::new(move |b| b[at + 19] = 3), Err(Error::BadRecord)),
+        (Box::new(move |b| b[at + 19] = 0xff), Err(Error::BadRecord)),
+        (Box::new(move |b| b[at + 19] = 0), Ok(1)),
+        (Box::new(move |b| b[at + 2] = 0b111), Ok(1)),
+    ];
+    for bit in 3..8 {
+        cases.push((
+            Box::new(move |b| b[at + 2] |= 1 << bit),
+            Err(Error::BadRecord),
+        ));
+    }
+    for (i, (corrupt, want)) in cases.into_iter().enumerate() {
+        let mut b = good.clone();
+        corrupt(&mut b);
+        assert_eq!(validate(Kind::Control, &b), want, "case {i}");
+    }
 }
 
 #[test]
