@@ -12,10 +12,14 @@
 //! results and time, and acts on its decisions):
 //!
 //! * [`quality`]: the weighted quality factor.
-//! * [`role`]: the role state machine (states, rules, reasons).
+//! * [`role`]: the role state machine (states, rules, reasons, split brain).
 //!
-//! Still to come (issue 10): the heartbeat message and its authentication,
-//! the health inputs' probes, the HA event log, and the daemon's wiring.
+//! Where the rest lives: the heartbeat is the sync protocol's control record
+//! (`syncd::wire::Heartbeat`, sealed with the cluster key, sent first in
+//! every poll of the sync engine); the health probes are `mgmt::health`;
+//! the daemon's wiring (workers live or passive, gratuitous ARP, the data
+//! probe, the ordered handover, the HA event log, the fail-soft mode when
+//! firmware versions differ) is `mgmt::election_task`.
 #![forbid(unsafe_code)]
 
 pub mod quality;

@@ -6,11 +6,15 @@
 //!   ┌──────────────────────────── decide (every input, every tick) ─────────────────────┐
 //!   │ 1. forced here (haactive / hapassive)                → that role       (Forced)     │
 //!   │ 2. partner silent on every HA link for the dead interval:                           │
-//!   │      still answering on the data networks            → passive  (HaLinksDown)      │
+//!   │      this unit active                                → active   (PartnerLost/Alone) │
+//!   │      it answered the data probe since it fell silent → passive  (HaLinksDown)      │
+//!   │      the probe still has time to be answered         → passive  (Probing)          │
 //!   │      else                                            → active   (PartnerLost/Alone) │
 //!   │ 3. partner forced                                    → the other role (PartnerForced)│
-//!   │ 4. this unit's bulk not in yet                       → passive  (Joining)          │
-//!   │    the partner's bulk not in yet                     → active   (PartnerJoining)   │
+//!   │ 4. this unit passive and its bulk not in yet         → passive  (Joining)          │
+//!   │    the partner's bulk not in yet, it is not active:                                │
+//!   │      this unit active, or the lower serial           → active   (PartnerJoining)   │
+//!   │      else (both starting)                            → passive  (Serial)           │
 //!   │ 5. higher quality                                    → active   (Quality)          │
 //!   │ 6. higher priority ("active if equal")               → active   (Priority)         │
 //!   │ 7. equal: the active one stays (no needless swap, no failback)       (Incumbent)   │
@@ -20,11 +24,27 @@
 //!
 //! The partner is lost only when *every* HA link has been silent for the
 //! dead interval: the daemon calls [`Election::heard`] for a heartbeat from
-//! any link, so one link down changes nothing here. When all of them are
-//! silent but the partner still answers on the data networks (the daemon
-//! probes its interface addresses there, Stormshield's "ICMP monitoring"), the
-//! HA links broke, not the partner: this unit does not take over. Every change
-//! carries its reason and is counted, so role changes can be checked exactly.
+//! any link, so one link down changes nothing here.
+//!
+//! # Split brain: the data probe
+//!
+//! Silent HA links may mean a dead partner, or broken links (cut cables,
+//! heartbeats lost one way) with the partner alive and active. To tell them
+//! apart, a unit with probe addresses configured (the partner's own
+//! addresses on the data networks, Stormshield's "ICMP monitoring") asks
+//! them once the partner has been silent for half the dead interval
+//! ([`Election::wants_probe`]; the daemon sends ICMP echo requests and
+//! reports each answer with [`Election::probe_answered`]). At the dead
+//! interval a passive unit takes over only if no answer came since the
+//! partner fell silent and the probe has had [`Timing::probe_wait_ns`] to be
+//! answered; an answer keeps it passive for as long as answers keep coming.
+//! An active unit never gives up its role for silence. So with heartbeats
+//! lost one way, or every HA link cut, exactly one unit stays active; without
+//! probe addresses such a unit takes over, and two are active until a link
+//! returns (the rules then keep one: quality, priority, serial).
+//!
+//! Every change carries its reason and is counted, so role changes can be
+//! checked exactly.
 
 use crate::quality::Quality;
 
@@ -52,6 +72,8 @@ pub enum Reason {
     PartnerLost,
     /// Every HA link is silent but the partner answers on the data networks.
     HaLinksDown,
+    /// Every HA link is silent; the probe on the data networks is out.
+    Probing,
     /// This unit has not received its bulk yet.
     Joining,
     /// The partner has not received its bulk yet.
@@ -76,6 +98,7 @@ impl Reason {
             Reason::PartnerForced => "the partner is forced",
             Reason::PartnerLost => "partner lost",
             Reason::HaLinksDown => "HA links down, partner alive on the data networks",
+            Reason::Probing => "partner silent, probing it on the data networks",
             Reason::Joining => "joining: bulk not received yet",
             Reason::PartnerJoining => "the partner is joining",
             Reason::Quality => "quality",
@@ -110,6 +133,11 @@ pub struct Timing {
     pub listen_ns: u64,
     /// Every HA link silent this long: the partner is lost.
     pub dead_ns: u64,
+    /// With probe addresses: how long a probe sent at half the dead interval
+    /// may take to be answered before a passive unit takes over (at most the
+    /// dead interval's other half, so detection takes no longer); `None`
+    /// without probe addresses.
+    pub probe_wait_ns: Option<u64>,
 }
 
 /// A role change.
@@ -144,7 +172,8 @@ pub struct Election {
     started_ns: u64,
     partner: Option<(Partner, u64)>,
     ever_heard: bool,
-    alive_on_data: bool,
+    last_heard_ns: u64,
+    probe_answered_ns: Option<u64>,
     role: Role,
     reason: Reason,
     since_ns: u64,
@@ -165,7 +194,8 @@ impl Election {
             started_ns: now_ns,
             partner: None,
             ever_heard: false,
-            alive_on_data: false,
+            last_heard_ns: now_ns,
+            probe_answered_ns: None,
             role: Role::Passive,
             reason: Reason::Listening,
             since_ns: now_ns,
@@ -177,6 +207,7 @@ impl Election {
     pub fn heard(&mut self, now_ns: u64, partner: Partner) -> Option<Change> {
         self.partner = Some((partner, now_ns));
         self.ever_heard = true;
+        self.last_heard_ns = now_ns;
         self.decide(now_ns)
     }
 
@@ -198,10 +229,18 @@ impl Election {
         self.decide(now_ns)
     }
 
-    /// What the probe of the partner on the data networks says.
-    pub fn set_alive_on_data(&mut self, now_ns: u64, alive: bool) -> Option<Change> {
-        self.alive_on_data = alive;
+    /// The partner answered the probe on the data networks at `at_ns`.
+    pub fn probe_answered(&mut self, now_ns: u64, at_ns: u64) -> Option<Change> {
+        self.probe_answered_ns = Some(at_ns);
         self.decide(now_ns)
+    }
+
+    /// Whether the daemon should probe the partner on the data networks now:
+    /// probe addresses are configured and every HA link has been silent for
+    /// half the dead interval (or since the start).
+    pub fn wants_probe(&self, now_ns: u64) -> bool {
+        self.timing.probe_wait_ns.is_some()
+            && now_ns.saturating_sub(self.last_heard_ns) >= self.timing.dead_ns / 2
     }
 
     /// Time passes (the listen time ends, the partner falls silent).
@@ -251,21 +290,46 @@ impl Election {
             if !self.ever_heard && now_ns.saturating_sub(self.started_ns) < self.timing.listen_ns {
                 return (Passive, Listening);
             }
-            if self.alive_on_data {
-                return (Passive, HaLinksDown);
+            let lost = if self.ever_heard { PartnerLost } else { Alone };
+            if self.role == Active {
+                return (Active, lost);
             }
-            return (Active, if self.ever_heard { PartnerLost } else { Alone });
+            if let Some(wait) = self.timing.probe_wait_ns {
+                // Silent since the last heartbeat (or the start); the probe
+                // went out half a dead interval later.
+                let silent_since = self.last_heard_ns;
+                let alive = self.probe_answered_ns.is_some_and(|at| {
+                    at >= silent_since && now_ns.saturating_sub(at) < self.timing.dead_ns
+                });
+                if alive {
+                    return (Passive, HaLinksDown);
+                }
+                let probe_sent = silent_since.saturating_add(self.timing.dead_ns / 2);
+                if now_ns < probe_sent.saturating_add(wait) {
+                    return (Passive, Probing);
+                }
+            }
+            return (Active, lost);
         };
         match p.forced {
             Some(Active) => return (Passive, PartnerForced),
             Some(Passive) => return (Active, PartnerForced),
             None => {}
         }
-        if !self.bulk_done {
+        // An active unit that wants the partner's table again (the partner
+        // restarted) keeps forwarding meanwhile.
+        if !self.bulk_done && self.role == Passive {
             return (Passive, Joining);
         }
-        if !p.bulk_done {
-            return (Active, PartnerJoining);
+        // The partner joining stays passive; someone must forward: this unit
+        // if it does already. Two units starting together decide on stale
+        // heartbeats (each may finish its bulk before it hears the other
+        // did), so there the lower serial takes the role, and only once.
+        if !p.bulk_done && !p.active {
+            if self.role == Active || self.serial < p.serial {
+                return (Active, PartnerJoining);
+            }
+            return (Passive, Serial);
         }
         if self.quality != p.quality {
             return (better(self.quality > p.quality), Quality);

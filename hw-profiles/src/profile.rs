@@ -245,8 +245,13 @@ pub enum Idle {
 pub struct Disk {
     /// Name for the console and the quality breakdown (`nvme0`).
     pub name: String,
-    /// Block device, absolute (`/dev/nvme0n1`).
+    /// Block device, absolute (`/dev/nvme0n1`): present, or the disk is lost.
     pub path: PathBuf,
+    /// A directory on a file system of that disk where a small file is
+    /// written, synced and removed every second (the write probe); without
+    /// it, only presence is checked.
+    #[serde(default)]
+    pub probe_dir: Option<PathBuf>,
 }
 
 /// A profile file is at most this many bytes: the largest appliance's is a few KiB.

@@ -11,6 +11,8 @@
 //!
 //! ```text
 //!  main lcore ── main_lcore::MainLoop: sync (HA ports, syncd engine)    bounded latency
+//!               and the election (heartbeats in, role out)
+//!  health     ── health: links, disks, TPM → the quality factor        file and device I/O
 //!  workers    ── workers::Worker, one per worker lcore                  polling
 //!  supervisor ── supervisor::Supervisor: rules, role, counters file     commands in order
 //!  control    ── control::ControlServer: the socket, every client       transport only
@@ -19,7 +21,7 @@
 //! ```
 //!
 //! * [`config`]: the unit configuration file (interfaces, routes, timeouts,
-//!   and the HA section: serials, role, key file, HA links, sync pacing).
+//!   and the HA section: serials, election, key file, HA links, sync pacing).
 //! * [`rules`]: the rules file.
 //! * [`lock`]: one unit per EAL prefix and per port.
 //! * [`unit`](mod@unit): booting a unit on DPDK and taking it down.
@@ -33,7 +35,12 @@
 //!   [`ha_link::HaLink`].
 //! * [`sync_task`]: synchronisation as a task of the main lcore: the HA
 //!   ports, the sync engine, the workers' queues; its log lines and status.
-//! * [`log`]: the unit's log (journald or stderr, never blocking).
+//! * [`election_task`]: the election as a task of the sync loop: the role,
+//!   taking over and handing over, the HA event log.
+//! * [`health`]: this unit's health inputs and quality factor, probed on a
+//!   thread of their own.
+//! * [`log`]: the unit's log (journald or stderr, never blocking), and the
+//!   HA event log file.
 //! * [`thread`]: control-plane threads, on the profile's control CPUs.
 //! * [`counters_file`]: the counters, rewritten to a file every second.
 //! * [`atomic_file`]: replacing a file so readers never see half of one.
@@ -46,8 +53,10 @@ pub mod config;
 pub mod console;
 pub mod control;
 pub mod counters_file;
+pub mod election_task;
 pub mod ha_link;
 pub mod ha_port;
+pub mod health;
 pub mod lock;
 pub mod log;
 pub mod main_lcore;

@@ -14,9 +14,12 @@
 
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tracing::Level;
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -27,6 +30,7 @@ pub const QUEUED_LINES: usize = 16_384;
 /// Keeps the log working; dropping it flushes what is queued (bounded).
 pub struct LogGuard {
     _writer: Option<WorkerGuard>,
+    _ha_writer: Option<WorkerGuard>,
     dropped: Option<ErrorCounter>,
     write_errors: Arc<AtomicU64>,
     /// Where the lines go, for the first line of the log.
@@ -76,17 +80,61 @@ fn stderr_is_journal() -> bool {
     stream == format!("{}:{}", meta.dev(), meta.ino())
 }
 
+/// The HA event log file's layer: lines of target `ha`
+/// ([`crate::election_task::HA_LOG`]) appended to `path` through a writer
+/// thread of their own (lossy, as stderr's). `None` if the file cannot be
+/// opened (said on stderr: the unit runs on without it).
+fn ha_file<S>(path: &Path) -> Option<(impl Layer<S> + Send + Sync + 'static, WorkerGuard)>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let file = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(
+                io::stderr(),
+                "HA log {}: {e}; HA events go to the log only",
+                path.display()
+            );
+            return None;
+        }
+    };
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("tandem-halog")
+        .finish(file);
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_target(false)
+        .log_internal_errors(false)
+        .with_filter(Targets::new().with_target(crate::election_task::HA_LOG, Level::INFO));
+    Some((layer, guard))
+}
+
 /// Installs the log for this process (once; later calls change nothing).
-/// `RUST_LOG`-style filtering is not offered: a unit logs at `info`.
-pub fn init() -> LogGuard {
+/// `RUST_LOG`-style filtering is not offered: a unit logs at `info`. With
+/// `ha_log`, the HA events are also appended to that file.
+pub fn init(ha_log: Option<&Path>) -> LogGuard {
     let level = tracing_subscriber::filter::LevelFilter::INFO;
+    let (ha_layer, ha_guard) = match ha_log.and_then(ha_file) {
+        Some((l, g)) => (Some(l), Some(g)),
+        None => (None, None),
+    };
     if stderr_is_journal() {
         if let Ok(journal) = tracing_journald::layer() {
             let _ = tracing_subscriber::registry()
+                .with(ha_layer)
                 .with(journal.with_filter(level))
                 .try_init();
             return LogGuard {
                 _writer: None,
+                _ha_writer: ha_guard,
                 dropped: None,
                 write_errors: Arc::default(),
                 sink: "the systemd journal",
@@ -106,10 +154,12 @@ pub fn init() -> LogGuard {
         .with_target(false)
         .log_internal_errors(false);
     let _ = tracing_subscriber::registry()
+        .with(ha_layer)
         .with(layer.with_filter(level))
         .try_init();
     LogGuard {
         _writer: Some(guard),
+        _ha_writer: ha_guard,
         dropped: Some(dropped),
         write_errors,
         sink: "stderr",

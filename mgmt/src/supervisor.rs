@@ -13,7 +13,7 @@
 //! | [`Command::Console`] | a console request: answered from a look at the unit (help, counters, rules), or carried out (`reload`), or, for `conns`, collected from the workers over several of their loop iterations while other commands go on |
 //! | [`Command::Reload`] | re-reads the rules file and puts it in force; a bad file changes nothing |
 //! | [`Command::ApplyRules`] | validates a rules text (from this unit's console or from the partner), and only if it is valid writes it as the rules file (atomically) and puts it in force |
-//! | [`Command::SetRole`] | forces this unit's role, or clears the force; recorded and reported (the election, a later issue, acts on it) |
+//! | [`Command::SetRole`] | forces this unit's role, or clears the force (the election acts on it at its next round) |
 //!
 //! Its own duties run between commands: the counters file is rewritten
 //! every [`COUNTERS_FILE_EVERY`]. Nothing it does waits on a client: a slow
@@ -70,6 +70,7 @@ impl Origin {
 
 /// A role of a unit in the pair: the one the configuration's `ha.role` names.
 pub use crate::config::HaRole as Role;
+use crate::election_task::ForceCell;
 
 /// What the supervisor can be asked; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +145,9 @@ pub struct Settings<U> {
     pub extra_counters: Vec<CounterSource>,
     /// Synchronisation's status text (`None`: no partner configured).
     pub sync_status: Option<StatusSource>,
+    /// The role the console forces, read by the election (`None`: no
+    /// partner configured).
+    pub force: Option<Arc<ForceCell>>,
 }
 
 enum Message {
@@ -327,22 +331,30 @@ impl<U: Managed> State<U> {
                 return;
             }
             Command::Console(Request::Reload) => self.reload(Origin::Console),
+            Command::Console(Request::Force(role)) | Command::SetRole(role) => self.force(role),
             Command::Console(request) => answer::immediate(&request, self)
                 .ok_or_else(|| "that request has no immediate answer".to_string()),
             Command::Reload { origin } => self.reload(origin),
             Command::ApplyRules { origin, text } => self.apply_rules(origin, &text),
-            Command::SetRole(role) => {
-                self.forced_role = role;
-                let text = match role {
-                    Some(Role::Active) => "role forced: active",
-                    Some(Role::Passive) => "role forced: passive",
-                    None => "role no longer forced",
-                };
-                tracing::info!("{text}");
-                Ok(text.to_string())
-            }
         };
         let _ = reply.send(answer);
+    }
+
+    /// Forces the role (the election reads it at its next round), or
+    /// removes the force.
+    fn force(&mut self, role: Option<Role>) -> Reply {
+        let Some(cell) = &self.settings.force else {
+            return Err("this unit has no partner configured (no `ha` section)".into());
+        };
+        cell.set(role);
+        self.forced_role = role;
+        let text = match role {
+            Some(Role::Active) => "role forced: active",
+            Some(Role::Passive) => "role forced: passive",
+            None => "role no longer forced",
+        };
+        tracing::info!("{text}");
+        Ok(text.to_string())
     }
 
     /// Puts `set` in force on every worker (connections are kept).
@@ -442,6 +454,7 @@ pub(crate) mod fake {
             counters_file: None,
             extra_counters: Vec::new(),
             sync_status: None,
+            force: None,
         };
         Supervisor::start(settings, &[]).unwrap()
     }
@@ -485,6 +498,7 @@ mod tests {
                 counters_file: Some(dir.join("counters")),
                 extra_counters: vec![Box::new(|out| out.push(("control.x".into(), 3)))],
                 sync_status: Some(Box::new(|| "partner TNDM-B: not heard yet\n".into())),
+                force: Some(ForceCell::new(None)),
             };
             let supervisor = Some(Supervisor::start(settings, &[]).unwrap());
             Lab {
@@ -647,9 +661,20 @@ mod tests {
             Ok("role forced: passive".into())
         );
         assert_eq!(
-            lab.ask(Command::SetRole(None)),
+            lab.ask(Command::Console(Request::Force(None))),
             Ok("role no longer forced".into())
         );
+    }
+
+    #[test]
+    fn a_unit_without_a_partner_refuses_a_forced_role() {
+        let supervisor = super::fake::start(FakeUnit::new(1));
+        let h = supervisor.handle();
+        assert_eq!(
+            h.ask(Command::SetRole(Some(Role::Active)), T),
+            Err("this unit has no partner configured (no `ha` section)".into())
+        );
+        supervisor.stop();
     }
 
     /// A listing waits for the workers without holding anything else up:

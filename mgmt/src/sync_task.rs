@@ -13,9 +13,11 @@
 //! published every [`PUBLISH_EVERY_NS`] for the control plane, through a lock
 //! this loop only ever *tries* (it never waits for the control plane).
 
-use crate::config::{HaConfig, HaRole};
+use crate::config::HaConfig;
+use crate::election_task::{ElectionTask, ForceCell, HA_LOG};
 use crate::ha_link::Addressing;
 use crate::ha_port::{HaPort, HaPortError};
+use crate::health::Health;
 use dataplane::conntrack::event::{EventQueue, InboundQueue};
 use dataplane::forward::Ipv4Prefix;
 use dpdk_sys::{lcore, DpdkError, LaunchHandle, LcoreId, Mempool};
@@ -93,13 +95,24 @@ pub struct SyncTask {
     peer: String,
     published: Arc<Mutex<Published>>,
     next_publish_ns: u64,
+    election: ElectionTask,
+}
+
+/// What the election needs besides the HA section: the workers' role
+/// signals, this unit's health, and the role the console forces.
+pub struct ElectionInputs {
+    /// The workers' role, GARP and data-probe signals.
+    pub signals: Arc<workers::HaSignals>,
+    /// This unit's health.
+    pub health: Arc<Health>,
+    /// The role the console forces.
+    pub force: Arc<ForceCell>,
 }
 
 impl SyncTask {
     /// Starts the HA ports of `ha` (packets from `pool`) and the engine over
     /// the workers' `events` and `inbound` queues, at `now_ns` of the unit's
-    /// clock. `epoch` is this boot's. The workers' role (live or passive) is
-    /// not this task's to tell: the caller sets their `HaSignals`.
+    /// clock, and the election over `inputs`. `epoch` is this boot's.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         ha: &HaConfig,
@@ -109,6 +122,7 @@ impl SyncTask {
         epoch: u64,
         events: Vec<EventQueue>,
         inbound: Vec<InboundQueue>,
+        inputs: ElectionInputs,
         now_ns: u64,
     ) -> Result<SyncTask, SyncError> {
         let psk = Psk::load(&ha.psk_file)?;
@@ -140,14 +154,19 @@ impl SyncTask {
         cfg.link_dead_ns = ns(ha.sync.link_dead);
         cfg.interfaces = u8::try_from(interfaces).unwrap_or(u8::MAX);
         cfg.firmware = firmware();
-        let active = ha.role == HaRole::Active;
-        // the caller sets the workers' HaSignals
-        let mut engine = Engine::new(cfg, psk, events, inbound, now_ns)?;
-        engine.set_active(active);
+        let engine = Engine::new(cfg, psk, events, inbound, now_ns)?;
+        let election = ElectionTask::new(
+            ha,
+            ns(ha.sync.link_dead),
+            inputs.signals,
+            inputs.health,
+            inputs.force,
+            firmware(),
+            now_ns,
+        );
         tracing::info!(
-            "sync: {} ({}) with partner {} over {} on UDP port {}, MTU {mtu}",
+            "sync: {} with partner {} over {} on UDP port {}, MTU {mtu}",
             ha.serial_str(),
-            if active { "active" } else { "passive" },
             ha.peer_serial_str(),
             ha.links
                 .iter()
@@ -163,6 +182,7 @@ impl SyncTask {
             ports,
             published: Arc::default(),
             next_publish_ns: now_ns,
+            election,
         })
     }
 
@@ -171,13 +191,16 @@ impl SyncTask {
         Arc::clone(&self.published)
     }
 
-    /// One round at `now_ns`; returns how much work it found.
+    /// One round at `now_ns`; returns how much work it found. The HA ports
+    /// are read first, then the election decides, then the engine sends
+    /// (heartbeats first): a heartbeat is answered in the same round.
     pub fn round(&mut self, now_ns: u64) -> usize {
         let mut work = 0;
         let engine = &mut self.engine;
         for (i, port) in self.ports.iter_mut().enumerate() {
             work += port.poll(now_ns, &mut |d| engine.receive(now_ns, i, d));
         }
+        self.election.round(now_ns, &mut self.engine);
         let ports = &mut self.ports;
         work += self.engine.poll(now_ns, &mut |link, d| {
             if let Some(p) = ports.get_mut(link) {
@@ -202,9 +225,13 @@ impl SyncTask {
     fn log(&self, n: Notice) {
         match n {
             Notice::PeerEpoch { old: None, new } => {
-                tracing::info!("sync: partner {} found (boot epoch {new:016x})", self.peer);
+                tracing::info!(target: HA_LOG, "sync: partner {} found (boot epoch {new:016x})", self.peer);
             }
-            Notice::PeerEpoch { old: Some(old), new } => tracing::warn!(
+            Notice::PeerEpoch {
+                old: Some(old),
+                new,
+            } => tracing::warn!(
+                target: HA_LOG,
                 "sync: partner {} restarted (boot epoch {old:016x} → {new:016x}): what it sent before is dropped, its table asked for again",
                 self.peer
             ),
@@ -218,36 +245,44 @@ impl SyncTask {
                 // Coming up (at boot, after a repair) is news; losing a
                 // direction is an alarm.
                 if from == LinkState::Up || to == LinkState::Down {
-                    tracing::warn!("{line}");
+                    tracing::warn!(target: HA_LOG, "{line}");
                 } else {
-                    tracing::info!("{line}");
+                    tracing::info!(target: HA_LOG, "{line}");
                 }
             }
             Notice::StreamMoved { from, to } => tracing::warn!(
+                target: HA_LOG,
                 "sync: the stream moved from HA link {} to {}",
                 self.link_name(from),
                 self.link_name(to)
             ),
             Notice::Version { link, version } => tracing::error!(
+                target: HA_LOG,
                 "sync: a datagram of protocol version {version} on HA link {} refused (this unit speaks {}); the partner runs other firmware",
                 self.link_name(link),
                 syncd::wire::VERSION
             ),
             Notice::BulkRequested { retry: false } => {
-                tracing::info!("sync: asked {} for its whole table", self.peer);
+                tracing::info!(target: HA_LOG, "sync: asked {} for its whole table", self.peer);
             }
             Notice::BulkRequested { retry: true } => tracing::warn!(
+                target: HA_LOG,
                 "sync: the bulk from {} did not end in time; asked again",
                 self.peer
             ),
-            Notice::BulkReceived => tracing::info!("sync: bulk from {} received", self.peer),
-            Notice::BulkSent => tracing::info!("sync: bulk sent to {} and installed", self.peer),
+            Notice::BulkReceived => {
+                tracing::info!(target: HA_LOG, "sync: bulk from {} received", self.peer)
+            }
+            Notice::BulkSent => {
+                tracing::info!(target: HA_LOG, "sync: bulk sent to {} and installed", self.peer)
+            }
             Notice::DigestMismatch {
                 shard,
                 theirs,
                 ours,
                 refused: false,
             } => tracing::warn!(
+                target: HA_LOG,
                 "sync: shard {shard} differs from {} ({} entries there, {} here): asked for it again",
                 self.peer,
                 theirs.count,
@@ -259,23 +294,28 @@ impl SyncTask {
                 ours,
                 refused: true,
             } => tracing::warn!(
+                target: HA_LOG,
                 "sync: shard {shard} differs from {} ({} entries there, {} here) by records this unit refused (see sync.unknown_interface, worker{shard}.sync_table_full): not asked for again",
                 self.peer,
                 theirs.count,
                 ours.count
             ),
             Notice::UnknownInterface { iface } => tracing::warn!(
+                target: HA_LOG,
                 "sync: a connection on interface {iface}, which this unit does not have, was not installed"
             ),
             Notice::GaveUp { shards } => tracing::warn!(
+                target: HA_LOG,
                 "sync: {} did not acknowledge a datagram; its shards ({shards:#x}) are sent again",
                 self.peer
             ),
             Notice::Lost { datagrams } => tracing::warn!(
+                target: HA_LOG,
                 "sync: {datagrams} datagram(s) from {} were lost for good; its resync follows",
                 self.peer
             ),
             Notice::WorkersDiffer { ours, theirs } => tracing::warn!(
+                target: HA_LOG,
                 "sync: {} runs {theirs} workers, this unit {ours}: tables are compared and resent whole",
                 self.peer
             ),
@@ -288,6 +328,7 @@ impl SyncTask {
         for p in &self.ports {
             p.counters(&mut counters);
         }
+        self.election.counters(now_ns, &mut counters);
         let status = self.status_text(&self.engine.status(now_ns), now_ns);
         if let Ok(mut p) = self.published.try_lock() {
             p.counters = counters;
@@ -307,6 +348,24 @@ impl SyncTask {
                 None => "not heard yet".into(),
             }
         );
+        let e = self.election.election();
+        let _ = writeln!(
+            t,
+            "role: {} ({}) for {} s{}; quality {}%",
+            match e.role() {
+                electiond::role::Role::Active => "active",
+                electiond::role::Role::Passive => "passive",
+            },
+            e.reason().text(),
+            secs(e.since_ns()),
+            match e.forced() {
+                Some(electiond::role::Role::Active) => ", forced active",
+                Some(electiond::role::Role::Passive) => ", forced passive",
+                None => "",
+            },
+            self.election.quality().percent()
+        );
+        let _ = writeln!(t, "role changes: {}", e.changes());
         if let Some(h) = &st.peer {
             let heard = self.engine.partner().map_or(0, |(_, at)| at);
             let _ = writeln!(

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use workers::{
-    Clock, FirewallSpec, IdlePolicy, WorkerHandles, WorkerLinks, WorkerPort, WorkerSpec,
+    Clock, FirewallSpec, HaSignals, IdlePolicy, WorkerHandles, WorkerLinks, WorkerPort, WorkerSpec,
 };
 
 /// Why a unit did not boot.
@@ -124,6 +124,8 @@ struct Shared {
     workers: Vec<WorkerHandles>,
     /// The clock the workers use.
     clock: Clock,
+    /// The workers' role, gratuitous ARP and data probe.
+    ha: Arc<HaSignals>,
     ports: Vec<(String, Port)>,
     /// Data interface names in index order.
     interfaces: Vec<String>,
@@ -203,6 +205,18 @@ impl Unit {
         let mut worker_handles = Vec::new();
         let clock = Clock::new();
         let all_links = WorkerLinks::for_workers(workers, clock);
+        let ha = all_links
+            .first()
+            .map(|l| Arc::clone(&l.ha))
+            .ok_or_else(|| BootError::Mismatch("no worker".into()))?;
+        // A unit of a pair starts passive: its workers never answer for a
+        // virtual address before the election says so.
+        ha.set_live(config.ha.is_none());
+        let probe_targets = config
+            .ha
+            .as_ref()
+            .map(|h| h.election.probe.clone())
+            .unwrap_or_default();
         for ((w, &core), links) in profile.cores.workers.iter().enumerate().zip(all_links) {
             let queue =
                 u16::try_from(w).map_err(|_| BootError::Mismatch("too many workers".into()))?;
@@ -229,7 +243,7 @@ impl Unit {
                     timeouts: config.timeouts,
                 }),
                 idle,
-                probe_targets: Vec::new(),
+                probe_targets: probe_targets.clone(),
             };
             let (worker, h) = workers::build(spec, wports, pool.clone(), Arc::clone(&stop), links)
                 .map_err(|e| BootError::Mismatch(e.to_string()))?;
@@ -255,6 +269,7 @@ impl Unit {
             shared: UnitHandle(Arc::new(Shared {
                 workers: worker_handles,
                 clock,
+                ha,
                 ports,
                 interfaces: crate::rules::interface_names(config),
             })),
@@ -334,6 +349,23 @@ impl UnitHandle {
     /// The workers' inbound queues (producer ends), in worker order.
     pub fn inbound_queues(&self) -> Vec<InboundQueue> {
         self.0.workers.iter().map(|w| w.inbound.clone()).collect()
+    }
+
+    /// Whether DPDK says data interface `interface`'s link is up.
+    pub fn link_up(&self, interface: usize) -> bool {
+        let Some(name) = self.0.interfaces.get(interface) else {
+            return false;
+        };
+        self.0
+            .ports
+            .iter()
+            .find(|(p, _)| p == name)
+            .is_some_and(|(_, port)| port.link_up())
+    }
+
+    /// The workers' role, gratuitous ARP and data-probe signals.
+    pub fn ha_signals(&self) -> Arc<HaSignals> {
+        Arc::clone(&self.0.ha)
     }
 
     /// The unit's clock (the workers' origin).

@@ -984,6 +984,12 @@ impl Engine {
         self.core.local = local;
     }
 
+    /// Whether this unit holds the partner's table: the last bulk it asked
+    /// for ended (what a joining unit waits for before it may be active).
+    pub fn bulk_done(&self) -> bool {
+        self.core.incoming.done()
+    }
+
     /// What the partner last said of itself, and when (ns) an authenticated
     /// datagram of it (a heartbeat, an ack, data) last arrived on any link;
     /// `None` until a heartbeat of its current boot arrived (a restart

@@ -2,10 +2,10 @@
 """Long-lived flows through a unit: many TCP connections held open, UDP flows
 answered. Used by the lab harness (tests/src/flows.rs); standard library only.
 
-  held_flows.py server --bind IP --tcp-ports 5001,5002 [--udp-port 5353]
+  held_flows.py server --bind IP --tcp-ports 5001,5002 [--udp-port 5353] [--echo]
       accepts TCP connections on every port and keeps them until the peer
-      closes (what arrives is read and dropped); echoes every UDP datagram.
-      Prints `listening` once every socket is bound.
+      closes (what arrives is read and dropped, or with --echo sent back);
+      echoes every UDP datagram. Prints `listening` once every socket is bound.
 
   held_flows.py client --server IP [--tcp N --tcp-port P] [--send-every K]
                        [--udp M --udp-port Q]
@@ -16,6 +16,10 @@ answered. Used by the lab harness (tests/src/flows.rs); standard library only.
       {"tcp": [local ports], "udp": [local ports], "udp_unanswered": [...]},
       then holds every socket until it is killed: SIGTERM closes the TCP
       connections with a FIN each, as the process's exit does.
+      SIGUSR1 pokes every TCP connection (against a server run with --echo):
+      16 bytes out on each, then waits up to --poke-wait seconds for all 16
+      back on each, and prints one JSON line {"poked": N, "unanswered":
+      [local ports]}: which held connections still carry data.
 
 Exit status: 0 on SIGTERM, 1 when a connection could not be made (the
 error on stderr).
@@ -79,6 +83,11 @@ def serve(args):
                 if not data:
                     sel.unregister(s)
                     s.close()
+                elif args.echo:
+                    try:
+                        s.sendall(data)
+                    except OSError:
+                        pass
 
 
 def client(args):
@@ -124,9 +133,49 @@ def client(args):
         "udp": [u.getsockname()[1] for u in udp],
         "udp_unanswered": sorted(waiting),
     }), flush=True)
+    pokes = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGUSR1, lambda *_: pokes.append(1))
     while True:
         signal.pause()
+        while pokes:
+            pokes.pop()
+            poke(tcp, args.poke_wait)
+
+
+def poke(tcp, wait):
+    """16 bytes out on every connection, and back within `wait` seconds."""
+    sel = selectors.DefaultSelector()
+    got = {}
+    for s in tcp:
+        s.setblocking(True)
+        s.settimeout(wait)
+        try:
+            s.sendall(b"p" * 16)
+        except OSError:
+            continue
+        s.setblocking(False)
+        got[s] = 0
+        sel.register(s, selectors.EVENT_READ)
+    deadline = time.monotonic() + wait
+    while sel.get_map() and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            s = key.fileobj
+            try:
+                data = s.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                data = b""
+            got[s] += len(data)
+            if not data or got[s] >= 16:
+                sel.unregister(s)
+    sel.close()
+    answered = [s for s, n in got.items() if n >= 16]
+    print(json.dumps({
+        "poked": len(answered),
+        "unanswered": sorted(s.getsockname()[1] for s in tcp if s not in answered),
+    }), flush=True)
 
 
 def main():
@@ -136,6 +185,7 @@ def main():
     s.add_argument("--bind", required=True)
     s.add_argument("--tcp-ports", default="")
     s.add_argument("--udp-port", type=int, default=0)
+    s.add_argument("--echo", action="store_true")
     c = sub.add_parser("client")
     c.add_argument("--server", required=True)
     c.add_argument("--tcp", type=int, default=0)
@@ -146,6 +196,7 @@ def main():
     c.add_argument("--udp-tries", type=int, default=10)
     c.add_argument("--udp-wait", type=float, default=1.0)
     c.add_argument("--timeout", type=float, default=10.0)
+    c.add_argument("--poke-wait", type=float, default=10.0)
     args = p.parse_args()
     more_files()
     return serve(args) if args.mode == "server" else client(args)

@@ -71,6 +71,9 @@ pub enum Error {
     /// The hardware profile for labs is missing.
     #[error("lab hardware profile not found at {0} (set TANDEM_LAB_PROFILE to override)")]
     ProfileMissing(PathBuf),
+    /// A switch operation on a lab without a switch.
+    #[error("this lab has no switch: build it with DataWiring::Switched")]
+    NoSwitch,
     /// `tandemd` exited before it said `ready`.
     #[error("tandemd exited with {status} before it logged `tandemd ready`\n{logs}")]
     TandemdExited {

@@ -68,6 +68,19 @@ impl FlowServer {
         udp: Option<u16>,
         logs: &Path,
     ) -> Result<FlowServer> {
+        FlowServer::start_with(ns, bind, tcp, udp, false, logs)
+    }
+
+    /// [`FlowServer::start`], echoing what arrives on TCP too when `echo`
+    /// (for [`HeldFlows::poke`]).
+    pub fn start_with(
+        ns: &Netns,
+        bind: &str,
+        tcp: &[u16],
+        udp: Option<u16>,
+        echo: bool,
+        logs: &Path,
+    ) -> Result<FlowServer> {
         let ports: Vec<String> = tcp.iter().map(u16::to_string).collect();
         let script = script();
         let mut args = vec![
@@ -81,6 +94,9 @@ impl FlowServer {
         ];
         if let Some(port) = udp {
             args.extend(["--udp-port".into(), port.to_string()]);
+        }
+        if echo {
+            args.push("--echo".into());
         }
         let mut proc = ns.spawn(&args, Some(logs))?;
         wait_line(&mut proc, "listening", LISTEN_TIMEOUT)?;
@@ -146,6 +162,16 @@ pub struct HeldFlows {
     udp_port: u16,
     tcp: Vec<u16>,
     udp: Vec<u16>,
+    pokes: usize,
+}
+
+/// What [`HeldFlows::poke`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poked {
+    /// Connections whose 16 bytes came back.
+    pub answered: usize,
+    /// The client's local ports of those whose bytes did not.
+    pub unanswered: Vec<u16>,
 }
 
 impl HeldFlows {
@@ -200,6 +226,7 @@ impl HeldFlows {
             tcp: ports("tcp"),
             udp: ports("udp"),
             proc,
+            pokes: 0,
         };
         if held.tcp.len() != what.tcp.0 || held.udp.len() != what.udp.0 {
             return Err(Error::Lab(format!(
@@ -238,6 +265,50 @@ impl HeldFlows {
             .iter()
             .map(|p| ConnKey::new("udp", &format!("{client_ip}:{p}"), &udp_dst));
         tcp.chain(udp).collect()
+    }
+
+    /// Sends 16 bytes on every held TCP connection and waits for each to
+    /// come back (the server must echo: [`FlowServer::start_with`]): which
+    /// connections still carry data, e.g. after a takeover.
+    pub fn poke(&mut self) -> Result<Poked> {
+        const WORD: &str = "{\"poked\"";
+        self.proc.signal("USR1");
+        let n = self.pokes + 1;
+        let proc = &mut self.proc;
+        let line = poll_until_detail("the client's poke answer", OPEN_TIMEOUT, || {
+            if let Some(line) = proc
+                .stdout()
+                .lines()
+                .filter(|l| l.starts_with(WORD))
+                .nth(n - 1)
+            {
+                return Ok(Ok(line.to_string()));
+            }
+            match proc.try_status() {
+                Some(status) => Err(Error::Lab(format!(
+                    "held_flows.py exited with {status}\n{}",
+                    proc.logs()
+                ))),
+                None => Ok(Err(proc.logs())),
+            }
+        })?;
+        self.pokes = n;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| Error::Lab(format!("held_flows.py printed {line:?}: {e}")))?;
+        Ok(Poked {
+            answered: v["poked"]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0),
+            unanswered: v["unanswered"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_u64().and_then(|p| u16::try_from(p).ok()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
     }
 
     /// The client process.

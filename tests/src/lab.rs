@@ -313,6 +313,7 @@ impl LabBuilder {
                     logs: dir.path().join("tandemd"),
                     control: control.clone(),
                     rules: rules.clone(),
+                    ha_log: None,
                 };
                 self.say(format_args!(
                     "booting the unit in {}: {} --profile {} --config {} --file-prefix {} --counters-file {} --control {}{}",

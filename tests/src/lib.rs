@@ -33,7 +33,8 @@
 //! Modules: [`lab`] (the lab), [`plan`] (its addresses), [`netns`] and
 //! [`veth`] (namespaces and wires), [`pair`] (the two-unit lab),
 //! [`conns`] (a unit's connection table, two tables compared), [`flows`]
-//! (many held TCP connections and UDP flows), [`tandemd`] (starting the daemon),
+//! (many held TCP connections and UDP flows), [`failover`] (what a
+//! takeover costs a client: a UDP probe and a checked TCP stream), [`tandemd`] (starting the daemon),
 //! [`process`] and [`command`] (processes we start, bounded commands),
 //! [`services`] (servers in the namespaces), [`counters`] (the unit's
 //! counters file), [`blob`] (test payloads), [`wait`] (bounded polling),
@@ -47,6 +48,7 @@ pub mod conns;
 pub mod counters;
 pub mod diff;
 pub mod error;
+pub mod failover;
 pub mod flows;
 pub mod lab;
 pub mod netns;

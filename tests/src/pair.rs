@@ -93,7 +93,8 @@ use crate::wait::poll_until_detail;
 /// The rules both units start with (unless [`PairBuilder::rules`] says
 /// otherwise): TCP to the server's [`SYNCED_PORT`] (label `held`) and
 /// [`UNSYNCED_PORT`] (`sync: false`, label `unsynced`), TCP 80, UDP
-/// [`UDP_PORT`], ICMP echo requests; all in on `data0`; block the rest.
+/// [`UDP_PORT`], the failover probe's UDP 7001 and TCP 7002
+/// ([`crate::failover`]), ICMP echo requests; all in on `data0`; block the rest.
 pub const PAIR_RULES: &str = r#"// The pair lab: the client behind data0, the server 198.18.2.2 behind data1.
 (
     default: Block,
@@ -106,6 +107,10 @@ pub const PAIR_RULES: &str = r#"// The pair lab: the client behind data0, the se
          dst_ports: Some("80"), label: Some("web")),
         (action: Pass, in: Some("data0"), proto: Some(Udp), dst: Some("198.18.2.2"),
          dst_ports: Some("5353"), label: Some("udp")),
+        (action: Pass, in: Some("data0"), proto: Some(Udp), dst: Some("198.18.2.2"),
+         dst_ports: Some("7001"), label: Some("probe")),
+        (action: Pass, in: Some("data0"), proto: Some(Tcp), dst: Some("198.18.2.2"),
+         dst_ports: Some("7002"), label: Some("stream")),
         (action: Pass, proto: Some(Icmp), icmp_type: Some(8), label: Some("ping")),
     ],
 )
@@ -201,6 +206,10 @@ pub enum DataWiring {
     /// A's data ports to the client and the server; B's are dead ends.
     #[default]
     ActiveOnly,
+    /// A switch namespace with two Linux bridges: the client and both
+    /// units' `data0` on one, the server and both units' `data1` on the
+    /// other — the HA pair as it is cabled, for takeovers.
+    Switched,
 }
 
 /// What is done to one HA link in `hamid` now.
@@ -267,6 +276,7 @@ pub struct PairBuilder {
     profiles: [Option<PathBuf>; 2],
     rules: RulesSource,
     sync_tuning: Option<String>,
+    election: Option<String>,
     data: DataWiring,
     start: bool,
     ready_timeout: Duration,
@@ -280,6 +290,7 @@ impl Default for PairBuilder {
             profiles: [None, None],
             rules: RulesSource::Text(PAIR_RULES.to_string()),
             sync_tuning: None,
+            election: None,
             data: DataWiring::default(),
             start: true,
             ready_timeout: tandemd::READY_TIMEOUT,
@@ -326,7 +337,18 @@ impl PairBuilder {
         self
     }
 
-    /// How the data ports are wired.
+    /// The `ha` section's `election` fields both units share, e.g.
+    /// `"listen_ms: 500"`. Without it, the roles are forced (A active, B
+    /// passive): a synchronisation test that never fails over. With it, the
+    /// roles are elected (equal priorities: A's lower serial wins a
+    /// simultaneous start) and, on a [`DataWiring::Switched`] lab, each unit
+    /// probes the other's data addresses.
+    pub fn election(mut self, fields: &str) -> Self {
+        self.election = Some(fields.to_string());
+        self
+    }
+
+    /// How the data ports are wired (default [`DataWiring::ActiveOnly`]).
     pub fn data(mut self, wiring: DataWiring) -> Self {
         self.data = wiring;
         self
@@ -417,10 +439,15 @@ impl PairBuilder {
             hamid.name()
         ));
 
-        wire_data(self.data, &client, &server, &ns_a, &ns_b)?;
-        self.say(
-            "data: client eth0 <-> A data0, A data1 <-> server eth0; B data0, data1 dead ends",
-        );
+        let switch = wire_data(self.data, &client, &server, &ns_a, &ns_b)?;
+        self.say(match self.data {
+            DataWiring::ActiveOnly => {
+                "data: client eth0 <-> A data0, A data1 <-> server eth0; B data0, data1 dead ends"
+            }
+            DataWiring::Switched => {
+                "data: client eth0, A data0, B data0 on br-client; server eth0, A data1, B data1 on br-server (switch namespace)"
+            }
+        });
         for (i, port) in HA_PORTS.iter().enumerate() {
             let bridge = bridge_name(i);
             hamid.ip(&["link", "add", &bridge, "type", "bridge", "stp_state", "0"])?;
@@ -454,7 +481,13 @@ impl PairBuilder {
             let config = udir.join("unit.ron");
             write_file(
                 &config,
-                &unit_config(unit, &psk, self.sync_tuning.as_deref()),
+                &unit_config(
+                    unit,
+                    &psk,
+                    self.sync_tuning.as_deref(),
+                    self.election.as_deref(),
+                    self.data == DataWiring::Switched,
+                ),
             )?;
             let rules = udir.join("rules.ron");
             write_file(&rules, &rules_text)?;
@@ -467,6 +500,7 @@ impl PairBuilder {
                 logs: udir.join("tandemd-0"),
                 control: udir.join("control.sock"),
                 rules: Some(rules),
+                ha_log: Some(udir.join("ha.log")),
             };
             slots.push(Slot {
                 daemon: None,
@@ -484,6 +518,7 @@ impl PairBuilder {
             units: [a, b],
             relays: [None, None],
             hamid,
+            switch,
             client,
             server,
             impairments: [Impairment::default(); 2],
@@ -515,14 +550,24 @@ pub fn sync_core_profile() -> Result<PathBuf> {
     }
 }
 
-/// Wires the data ports and addresses the client and the server.
+/// The switch's bridge towards the client (`data0`) and the server (`data1`).
+pub const SWITCH_BRIDGES: [&str; 2] = ["br-client", "br-server"];
+
+/// `unit`'s end of its data port `port` on the switch.
+fn switch_end(unit: Unit, port: &str) -> String {
+    format!("{}-{port}", unit.letter())
+}
+
+/// Wires the data ports and addresses the client and the server; returns
+/// the switch's namespace, if the wiring has one.
 fn wire_data(
     wiring: DataWiring,
     client: &Netns,
     server: &Netns,
     a: &Netns,
     b: &Netns,
-) -> Result<()> {
+) -> Result<Option<Netns>> {
+    let mut switch = None;
     match wiring {
         DataWiring::ActiveOnly => {
             veth::pair(a, "data0", client, "eth0")?;
@@ -530,6 +575,27 @@ fn wire_data(
             for port in DATA_PORTS {
                 veth::pair(b, port, b, &format!("{port}end"))?;
             }
+        }
+        DataWiring::Switched => {
+            let sw = Netns::new("sw")?;
+            sw.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+            sw.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+            for (bridge, (port, (host, host_end))) in SWITCH_BRIDGES.iter().zip(
+                DATA_PORTS
+                    .iter()
+                    .zip([(client, "client"), (server, "server")]),
+            ) {
+                sw.ip(&["link", "add", bridge, "type", "bridge", "stp_state", "0"])?;
+                veth::pair(host, "eth0", &sw, host_end)?;
+                sw.ip(&["link", "set", host_end, "master", bridge])?;
+                for (unit, ns) in [(Unit::A, a), (Unit::B, b)] {
+                    let end = switch_end(unit, port);
+                    veth::pair(ns, port, &sw, &end)?;
+                    sw.ip(&["link", "set", &end, "master", bridge])?;
+                }
+                sw.ip(&["link", "set", bridge, "up"])?;
+            }
+            switch = Some(sw);
         }
     }
     let cidr = |ip: &str| format!("{ip}/{}", plan::PREFIX_LEN);
@@ -544,7 +610,7 @@ fn wire_data(
         "dev",
         "lo",
     ])?;
-    Ok(())
+    Ok(switch)
 }
 
 /// The bridge of HA link `link` in `hamid`.
@@ -585,11 +651,33 @@ fn write_nft_setup(dir: &Path) -> Result<String> {
 }
 
 /// A unit's configuration: the one-unit lab's (with B's own data addresses)
-/// and an `ha` section.
-fn unit_config(unit: Unit, psk: &Path, tuning: Option<&str>) -> String {
+/// and an `ha` section: forced roles without `election` fields, else
+/// elected, probing the partner's data addresses when `probe`.
+fn unit_config(
+    unit: Unit,
+    psk: &Path,
+    tuning: Option<&str>,
+    election: Option<&str>,
+    probe: bool,
+) -> String {
     let (d0, d1, role) = match unit {
         Unit::A => (plan::UNIT_DATA0_IP, plan::UNIT_DATA1_IP, "Active"),
         Unit::B => (addr::UNIT_B_DATA0_IP, addr::UNIT_B_DATA1_IP, "Passive"),
+    };
+    let (p0, p1) = match unit {
+        Unit::A => (addr::UNIT_B_DATA0_IP, addr::UNIT_B_DATA1_IP),
+        Unit::B => (plan::UNIT_DATA0_IP, plan::UNIT_DATA1_IP),
+    };
+    let election = match election {
+        None => format!("        election: (forced: Some({role})),\n"),
+        Some(fields) => {
+            let probe = if probe {
+                format!("probe: [\"{p0}\", \"{p1}\"], ")
+            } else {
+                String::new()
+            };
+            format!("        election: ({probe}{fields}),\n")
+        }
     };
     let links: String = addr::HA_LINKS
         .iter()
@@ -617,8 +705,7 @@ fn unit_config(unit: Unit, psk: &Path, tuning: Option<&str>) -> String {
     ha: Some((
         serial: "{serial}",
         peer_serial: "{peer}",
-        role: {role},
-        psk_file: "{psk}",
+{election}        psk_file: "{psk}",
         sync_port: {port},
         links: [
 {links}        ],
@@ -719,6 +806,7 @@ pub struct PairLab {
     units: [Slot; 2],
     relays: [Option<RelayProc>; 2],
     hamid: Netns,
+    switch: Option<Netns>,
     client: Netns,
     server: Netns,
     impairments: [Impairment; 2],
@@ -778,6 +866,70 @@ impl PairLab {
         &self.hamid
     }
 
+    /// Sets `unit`'s data port `port` (`data0`, `data1`) down or up at the
+    /// switch: the unit's port loses or regains carrier, as a pulled cable.
+    /// Only on a [`DataWiring::Switched`] lab.
+    pub fn set_data_link(&self, unit: Unit, port: &str, up: bool) -> Result<()> {
+        let sw = self.switch.as_ref().ok_or(Error::NoSwitch)?;
+        sw.ip(&[
+            "link",
+            "set",
+            &switch_end(unit, port),
+            if up { "up" } else { "down" },
+        ])?;
+        Ok(())
+    }
+
+    /// The switch namespace of a [`DataWiring::Switched`] lab.
+    pub fn switch(&self) -> Option<&Netns> {
+        self.switch.as_ref()
+    }
+
+    /// Waits until exactly one unit is active (`ha.active`), and returns it.
+    pub fn active_unit(&self, timeout: Duration) -> Result<Unit> {
+        poll_until_detail("one unit active", timeout, || {
+            let a = self.counters(Unit::A)?;
+            let b = self.counters(Unit::B)?;
+            Ok(match (a.value("ha.active"), b.value("ha.active")) {
+                (1, 0) => Ok(Unit::A),
+                (0, 1) => Ok(Unit::B),
+                _ => Err(self.context()),
+            })
+        })
+    }
+
+    /// Waits until `active` is active and forwarding (`ha.active`,
+    /// `ha.live`) and its partner passive, not forwarding, with the active's
+    /// table (its bulk done).
+    pub fn wait_roles(&self, active: Unit, timeout: Duration) -> Result<()> {
+        let passive = active.partner();
+        poll_until_detail(
+            &format!("{active} active, {passive} passive"),
+            timeout,
+            || {
+                let a = self.counters(active)?;
+                let p = self.counters(passive)?;
+                let st = self.sync_status(passive)?;
+                let ok = a.value("ha.active") == 1
+                    && a.value("ha.live") == 1
+                    && p.value("ha.active") == 0
+                    && p.value("ha.live") == 0
+                    && st.bulk_done();
+                Ok(if ok { Ok(()) } else { Err(self.context()) })
+            },
+        )
+    }
+
+    /// Waits until `unit` is active and forwarding (`ha.active`, `ha.live`),
+    /// whatever its partner does (it may be gone).
+    pub fn wait_active(&self, unit: Unit, timeout: Duration) -> Result<()> {
+        poll_until_detail(&format!("{unit} active"), timeout, || {
+            let c = self.counters(unit)?;
+            let ok = c.value("ha.active") == 1 && c.value("ha.live") == 1;
+            Ok(if ok { Ok(()) } else { Err(self.context()) })
+        })
+    }
+
     /// The names of all its namespaces.
     pub fn namespaces(&self) -> Vec<String> {
         [
@@ -787,9 +939,15 @@ impl PairLab {
             &self.units[1].ns,
             &self.hamid,
         ]
-        .iter()
+        .into_iter()
+        .chain(self.switch.as_ref())
         .map(|ns| ns.name().to_string())
         .collect()
+    }
+
+    /// `unit`'s HA event log (every boot appends to it).
+    pub fn ha_log(&self, unit: Unit) -> String {
+        std::fs::read_to_string(self.dir().join(unit.letter()).join("ha.log")).unwrap_or_default()
     }
 
     /// The lab's temporary directory, removed with it.
@@ -1453,19 +1611,31 @@ key age: 9 s
 
     #[test]
     fn configurations_mirror_each_other() {
-        let a = unit_config(Unit::A, Path::new("/k"), None);
+        let a = unit_config(Unit::A, Path::new("/k"), None, None, false);
         let b = unit_config(
             Unit::B,
             Path::new("/k"),
             Some("heartbeat_interval_ms: 20, link_dead_ms: 60"),
+            None,
+            false,
         );
-        assert!(a.contains(r#"serial: "TNDM-LAB-A","#) && a.contains("role: Active,"));
+        assert!(
+            a.contains(r#"serial: "TNDM-LAB-A","#)
+                && a.contains("election: (forced: Some(Active)),")
+        );
         assert!(a.contains(r#"(port: "ha0", address: "198.18.254.1/30", peer: "198.18.254.2"),"#));
         assert!(a.contains(r#"(port: "ha1", address: "198.18.254.5/30", peer: "198.18.254.6"),"#));
-        assert!(b.contains(r#"peer_serial: "TNDM-LAB-A","#) && b.contains("role: Passive,"));
+        assert!(
+            b.contains(r#"peer_serial: "TNDM-LAB-A","#)
+                && b.contains("election: (forced: Some(Passive)),")
+        );
         assert!(b.contains(r#"(port: "ha0", address: "198.18.254.2/30", peer: "198.18.254.1"),"#));
         assert!(b.contains(r#"address: "198.18.1.3/24", virtual_ip: Some("198.18.1.254")"#));
         assert!(b.contains("sync: (heartbeat_interval_ms: 20, link_dead_ms: 60),"));
         assert!(!a.contains("sync: ("));
+        let elected = unit_config(Unit::B, Path::new("/k"), None, Some("listen_ms: 500"), true);
+        assert!(
+            elected.contains(r#"election: (probe: ["198.18.1.1", "198.18.2.1"], listen_ms: 500),"#)
+        );
     }
 }

@@ -113,10 +113,18 @@ impl Proc {
     }
 
     fn sigterm(&mut self) {
-        // The std library offers only SIGKILL; `kill(1)` sends the pid we own
-        // (unreaped, hence not reused) a SIGTERM, and the crate stays free of FFI.
+        self.signal("TERM");
+    }
+
+    /// Sends it signal `name` (`USR1`), if it still runs. The std library
+    /// offers only SIGKILL; `kill(1)` sends the pid we own (unreaped, hence
+    /// not reused) the signal, and the crate stays free of FFI.
+    pub fn signal(&mut self, name: &str) {
+        if self.try_status().is_some() {
+            return;
+        }
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.pid().to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

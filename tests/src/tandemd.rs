@@ -141,6 +141,8 @@ pub struct Launch {
     pub control: PathBuf,
     /// The rules file (`--rules`); without it the unit routes unfiltered.
     pub rules: Option<PathBuf>,
+    /// The HA event log file (`--ha-log`), for a unit of a pair.
+    pub ha_log: Option<PathBuf>,
 }
 
 /// A running `tandemd`, stopped (SIGTERM, then SIGKILL) on drop.
@@ -192,6 +194,9 @@ impl Tandemd {
         ];
         if let Some(rules) = &launch.rules {
             args.extend(["--rules".as_ref(), rules.as_os_str()]);
+        }
+        if let Some(log) = &launch.ha_log {
+            args.extend(["--ha-log".as_ref(), log.as_os_str()]);
         }
         let netns_inode = std::fs::metadata(Path::new("/run/netns").join(ns.name()))
             .ok()

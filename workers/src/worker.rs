@@ -57,10 +57,12 @@ pub const SPIN_BEFORE_SLEEP: u32 = 256;
 /// How often the neighbour timers run.
 pub const POLL_INTERVAL_NS: u64 = 10_000_000;
 /// How often worker 0 probes the partner on the data networks while the
-/// control plane asks (`HaSignals::set_probing`): 100 ms, ten requests a
-/// second per partner address, so that a control plane deciding on a second
-/// or so of silence hears several answers, at a cost nobody notices.
-pub const PROBE_INTERVAL_NS: u64 = 100_000_000;
+/// control plane asks (`HaSignals::set_probing`): 5 ms. The election asks
+/// only while the partner has been silent on every HA link for half the
+/// dead interval (15 ms by default) and decides at the dead interval, so a
+/// probe must have several chances to be answered in that half; 200
+/// requests a second per partner address cost nothing, and only then.
+pub const PROBE_INTERVAL_NS: u64 = 5_000_000;
 /// Attempts to hand a burst to a full tx queue before dropping the rest.
 const TX_ATTEMPTS: usize = 4;
 /// Items from the sync lcore a worker installs per poll: bounded, so a bulk

@@ -1104,6 +1104,14 @@ impl TcpConn {
             sender.end = end;
             sender.flags |= pflag::DATA_UNACKNOWLEDGED;
         }
+        // An entry still learning its windows (adopted at a takeover) takes
+        // an ack as proof of what the other side sent: the partner's copy
+        // lags, and the segments that carried those bytes went through the
+        // partner. Without this, strict checking would resume with the other
+        // side's end behind its peer's acks, and refuse them for good.
+        if liberal && seg.has(flags::ACK) && after(sack, receiver.end) {
+            receiver.end = sack;
+        }
         if seg.has(flags::ACK) {
             if sender.flags & pflag::MAXACK_SET == 0 {
                 sender.maxack = ack;
@@ -1126,14 +1134,14 @@ impl TcpConn {
         if ack == receiver.end {
             receiver.flags &= !pflag::DATA_UNACKNOWLEDGED;
         }
-        // Once both windows are learnt again, an adopted entry is strict again.
-        if liberal
-            && sender.maxwin > 1
-            && receiver.maxwin > 1
-            && sender.flags & pflag::MAXACK_SET != 0
-        {
+        // An adopted entry is strict again once each side has sent an ACK
+        // since the takeover: a side's segment teaches its own end (its
+        // sequence) and the other's (its ack, above), so both ends are this
+        // unit's own knowledge then, not the partner's lagging copy. A side
+        // that is silent — a receiver whose window is closed, whose sender
+        // only probes — keeps the entry learning until it speaks.
+        if liberal && seg.has(flags::ACK) && sender.maxwin > 1 {
             sender.flags &= !pflag::BE_LIBERAL;
-            receiver.flags &= !pflag::BE_LIBERAL;
         }
 
         if index == Index::Ack {

@@ -591,6 +591,56 @@ fn adopted_entry_accepts_the_first_sequence_numbers_then_tightens() {
     );
 }
 
+/// The takeover of a busy download: the partner's copy lags the server's
+/// data; the client acks bytes that went through the partner, which this
+/// unit never saw; the server, its ack lost with the partner, retransmits
+/// older bytes. Once strict again, the client's ack of those bytes must
+/// still pass, or the download stalls for good (the lab's 100 MB transfer
+/// did, `tcp_ack_over_sent`, before acks taught the other side's end).
+#[test]
+fn an_adopted_entry_learns_the_other_sides_end_from_its_acks() {
+    let old = established();
+    let mut c = TcpConn::adopted(TcpState::Established, old.peers);
+    let lag = 2_000_000;
+    let acked = 5001 + 3_000_000;
+    // The client acks what came through the partner (the copy says 5001).
+    assert!(accepted(c.track(C2S, &ack(1001, acked), &t())));
+    // The server retransmits older bytes (passed, as an old retransmission
+    // always is); the client sends data, the server acks it.
+    let passes = |v: TcpVerdict| matches!(v, TcpVerdict::Accept { .. } | TcpVerdict::Ignore);
+    assert!(passes(c.track(S2C, &data(acked - lag, 1001, 1000), &t())));
+    assert!(accepted(c.track(C2S, &data(1001, acked, 100), &t())));
+    assert!(passes(c.track(S2C, &ack(acked - lag + 1000, 1101), &t())));
+    assert!(accepted(c.track(C2S, &data(1101, acked, 100), &t())));
+    assert!(accepted(c.track(S2C, &data(acked, 1201, 1000), &t())));
+    assert!(!c.learning(), "strict again");
+    // The client acks what it has: not beyond what was sent.
+    assert!(accepted(c.track(C2S, &ack(1201, acked), &t())));
+    assert!(accepted(c.track(C2S, &ack(1201, acked + 1000), &t())));
+}
+
+/// The takeover of a download whose receiver had closed its window: the
+/// server only probes (one byte below what it sent), the client answers
+/// with its ack of everything, then opens the window. The server's probes
+/// must not end the learning before the client has spoken (the lab's
+/// curl --limit-rate download stalled for good on `tcp_ack_over_sent`).
+#[test]
+fn an_adopted_entry_stays_learning_until_both_sides_have_spoken() {
+    let old = established();
+    let mut c = TcpConn::adopted(TcpState::Established, old.peers);
+    let sent = 5001 + 3_000_000;
+    // Zero-window probes from the server (the copy lags: it says 5001).
+    assert!(accepted(c.track(S2C, &ack(sent - 1, 1001), &t())));
+    assert!(accepted(c.track(S2C, &ack(sent - 1, 1001), &t())));
+    assert!(c.learning(), "the client has not spoken yet");
+    // The client's answers: window closed, then opening.
+    assert!(accepted(c.track(C2S, &seg(ACK, 1001, sent, 0, 0), &t())));
+    assert!(accepted(c.track(C2S, &seg(ACK, 1001, sent, 1323, 0), &t())));
+    assert!(!c.learning());
+    assert!(accepted(c.track(S2C, &data(sent, 1001, 1000), &t())));
+    assert!(accepted(c.track(C2S, &ack(1001, sent + 1000), &t())));
+}
+
 // ==================================================================== answers to what was let through
 //
 // Each path that lets a segment skip the checks because it answers one the

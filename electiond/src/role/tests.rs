@@ -6,6 +6,13 @@ const MS: u64 = 1_000_000;
 const T: Timing = Timing {
     listen_ns: 300 * MS,
     dead_ns: 30 * MS,
+    probe_wait_ns: None,
+};
+
+/// The timing with probe addresses configured.
+const PROBED: Timing = Timing {
+    probe_wait_ns: Some(20 * MS),
+    ..T
 };
 
 fn serial(s: &str) -> [u8; 16] {
@@ -150,9 +157,40 @@ fn the_partner_is_lost_only_after_the_dead_interval() {
     );
 }
 
+fn probed(name: &str) -> Election {
+    let mut e = Election::new(PROBED, serial(name), 0, 0);
+    e.set_bulk_done(0, true);
+    e
+}
+
 #[test]
 fn silent_ha_links_with_the_partner_alive_on_data_never_make_two_actives() {
-    let mut e = unit("B", 0);
+    let mut e = probed("B");
+    let active = Partner {
+        active: true,
+        ..partner("A")
+    };
+    e.heard(MS, active);
+    assert!(!e.wants_probe(10 * MS));
+    // Silent for half the dead interval: probe.
+    assert!(e.wants_probe(16 * MS));
+    assert_eq!(e.probe_answered(18 * MS, 18 * MS), None);
+    assert_eq!(e.tick(40 * MS), None);
+    assert_eq!((e.role(), e.reason()), (Passive, Reason::HaLinksDown));
+    // Answers keep coming: still passive.
+    assert_eq!(e.probe_answered(60 * MS, 60 * MS), None);
+    assert_eq!(e.tick(80 * MS), None);
+    // They stop (the partner died too): take over a dead interval later.
+    assert_eq!(e.tick(89 * MS), None);
+    assert_eq!(
+        e.tick(90 * MS),
+        change(Passive, Active, Reason::PartnerLost)
+    );
+}
+
+#[test]
+fn a_silent_partner_that_does_not_answer_the_probe_is_lost_at_the_dead_interval() {
+    let mut e = probed("B");
     e.heard(
         MS,
         Partner {
@@ -160,14 +198,41 @@ fn silent_ha_links_with_the_partner_alive_on_data_never_make_two_actives() {
             ..partner("A")
         },
     );
-    assert_eq!(e.set_alive_on_data(20 * MS, true), None);
-    assert_eq!(e.tick(100 * MS), None);
-    assert_eq!((e.role(), e.reason()), (Passive, Reason::HaLinksDown));
-    // The probe says the partner is gone too: take over.
+    // An answer from before the silence proves nothing.
+    assert_eq!(e.probe_answered(MS, MS / 2), None);
+    assert_eq!(e.tick(31 * MS), None);
+    assert_eq!((e.role(), e.reason()), (Passive, Reason::Probing));
+    // Probe sent at 1 + 15 ms, waited 20 ms: lost at 36 ms.
+    assert_eq!(e.tick(35 * MS), None);
     assert_eq!(
-        e.set_alive_on_data(110 * MS, false),
+        e.tick(36 * MS),
         change(Passive, Active, Reason::PartnerLost)
     );
+}
+
+#[test]
+fn an_active_unit_never_gives_up_its_role_for_silence() {
+    let mut e = probed("A");
+    e.heard(MS, partner("B"));
+    assert_eq!(e.role(), Active);
+    assert_eq!(e.probe_answered(50 * MS, 50 * MS), None);
+    assert_eq!(e.tick(100 * MS), None);
+    assert_eq!((e.role(), e.reason()), (Active, Reason::PartnerLost));
+}
+
+#[test]
+fn an_active_unit_wanting_its_restarted_partners_table_stays_active() {
+    let mut e = unit("A", 0);
+    e.heard(MS, partner("B"));
+    assert_eq!(e.role(), Active);
+    // B restarted: A asks for its table again, B is joining.
+    assert_eq!(e.set_bulk_done(2 * MS, false), None);
+    let joining = Partner {
+        bulk_done: false,
+        ..partner("B")
+    };
+    assert_eq!(e.heard(3 * MS, joining), None);
+    assert_eq!((e.role(), e.reason()), (Active, Reason::PartnerJoining));
 }
 
 #[test]
@@ -225,16 +290,17 @@ fn a_joining_unit_stays_passive_until_its_bulk_unless_the_partner_is_gone() {
         change(Passive, Active, Reason::PartnerLost),
         "the partner is gone: no bulk to wait for"
     );
-    // The other side: a partner still joining leaves this unit active.
-    let mut b = unit("B", 0);
+    // The other side: a partner still joining leaves this unit active,
+    // whatever the partner's priority.
+    let mut a = unit("A", 0);
     let joining = Partner {
         bulk_done: false,
         quality: Quality::FULL,
         priority: 200,
-        ..partner("A")
+        ..partner("B")
     };
     assert_eq!(
-        b.heard(MS, joining),
+        a.heard(MS, joining),
         change(Passive, Active, Reason::PartnerJoining)
     );
 }
@@ -258,4 +324,46 @@ fn every_reason_has_a_text() {
     ] {
         assert!(!r.text().is_empty());
     }
+}
+
+#[test]
+fn two_units_starting_together_change_role_once_between_them() {
+    let mut a = Election::new(T, serial("A"), 0, 0);
+    let mut b = Election::new(T, serial("B"), 0, 0);
+    let says = |e: &Election| Partner {
+        serial: e.serial,
+        quality: Quality::FULL,
+        priority: 0,
+        active: e.role() == Active,
+        forced: None,
+        bulk_done: e.bulk_done,
+    };
+    // Both hear each other, both joining: passive.
+    assert_eq!(a.heard(MS, says(&b)), None);
+    assert_eq!(b.heard(MS, says(&a)), None);
+    // B's bulk ends first, but on a stale heartbeat A may be about to
+    // decide too: the lower serial takes the role, so B waits.
+    assert_eq!(b.set_bulk_done(2 * MS, true), None);
+    assert_eq!((b.role(), b.reason()), (Passive, Reason::Serial));
+    // A hears B done; its own bulk ends: A takes the role.
+    assert_eq!(a.heard(3 * MS, says(&b)), None);
+    assert_eq!(
+        a.set_bulk_done(4 * MS, true),
+        change(Passive, Active, Reason::Serial)
+    );
+    assert_eq!(b.heard(5 * MS, says(&a)), None);
+    assert_eq!((b.role(), b.reason()), (Passive, Reason::Incumbent));
+    // Had A finished first, it would not have waited for B.
+    let mut a2 = Election::new(T, serial("A"), 0, 0);
+    a2.heard(MS, says(&b.clone()));
+    let joining = Partner {
+        bulk_done: false,
+        ..partner("B")
+    };
+    a2.heard(MS, joining);
+    assert_eq!(
+        a2.set_bulk_done(2 * MS, true),
+        change(Passive, Active, Reason::PartnerJoining)
+    );
+    assert_eq!(a.changes() + b.changes(), 1);
 }

@@ -9,11 +9,14 @@
 //! verdict on stdout.
 
 use clap::Parser;
+use mgmt::config::HaConfig;
 use mgmt::config::UnitConfig;
 use mgmt::control::ControlServer;
+use mgmt::election_task::ForceCell;
+use mgmt::health::{self, Watched, WatchedLink};
 use mgmt::main_lcore::MainLoop;
 use mgmt::supervisor::{Command, CounterSource, Origin, Settings, Supervisor};
-use mgmt::sync_task::SyncTask;
+use mgmt::sync_task::{ElectionInputs, Placed, SyncTask};
 use mgmt::unit::Unit;
 use mgmt::{counters_file, lock, rules};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -47,6 +50,10 @@ struct Args {
     /// Rewrite the counters into this file every second and at exit.
     #[arg(long)]
     counters_file: Option<PathBuf>,
+    /// Append the HA event log (role changes and their reasons, partner and
+    /// links lost and back, bulks, quality, forced mode) to this file too.
+    #[arg(long)]
+    ha_log: Option<PathBuf>,
     /// Check the profile (also against this machine: CPUs online, ports present),
     /// the configuration and the rules, then exit without booting.
     #[arg(long)]
@@ -54,8 +61,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let log = mgmt::log::init();
     let args = Args::parse();
+    let log = mgmt::log::init(args.ha_log.as_deref());
     let profile = match hw_profiles::Profile::load_for_host(&args.profile) {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -113,20 +120,14 @@ fn main() -> ExitCode {
 
     let cpus = profile.cores.control_cpus();
     let handle = unit.handle().clone();
+    let force = ForceCell::new(config.ha.as_ref().and_then(|ha| ha.election.forced));
+    let mut health_thread = None;
     let sync = match &config.ha {
-        Some(ha) => match SyncTask::start(
-            ha,
-            &profile,
-            unit.pool(),
-            config.router.interfaces.len(),
-            epoch,
-            handle.event_queues(),
-            handle.inbound_queues(),
-            handle.clock().now_ns(),
-        )
-        .and_then(|task| task.place(&profile, handle.clock(), &stop))
-        {
-            Ok(placed) => Some(placed),
+        Some(ha) => match start_sync(ha, &profile, &config, &unit, epoch, &force, &cpus, &stop) {
+            Ok((placed, thread)) => {
+                health_thread = Some(thread);
+                Some(placed)
+            }
             Err(e) => {
                 drop(handle);
                 stop.store(true, Ordering::Relaxed);
@@ -172,6 +173,7 @@ fn main() -> ExitCode {
         rules: ruleset.clone(),
         counters_file: args.counters_file.clone(),
         extra_counters: extra_counters(),
+        force: config.ha.is_some().then(|| Arc::clone(&force)),
         sync_status: published.as_ref().map(|p| {
             let p = Arc::clone(p);
             Box::new(move || p.lock().map(|p| p.status.clone()).unwrap_or_default())
@@ -228,6 +230,9 @@ fn main() -> ExitCode {
     if let Some(h) = sync_lcore {
         h.wait();
     }
+    if let Some(t) = health_thread {
+        let _ = t.join();
+    }
     match unit.shutdown() {
         Ok(mut counters) => {
             for source in &last_counters {
@@ -246,6 +251,58 @@ fn main() -> ExitCode {
         }
         Err(e) => fail(&e),
     }
+}
+
+/// The health probes, then synchronisation and the election, placed where
+/// the profile says.
+#[allow(clippy::too_many_arguments)]
+fn start_sync(
+    ha: &HaConfig,
+    profile: &hw_profiles::Profile,
+    config: &UnitConfig,
+    unit: &Unit,
+    epoch: u64,
+    force: &Arc<ForceCell>,
+    cpus: &[u32],
+    stop: &Arc<AtomicBool>,
+) -> Result<(Placed, std::thread::JoinHandle<()>), String> {
+    let handle = unit.handle().clone();
+    let links = config
+        .router
+        .interfaces
+        .iter()
+        .zip(&ha.election.weights)
+        .map(|(ifc, &weight)| WatchedLink {
+            name: ifc.port.clone(),
+            weight,
+            kernel_iface: profile
+                .port(&ifc.port)
+                .and_then(|p| health::af_packet_iface(&p.device)),
+        })
+        .collect();
+    let link_handle = handle.clone();
+    let watched = Watched::of(profile, links, Box::new(move |i| link_handle.link_up(i)));
+    let (health, thread) = health::start(watched, cpus, Arc::clone(stop))
+        .map_err(|e| format!("health thread: {e}"))?;
+    let inputs = ElectionInputs {
+        signals: handle.ha_signals(),
+        health,
+        force: Arc::clone(force),
+    };
+    let placed = SyncTask::start(
+        ha,
+        profile,
+        unit.pool(),
+        config.router.interfaces.len(),
+        epoch,
+        handle.event_queues(),
+        handle.inbound_queues(),
+        inputs,
+        handle.clock().now_ns(),
+    )
+    .and_then(|task| task.place(profile, handle.clock(), stop))
+    .map_err(|e| e.to_string())?;
+    Ok((placed, thread))
 }
 
 /// The supervisor, then the control socket's thread handing it requests.

@@ -6,7 +6,6 @@
 //! ha: Some((
 //!     serial: "TNDM-LAB-A",          // this unit's serial
 //!     peer_serial: "TNDM-LAB-B",     // the partner's; must differ
-//!     role: Active,                  // Active | Passive
 //!     psk_file: "/etc/tandem/cluster.key",
 //!     sync_port: 8421,               // optional, default 8421
 //!     links: [                       // 1 or 2: the main link, then the backup
@@ -17,6 +16,9 @@
 //!         flush_delay_us: 1000, flush_updates: 4, digest_interval_ms: 2000,
 //!         bulk_timeout_ms: 10000, heartbeat_interval_ms: 10, link_dead_ms: 30,
 //!         min_age_s: 0,
+//!     ),
+//!     election: (                    // optional: see `election`
+//!         priority: 0, forced: None, listen_ms: 1000, probe: [], weights: [],
 //!     ),
 //! )),
 //! ```
@@ -38,9 +40,12 @@
 //!
 //! # The role
 //!
-//! `role` is forced: until the election exists the unit takes that role and
-//! keeps it. Once it exists, `role` stays what an operator's `haactive` /
-//! `hapassive` is: a forced mode, overriding the quality factor.
+//! Elected (`electiond::role`): the better quality is active, then the higher
+//! `election.priority`, then the one already active. `election.forced` is
+//! what an operator's `haactive` / `hapassive` is: a forced mode, overriding
+//! the quality factor, here set at boot.
+
+pub mod election;
 
 use super::{at_most, host_prefix, invalid, overlaps, port_of_role, Invalid};
 use dataplane::forward::{InterfaceConfig, Ipv4Prefix};
@@ -82,8 +87,8 @@ pub struct HaConfig {
     pub serial: [u8; SERIAL_LEN],
     /// The partner's serial, NUL-padded; never equal to `serial`.
     pub peer_serial: [u8; SERIAL_LEN],
-    /// The role this unit takes, forced (see the module docs).
-    pub role: HaRole,
+    /// What decides the role ([`election`]).
+    pub election: election::ElectionConfig,
     /// The cluster's pre-shared key file, absolute. Read at boot.
     pub psk_file: PathBuf,
     /// UDP port of the sync protocol on every HA link; both units use the same.
@@ -249,7 +254,6 @@ const SYNC_PORT: Bounds = Bounds {
 pub(crate) struct HaFile {
     serial: String,
     peer_serial: String,
-    role: HaRole,
     psk_file: String,
     #[serde(default, deserialize_with = "written")]
     sync_port: Option<i64>,
@@ -257,6 +261,8 @@ pub(crate) struct HaFile {
     links: Vec<LinkFile>,
     #[serde(default)]
     sync: SyncFile,
+    #[serde(default)]
+    election: election::ElectionFile,
 }
 
 fn at_most_links<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LinkFile>, D::Error> {
@@ -376,10 +382,11 @@ pub(crate) fn validate(
     let sync_port = u16::try_from(port).or(invalid("ha.sync_port", "beyond 65535"))?;
     let links = links(raw, profile, interfaces)?;
     let sync = tuning(&raw.sync)?;
+    let election = election::validate(&raw.election, interfaces)?;
     Ok(HaConfig {
         serial: own,
         peer_serial,
-        role: raw.role,
+        election,
         psk_file,
         sync_port,
         links,
@@ -524,7 +531,7 @@ mod tests {
     ha: Some((
         serial: "TNDM-LAB-A",
         peer_serial: "TNDM-LAB-B",
-        role: Active,
+        election: (priority: 10, forced: Some(Active), listen_ms: 500, probe: ["198.18.1.2"], weights: [(weight: 75, port: "data1")]),
         psk_file: "/etc/tandem/cluster.key",
         sync_port: 8421,
         links: [
@@ -568,7 +575,16 @@ mod tests {
         assert_eq!(ha.peer_serial_str(), "TNDM-LAB-B");
         assert_eq!(&ha.serial, b"TNDM-LAB-A\0\0\0\0\0\0");
         assert_eq!(&ha.peer_serial, b"TNDM-LAB-B\0\0\0\0\0\0");
-        assert_eq!(ha.role, HaRole::Active);
+        assert_eq!(
+            ha.election,
+            election::ElectionConfig {
+                priority: 10,
+                forced: Some(HaRole::Active),
+                listen: Duration::from_millis(500),
+                probe: vec![Ipv4Addr::new(198, 18, 1, 2)],
+                weights: vec![100, 75],
+            }
+        );
         assert_eq!(ha.psk_file, PathBuf::from("/etc/tandem/cluster.key"));
         assert_eq!(ha.sync_port, 8421);
         assert_eq!(
@@ -618,7 +634,7 @@ mod tests {
     fn the_smallest_section_takes_the_defaults() {
         let text = GOOD.replace(
             "    routes: [",
-            r#"    ha: Some((serial: "A", peer_serial: "0123456789abcdef", role: Passive,
+            r#"    ha: Some((serial: "A", peer_serial: "0123456789abcdef",
         psk_file: "/k", links: [(port: "ha1", address: "10.0.0.1/8", peer: "10.255.255.254")])),
     routes: ["#,
         );
@@ -626,7 +642,7 @@ mod tests {
         assert_eq!(ha.serial_str(), "A");
         assert_eq!(ha.peer_serial_str(), "0123456789abcdef");
         assert_eq!(&ha.peer_serial, b"0123456789abcdef");
-        assert_eq!(ha.role, HaRole::Passive);
+        assert_eq!(ha.election, election::ElectionConfig::defaults(2));
         assert_eq!(ha.sync_port, DEFAULT_SYNC_PORT);
         assert_eq!(ha.links.len(), 1);
         assert_eq!(
@@ -664,10 +680,19 @@ mod tests {
         let cases = [
             // The section itself.
             (GOOD_HA.replace("ha: Some((", "ha: (").replace("    )),\n)", "    ),\n)"), "unit.ron:10:9: ha: expected `Some(...)` or `None`"),
-            (ha_with("        sync_port: 8421,\n", "        sync_prot: 8421,\n"), "unit.ron:15:9: ha.sync_prot: unknown field `sync_prot`, expected `serial`, `peer_serial`, `role`, `psk_file`, `sync_port`, `links` or `sync`"),
+            (ha_with("        sync_port: 8421,\n", "        sync_prot: 8421,\n"), "unit.ron:15:9: ha.sync_prot: unknown field `sync_prot`, expected `serial`, `peer_serial`, `psk_file`, `sync_port`, `links`, `sync` or `election`"),
             (ha_with("            min_age_s: 0,\n", "            min_age: 0,\n"), "unit.ron:27:13: ha.sync.min_age: unknown field `min_age`, expected `flush_delay_us`, `flush_updates`, `digest_interval_ms`, `bulk_timeout_ms`, `heartbeat_interval_ms`, `link_dead_ms` or `min_age_s`"),
-            (ha_with("        role: Active,\n", "        role: Activ,\n"), "unit.ron:13:15: ha.role: unknown variant `Activ`, expected `Active` or `Passive`"),
-            (ha_with("        role: Active,\n", ""), "unit.ron:10:9: ha.role: missing (this field is required)"),
+            // The election.
+            (ha_with("Some(Active)", "Some(Activ)"), "unit.ron:13:42: ha.election.forced: unknown variant `Activ`, expected `Active` or `Passive`"),
+            (ha_with("priority: 10", "priority: 256"), "unit.ron:13:30: ha.election.priority: 256 is not in 0..=255"),
+            (ha_with("listen_ms: 500", "listen_ms: 60001"), "unit.ron:13:67: ha.election.listen_ms: 60001 is not in 0..=60000"),
+            (ha_with("[\"198.18.1.2\"]", "[\"198.18.1.1\"]"), "unit.ron:13:80: ha.election.probe[0]: 198.18.1.1 is this unit's own or virtual address on `data0`; name the partner's"),
+            (ha_with("[\"198.18.1.2\"]", "[\"198.18.1.254\"]"), "unit.ron:13:80: ha.election.probe[0]: 198.18.1.254 is this unit's own or virtual address on `data0`; name the partner's"),
+            (ha_with("[\"198.18.1.2\"]", "[\"198.18.3.2\"]"), "unit.ron:13:80: ha.election.probe[0]: 198.18.3.2 is no host of a data interface's subnet; the probe goes out there"),
+            (ha_with("[\"198.18.1.2\"]", "[\"198.18.1.255\"]"), "unit.ron:13:80: ha.election.probe[0]: 198.18.1.255 is no host of a data interface's subnet; the probe goes out there"),
+            (ha_with("[\"198.18.1.2\"]", "[\"a.b\"]"), "unit.ron:13:80: ha.election.probe[0]: `a.b` is not an IPv4 address"),
+            (ha_with("port: \"data1\")]", "port: \"ha0\")]"), "unit.ron:13:124: ha.election.weights[0].port: `ha0` is not a configured data interface"),
+            (ha_with("weight: 75", "weight: 10000"), "unit.ron:13:114: ha.election.weights[0].weight: 10000 is not in 0..=9999"),
             // Serials.
             (ha_with("\"TNDM-LAB-A\"", "\"\""), "unit.ron:11:17: ha.serial: empty; a serial is 1 to 16 printable ASCII characters, no spaces"),
             (ha_with("\"TNDM-LAB-A\"", "\"TNDM LAB A\""), "unit.ron:11:17: ha.serial: holds a space; a serial is 1 to 16 printable ASCII characters, no spaces"),

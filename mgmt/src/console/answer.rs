@@ -51,7 +51,7 @@ pub fn immediate(request: &Request, target: &dyn Target) -> Option<String> {
         Request::Sync => target.sync_status().unwrap_or_else(|| {
             "no partner: the unit runs alone (its configuration has no `ha` section)\n".into()
         }),
-        Request::Conns { .. } | Request::Reload => return None,
+        Request::Conns { .. } | Request::Reload | Request::Force(_) => return None,
     })
 }
 

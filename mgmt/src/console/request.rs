@@ -38,6 +38,9 @@ pub enum Request {
     Sync,
     /// `reload`.
     Reload,
+    /// `haactive` (`Some(Active)`), `hapassive` (`Some(Passive)`), `hareset`
+    /// (`None`): force this unit's role, or let the election decide again.
+    Force(Option<crate::config::HaRole>),
     /// `help`.
     Help,
 }
@@ -77,6 +80,10 @@ commands (one per line; the answer ends when the unit closes the connection):
   reload
       reads the rules file again (as SIGHUP does); a bad file is refused with
       file:line:column and the rules in force stay
+  haactive | hapassive | hareset
+      force this unit active or passive whatever its quality, or remove the
+      force; `hapassive` on the active unit is the planned switchover (the
+      partner goes live before this unit stops forwarding)
   help
       this list
 errors are one line starting with `error:`
@@ -138,6 +145,17 @@ pub fn parse(line: &str) -> Result<Request, BadRequest> {
         "rules" => no_args("rules", &args, Request::Rules),
         "sync" => no_args("sync", &args, Request::Sync),
         "reload" => no_args("reload", &args, Request::Reload),
+        "haactive" => no_args(
+            "haactive",
+            &args,
+            Request::Force(Some(crate::config::HaRole::Active)),
+        ),
+        "hapassive" => no_args(
+            "hapassive",
+            &args,
+            Request::Force(Some(crate::config::HaRole::Passive)),
+        ),
+        "hareset" => no_args("hareset", &args, Request::Force(None)),
         "help" => no_args("help", &args, Request::Help),
         other => bad(format!(
             "unknown command `{}`; commands: counters, conns, rules, sync, reload, help",
