@@ -191,6 +191,16 @@ pub struct TableDiff {
 }
 
 impl TableDiff {
+    /// The tables agree after a takeover: as [`TableDiff::is_empty`], but the
+    /// active may hold entries larval — idle connections of the unit that
+    /// died, which go live at their first packet.
+    pub fn agrees_after_takeover(&self) -> bool {
+        self.missing.is_empty()
+            && self.extra.is_empty()
+            && self.differ.is_empty()
+            && self.live_on_passive.is_empty()
+    }
+
     /// The tables agree (see the type's docs).
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty()

@@ -1169,6 +1169,24 @@ impl PairLab {
         )
     }
 
+    /// [`PairLab::wait_tables_match`] after a takeover: the active may hold
+    /// entries larval ([`TableDiff::agrees_after_takeover`]).
+    pub fn wait_tables_agree(&self, passive: Unit, timeout: Duration) -> Result<()> {
+        let active = passive.partner();
+        poll_until_detail(
+            &format!("{passive}'s table to agree with {active}'s"),
+            timeout,
+            || {
+                let d = conns::compare(&self.conns(active)?, &self.conns(passive)?, |_| true);
+                Ok(if d.agrees_after_takeover() {
+                    Ok(())
+                } else {
+                    Err(d.to_string())
+                })
+            },
+        )
+    }
+
     /// A unit's logs, every boot's (earlier ones first, their ends only).
     pub fn logs(&self, unit: Unit) -> String {
         let slot = self.slot(unit);

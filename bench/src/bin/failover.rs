@@ -135,7 +135,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut kills = Vec::new();
     for k in 0..args.kills {
         let survivor = active.partner();
-        lab.wait_tables_match(survivor, SETTLE, |_| true)?;
+        lab.wait_tables_agree(survivor, SETTLE)?;
         let probe = Probe::start(
             lab.client(),
             plan::SERVER_IP,
@@ -168,7 +168,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut switchovers = Vec::new();
     for s in 0..args.switchovers {
-        lab.wait_tables_match(active.partner(), SETTLE, |_| true)?;
+        lab.wait_tables_agree(active.partner(), SETTLE)?;
         let lost = std::thread::scope(|scope| -> Result<u32, String> {
             let ping = scope.spawn(|| pings_lost(lab.client(), plan::SERVER_IP, 300));
             std::thread::sleep(Duration::from_millis(1000));

@@ -27,7 +27,9 @@
 //! full table refuses (counted), never evicts. [`Shard::go_live`] makes every
 //! larval entry forward at once (a takeover): each leaves its larval state
 //! at its first packet, accepting the first sequence numbers in each direction
-//! until the windows are learnt again (then counted: `windows_relearnt`).
+//! until the windows are learnt again (then counted: `windows_relearnt`); and
+//! from then on the larval ones are this unit's to tell a returning partner
+//! about, in its bulk, as its own are.
 //!
 //! # Rule references
 //!
@@ -173,9 +175,21 @@ struct SyncSide {
     young: usize,
     /// Of every `SYNC` entry.
     digest: Digest,
+    /// Larval entries forward (this unit took over). Then they are this
+    /// unit's to tell the partner about, as its own are: the unit that made
+    /// them is gone, and a returning partner must get them in its bulk, or an
+    /// idle connection would not survive a second takeover.
+    live: bool,
 }
 
 impl SyncSide {
+    /// Whether this unit tells the partner about the entry: a synchronised
+    /// one, unless it is larval while this unit is passive (then it is the
+    /// partner's, which told us).
+    fn ours(&self, conn: &Conn) -> bool {
+        conn.flags & flag::SYNC != 0 && (conn.flags & flag::LARVAL == 0 || self.live)
+    }
+
     /// An entry's name: the partner's for an adopted one, else its own.
     fn name(&self, id: u32, conn: &Conn) -> SyncId {
         if conn.flags & flag::ADOPTED != 0 {
@@ -186,13 +200,14 @@ impl SyncSide {
     }
 
     /// An entry left the table: its bookkeeping ([`SyncSide::forget`]), and
-    /// the delete the partner must hear of (not for a larval entry: the
-    /// partner told us, not the reverse).
+    /// the delete the partner must hear of (not for the partner's own larval
+    /// entry: the partner told us, not the reverse).
     fn gone(&mut self, id: u32, key: &FlowKey, conn: &Conn, stats: &mut ShardStats) {
+        let ours = self.ours(conn);
         let Some(name) = self.forget(id, key, conn) else {
             return;
         };
-        if conn.flags & flag::LARVAL != 0 {
+        if !ours {
             return;
         }
         let deleted = Event::Deleted {
@@ -254,8 +269,6 @@ pub struct Shard {
     export_cursor: Option<u32>,
     /// Seconds a connection must live before it is synchronised (0: at once).
     min_age: u32,
-    /// Larval entries forward (this unit took over).
-    live: bool,
 }
 
 /// Expiry work per poll: bounded, so a burst of timeouts never stalls a worker.
@@ -284,6 +297,7 @@ impl Shard {
                 resend_pending: 0,
                 young: 0,
                 digest: Digest::default(),
+                live: false,
             },
             revisions: [0; 2],
             parity: 0,
@@ -292,7 +306,6 @@ impl Shard {
             mature_cursor: 0,
             export_cursor: None,
             min_age: 0,
-            live: false,
         }
     }
 
@@ -387,7 +400,7 @@ impl Shard {
         // like Linux the tracker's notes persist even for a refused segment.
         let conn = self.table.get_mut(id);
         if conn.flags & flag::LARVAL != 0 {
-            if !self.live {
+            if !self.sync.live {
                 self.stats.larval_hits += 1;
                 return Tracked::Refused(Refused::Larval);
             }
@@ -548,11 +561,11 @@ impl Shard {
         self.sync.gone(id, &key, &conn, &mut self.stats);
     }
 
-    /// Offers an event for a synchronised entry (not a larval one: those are
-    /// the partner's to tell); a full queue marks it for re-send.
+    /// Offers an event for an entry of ours ([`SyncSide::ours`]); a full
+    /// queue marks it for re-send.
     fn emit(&mut self, id: u32, kind: EventKind, now: u32) {
         let conn = *self.table.get(id);
-        if conn.flags & (flag::SYNC | flag::LARVAL) != flag::SYNC {
+        if !self.sync.ours(&conn) {
             return;
         }
         if conn.flags & flag::RESEND != 0 {

@@ -482,6 +482,45 @@ fn the_partner_holds_what_the_active_holds_larval() {
     assert_eq!(passive.digest(), active.digest());
 }
 
+/// The active dies; the passive takes over with idle larval entries; the old
+/// active returns with an empty table: it must get those entries in its
+/// bulk, or an idle connection would not survive a second takeover (found by
+/// the failover bench: 3 idle UDP flows missing on the returning unit).
+#[test]
+fn after_a_takeover_larval_entries_are_the_units_own_to_tell() {
+    let (mut dead, mut survivor, mut returning) = (shard(64, 256), shard(64, 256), shard(64, 256));
+    dead.set_identity(0xabc_def, 0);
+    for p in 0..3 {
+        handshake(&mut dead, 44000 + p, 0);
+    }
+    relay(&dead, &mut survivor, 0);
+    // Passive: the partner's entries are not its to tell.
+    survivor.export();
+    survivor.service(1);
+    assert_eq!(
+        events(&survivor),
+        [Seen::Other],
+        "a passive shard's bulk holds none of the partner's entries"
+    );
+    survivor.go_live(true);
+    // One goes live at a packet; two stay idle, larval.
+    survivor.track(&tcp(true, 44000, ACK, 1001, 5001), 2);
+    while survivor.events().pop().is_some() {}
+    survivor.export();
+    for _ in 0..10 {
+        survivor.service(3);
+    }
+    relay(&survivor, &mut returning, 3);
+    assert_eq!(returning.table().len(), 3, "idle ones included");
+    assert_eq!(returning.digest(), survivor.digest());
+    // Expiring on the survivor, the idle ones too, they are deleted on the
+    // returning unit (established: 5 days, and the larval grace).
+    let later = 432_000 + 60;
+    assert_eq!(survivor.expire(later), 3);
+    relay(&survivor, &mut returning, later);
+    assert_eq!(returning.received().deleted, 3);
+}
+
 /// `f` carrying `len` bytes of payload.
 fn with_payload(mut f: Flow, len: u32) -> Flow {
     if let L4Packet::Tcp(seg) = &mut f.l4 {

@@ -93,10 +93,12 @@ impl Shard {
     }
 
     /// Larval entries forward from now on (this unit took over); each leaves
-    /// its larval state at its first packet. `false` stops that again. The
-    /// worker calls it when the unit's role changes (the workers' `HaSignals`).
+    /// its larval state at its first packet, and, larval or not, they are
+    /// this unit's to tell the partner about (changes, deletes, bulks) as its
+    /// own are. `false` stops that again. The worker calls it when the
+    /// unit's role changes (the workers' `HaSignals`).
     pub fn go_live(&mut self, live: bool) {
-        self.live = live;
+        self.sync.live = live;
     }
 
     /// Handles one item from the sync lcore at `now` (seconds).
@@ -127,7 +129,7 @@ impl Shard {
             }
             // A live shard's entries are this unit's connections now: only a
             // shard still holding the partner's (larval) ones drops them.
-            Inbound::BulkEnd(_) | Inbound::Flush if self.live => {}
+            Inbound::BulkEnd(_) | Inbound::Flush if self.sync.live => {}
             Inbound::BulkEnd(started) => {
                 // Last told before the bulk began (in 16-bit second arithmetic).
                 let before = |conn: &Conn| {
@@ -231,8 +233,7 @@ impl Shard {
             self.adopted_entry(id)
         };
         if let Some(local) = local {
-            let conn = self.table.get(local);
-            if conn.flags & (flag::SYNC | flag::LARVAL) == flag::SYNC {
+            if self.sync.ours(self.table.get(local)) {
                 let record = self.record(local, now);
                 self.sync.events.push(Event::Conn {
                     kind: EventKind::Requested,

@@ -115,9 +115,7 @@ impl Shard {
                 }
                 break;
             }
-            if self.table.is_live(cursor)
-                && self.table.get(cursor).flags & (flag::SYNC | flag::LARVAL) == flag::SYNC
-            {
+            if self.table.is_live(cursor) && self.sync.ours(self.table.get(cursor)) {
                 let record = self.record(cursor, now);
                 let event = Event::Conn {
                     kind: EventKind::Exported,
