@@ -367,3 +367,22 @@ fn two_units_starting_together_change_role_once_between_them() {
     );
     assert_eq!(a.changes() + b.changes(), 1);
 }
+
+/// The fail-soft case of another sync protocol version: the partner's
+/// heartbeats are refused whole, so it is never heard, but it answers on the
+/// data networks: the starting unit stays passive instead of making two
+/// actives.
+#[test]
+fn a_starting_unit_that_never_hears_its_partner_but_finds_it_on_data_stays_passive() {
+    let mut e = probed("B");
+    assert!(e.wants_probe(16 * MS), "probing from the start");
+    assert_eq!(e.probe_answered(20 * MS, 20 * MS), None);
+    assert_eq!(e.probe_answered(T.listen_ns, T.listen_ns), None);
+    assert_eq!(e.tick(T.listen_ns + MS), None);
+    assert_eq!((e.role(), e.reason()), (Passive, Reason::HaLinksDown));
+    // The answers stop: alone after all.
+    assert_eq!(
+        e.tick(T.listen_ns + 100 * MS),
+        change(Passive, Active, Reason::Alone)
+    );
+}
