@@ -1,11 +1,12 @@
 //! # mgmt — configuration and the operator's console
 //!
 //! Loads, validates and applies a unit's configuration and rules (RON), boots
-//! a unit (`tandemd`), and serves its control socket (`tandemctl`: counters,
-//! connections, rules, sync, reload), and synchronises its connections with
-//! its partner over the HA links. Later: the serial-console commands operators
-//! know (`hainfo`, `hamode`, `hasync`, `haactive`, `hapassive`,
-//! `hareset`, `hadiff`, `hasynctest`, `enha`) and config sync between members.
+//! a unit (`tandemd`), serves its control socket (`tandemctl`: counters,
+//! connections, rules, sync, reload, `haactive` / `hapassive` / `hareset`),
+//! synchronises its connections with its partner over the HA links, and
+//! elects with it which unit is active. Later: the rest of the serial-console
+//! commands operators know (`hainfo`, `hamode`, `hasync`, `hadiff`,
+//! `hasynctest`, `enha`) and config sync between members.
 //!
 //! A running unit's threads, and what each owns (`tandemd` only wires them):
 //!

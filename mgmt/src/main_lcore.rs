@@ -1,19 +1,20 @@
 //! The main lcore's loop: the thread EAL started on, once the unit is up.
-//! It is where syncd and the heartbeats will run (a lab profile has no sync
-//! core, so the main lcore runs sync between its other tasks), so its
+//! It is where syncd and the election run in profiles without a sync core
+//! (the lab's: the main lcore runs them between its other tasks), so its
 //! latency is bounded, and the bound is this:
 //!
 //! * It never blocks. It does no file or socket I/O and takes no lock the
-//!   control plane holds: the workers' event queues are lock-free, and the
-//!   control plane (supervisor, control socket, signals, log writer) has
-//!   threads of its own.
+//!   control plane holds: the workers' event queues are lock-free, log lines
+//!   (the HA event log too) go to a lossy queue, the health probes publish
+//!   one atomic, and the control plane (supervisor, control socket, signals,
+//!   log writer, health probes) has threads of its own.
 //! * A round that finds nothing to do sleeps at most [`MAX_IDLE_SLEEP`]: a
 //!   task that falls due meanwhile runs at most that late, plus the OS's
 //!   wake-up latency (about 75 µs on average and up to ~5 ms now and then on
 //!   the 2-CPU lab VM, see the DPDK notes).
 //!
-//! Its task: synchronisation with the partner ([`SyncTask`]), which drains
-//! the workers' state-change events. A unit without a partner has nobody to
+//! Its task: synchronisation with the partner and the election
+//! ([`SyncTask`]), which drains the workers' state-change events. A unit without a partner has nobody to
 //! tell, so its events are counted (`main.events_drained`) and dropped; the
 //! queues never fill.
 

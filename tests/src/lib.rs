@@ -36,6 +36,7 @@
 //! (many held TCP connections and UDP flows), [`failover`] (what a
 //! takeover costs a client: a UDP probe and a checked TCP stream), [`tandemd`] (starting the daemon),
 //! [`process`] and [`command`] (processes we start, bounded commands),
+//! [`demo`] (what the demos share),
 //! [`services`] (servers in the namespaces), [`counters`] (the unit's
 //! counters file), [`blob`] (test payloads), [`wait`] (bounded polling),
 //! [`diff`] (the differential test against Linux conntrack), [`error`].
@@ -46,6 +47,7 @@ pub mod blob;
 pub mod command;
 pub mod conns;
 pub mod counters;
+pub mod demo;
 pub mod diff;
 pub mod error;
 pub mod failover;

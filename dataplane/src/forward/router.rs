@@ -574,22 +574,9 @@ impl<B: PacketBuf> Router<B> {
         out: &mut Vec<(IfIndex, B)>,
     ) {
         let ifc = &self.ifaces[iface];
-        let Some(mut buf) = pool.alloc(ETH_HDR + ARP_LEN) else {
+        let Some(buf) = arp_request(pool, ifc.mac, ifc.address.addr(), target) else {
             return self.drop(DropReason::NoMbuf);
         };
-        let data = buf.data_mut();
-        let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
-        eth.set_dst_addr(EthernetAddress::BROADCAST);
-        eth.set_src_addr(ifc.mac);
-        eth.set_ethertype(EtherType::Arp);
-        ArpRepr {
-            operation: ArpOperation::Request,
-            source_hardware_addr: ifc.mac,
-            source_protocol_addr: ifc.address.addr(),
-            target_hardware_addr: EthernetAddress::UNSPECIFIED,
-            target_protocol_addr: target,
-        }
-        .emit(&mut ArpPacket::new_unchecked(&mut data[ETH_HDR..]));
         self.counters.arp_requests_sent.inc();
         out.push((iface, buf));
     }
@@ -611,24 +598,10 @@ impl<B: PacketBuf> Router<B> {
             let Some(vip) = ifc.virtual_ip else {
                 continue;
             };
-            let Some(mut buf) = pool.alloc(ETH_HDR + ARP_LEN) else {
+            let Some(buf) = arp_request(pool, ifc.forward_mac(), vip, vip) else {
                 self.drop(DropReason::NoMbuf);
                 continue;
             };
-            let mac = ifc.forward_mac();
-            let data = buf.data_mut();
-            let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
-            eth.set_dst_addr(EthernetAddress::BROADCAST);
-            eth.set_src_addr(mac);
-            eth.set_ethertype(EtherType::Arp);
-            ArpRepr {
-                operation: ArpOperation::Request,
-                source_hardware_addr: mac,
-                source_protocol_addr: vip,
-                target_hardware_addr: EthernetAddress::UNSPECIFIED,
-                target_protocol_addr: vip,
-            }
-            .emit(&mut ArpPacket::new_unchecked(&mut data[ETH_HDR..]));
             self.counters.garp_sent.inc();
             out.push((iface, buf));
         }
@@ -976,6 +949,32 @@ impl<B: PacketBuf> Router<B> {
 }
 
 /// Whole seconds of a nanosecond clock: the connection table's time.
+/// A broadcast ARP request from `mac` for `target`, saying `sender` is at
+/// `mac` (sender = target: a gratuitous ARP, RFC 5227 §3); `None` when the
+/// pool is dry.
+fn arp_request<B: PacketBuf, P: BufPool<Buf = B>>(
+    pool: &mut P,
+    mac: EthernetAddress,
+    sender: Ipv4Addr,
+    target: Ipv4Addr,
+) -> Option<B> {
+    let mut buf = pool.alloc(ETH_HDR + ARP_LEN)?;
+    let data = buf.data_mut();
+    let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+    eth.set_dst_addr(EthernetAddress::BROADCAST);
+    eth.set_src_addr(mac);
+    eth.set_ethertype(EtherType::Arp);
+    ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: mac,
+        source_protocol_addr: sender,
+        target_hardware_addr: EthernetAddress::UNSPECIFIED,
+        target_protocol_addr: target,
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut data[ETH_HDR..]));
+    Some(buf)
+}
+
 fn seconds(now_ns: u64) -> u32 {
     u32::try_from(now_ns / 1_000_000_000).unwrap_or(u32::MAX)
 }

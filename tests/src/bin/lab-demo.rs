@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tandem_tests::demo::{self, check_removed, step, DemoError};
 use tandem_tests::{blob, plan, services, Lab, RouterKind};
 
 /// Builds a one-unit lab, sends traffic through it and shows what happened.
@@ -40,20 +41,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("\nlab-demo failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    demo::exit("lab-demo", run(&args))
 }
 
-fn step(n: u32, title: &str) {
-    println!("\n== {n}. {title}");
-}
-
-fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &Args) -> Result<(), DemoError> {
     step(1, "building the lab");
     let mut builder = Lab::builder().narrate(true).router(if args.kernel {
         RouterKind::Kernel
@@ -215,14 +206,5 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(http);
     drop(lab);
-    let left: Vec<String> = tandem_tests::netns::list()?
-        .into_iter()
-        .filter(|n| names.contains(n))
-        .collect();
-    if left.is_empty() {
-        println!("namespaces {} removed", names.join(", "));
-    } else {
-        return Err(format!("namespaces left behind: {}", left.join(", ")).into());
-    }
-    Ok(())
+    check_removed(&names)
 }

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tandem_tests::demo::{self, check_removed, step, DemoError};
 use tandem_tests::failover::{Probe, ProbeServer};
 use tandem_tests::pair::DataWiring;
 use tandem_tests::{blob, plan, services, PairLab, Unit};
@@ -40,17 +41,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("\npair-demo failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn step(n: u32, title: &str) {
-    println!("\n== {n}. {title}");
+    demo::exit("pair-demo", run(&args))
 }
 
 /// Both units' roles and sync, as `tandemctl sync` says them.
@@ -68,7 +59,7 @@ fn status(lab: &PairLab) {
     }
 }
 
-fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &Args) -> Result<(), DemoError> {
     step(
         1,
         "building the lab: client - switch - units A and B - switch - server",
@@ -213,14 +204,5 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     step(7, "tearing down");
     drop(lab);
-    let left: Vec<String> = tandem_tests::netns::list()?
-        .into_iter()
-        .filter(|n| names.contains(n))
-        .collect();
-    if left.is_empty() {
-        println!("namespaces {} removed", names.join(", "));
-    } else {
-        return Err(format!("namespaces left behind: {}", left.join(", ")).into());
-    }
-    Ok(())
+    check_removed(&names)
 }
