@@ -31,7 +31,9 @@
 //!   the partner last said, and when it was last heard on any link, is
 //!   [`Engine::partner`]: the election's input.
 //! * **Bulks, resyncs, digests**: see [`crate::bulk`]; a datagram the sender
-//!   gives up on makes it resend the shards that datagram carried; every
+//!   gives up on makes it resend the shards that datagram carried (when the
+//!   partner is silent on every link, once it is heard again, not into the
+//!   void bulk after bulk); every
 //!   `digest_interval` the active unit's workers put their digests in the
 //!   stream, and a passive shard that disagrees asks for that shard again
 //!   (unless records it refused explain the difference).
@@ -229,6 +231,9 @@ struct Core {
     local: Local,
     incoming: Incoming,
     outgoing: Outgoing,
+    /// Shards whose datagrams were given up while the partner was silent on
+    /// every link: sent again when a link hears it, not into the void.
+    deferred_shards: u64,
     /// Data messages made while receiving, sent at the next poll.
     outbox: VecDeque<Message>,
     digests: Vec<DigestState>,
@@ -449,6 +454,7 @@ impl Engine {
                 local: Local::default(),
                 incoming,
                 outgoing: Outgoing::default(),
+                deferred_shards: 0,
                 outbox: VecDeque::with_capacity(64),
                 digests: vec![DigestState::Unknown; workers],
                 stats: EngineStats::default(),
@@ -596,6 +602,8 @@ impl Engine {
         self.carry = None;
         self.core.outbox.clear();
         self.core.outgoing.reset();
+        // A new boot asks for the whole table anyway.
+        self.core.deferred_shards = 0;
         self.core.peer = None;
         for w in 0..self.core.workers {
             self.core.stage(w, Inbound::Flush);
@@ -691,9 +699,22 @@ impl Engine {
         });
         self.core.stats.retransmitted += retransmitted as u64;
         work += retransmitted;
+        let partner_silent = self.links.iter().all(|l| l.state() == LinkState::Down);
         while let Some((_, shards)) = self.send.take_lost() {
             self.core.stats.gave_up += 1;
-            self.core.notice(Notice::GaveUp { shards });
+            if partner_silent {
+                // Counted, said once per silence, resent on its return.
+                if self.core.deferred_shards == 0 {
+                    self.core.notice(Notice::GaveUp { shards });
+                }
+                self.core.deferred_shards |= shards;
+            } else {
+                self.core.notice(Notice::GaveUp { shards });
+                self.core.start_bulk(shards);
+            }
+        }
+        if !partner_silent && self.core.deferred_shards != 0 {
+            let shards = std::mem::take(&mut self.core.deferred_shards);
             self.core.start_bulk(shards);
         }
         while let Some(m) = self.core.outbox.pop_front() {

@@ -662,3 +662,42 @@ fn the_heartbeat_goes_first_whatever_the_backlog() {
     assert_same_tables(&p);
     assert_eq!(p.a.table().len(), 2500);
 }
+
+/// Every HA link cut both ways for a while (the partner is silent, maybe
+/// dead): what A sends meanwhile is given up, but its shards are not sent
+/// again into the void, bulk after bulk; they go when B is heard again, and
+/// nothing is lost.
+#[test]
+fn give_ups_while_the_partner_is_silent_wait_for_its_return() {
+    let bulks = |p: &Pair| {
+        let mut c = Vec::new();
+        p.a.engine.counters(p.now, &mut c);
+        c.into_iter()
+            .find(|(n, _)| n == "sync.bulks_started")
+            .map_or(0, |(_, v)| v)
+    };
+    let mut p = Pair::new(0, 0);
+    p.run(500 * MS);
+    let joined = bulks(&p);
+    p.links.cut = [[true, true], [true, true]];
+    traffic(&mut p.a, 2_000, 200, p.now);
+    p.run(30 * SEC);
+    let silent = p.a.engine.stats();
+    assert!(
+        silent.gave_up > 0,
+        "the stream gave up on the silent partner"
+    );
+    assert_eq!(
+        p.a.notices
+            .iter()
+            .filter(|n| matches!(n, Notice::GaveUp { .. }))
+            .count(),
+        1,
+        "said once per silence"
+    );
+    assert_eq!(bulks(&p), joined, "no bulk into the void");
+    p.links.cut = [[false, false], [false, false]];
+    p.run(5 * SEC);
+    assert!(bulks(&p) > joined, "the given-up shards went again");
+    assert_same_tables(&p);
+}
