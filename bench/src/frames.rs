@@ -18,8 +18,8 @@
 //! length excludes. Checksums are valid.
 
 use dataplane::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, IpAddr,
-    IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket,
+    EtherType, EthernetAddress, EthernetFrame, IpAddr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags,
+    TcpPacket,
 };
 use std::net::Ipv4Addr;
 
@@ -269,21 +269,11 @@ pub fn tcp_frame(
     buf
 }
 
-/// An ARP request from `sender` (`mac`) for `target`, broadcast.
+/// An ARP request from `sender` (`mac`) for `target`, broadcast (the
+/// router's own frame, padded to the minimum).
 pub fn arp_request(mac: EthernetAddress, sender: Ipv4Addr, target: Ipv4Addr) -> [u8; FRAME_LEN] {
     let mut buf = [0u8; FRAME_LEN];
-    let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-    eth.set_dst_addr(EthernetAddress::BROADCAST);
-    eth.set_src_addr(mac);
-    eth.set_ethertype(EtherType::Arp);
-    ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: mac,
-        source_protocol_addr: sender,
-        target_hardware_addr: EthernetAddress::UNSPECIFIED,
-        target_protocol_addr: target,
-    }
-    .emit(&mut ArpPacket::new_unchecked(&mut buf[L3..L3 + 28]));
+    dataplane::forward::router::emit_arp_request(&mut buf, mac, sender, target);
     buf
 }
 

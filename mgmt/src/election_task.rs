@@ -104,6 +104,16 @@ impl ForceCell {
     }
 }
 
+/// A forced role as heartbeats and counters say it (0 none, 1 active, 2
+/// passive).
+fn wire_forced(r: Option<Role>) -> Forced {
+    match r {
+        None => Forced::No,
+        Some(Role::Active) => Forced::Active,
+        Some(Role::Passive) => Forced::Passive,
+    }
+}
+
 fn role_name(r: Role) -> &'static str {
     match r {
         Role::Active => "active",
@@ -188,14 +198,7 @@ impl ElectionTask {
             ("live", u64::from(self.signals.live())),
             ("role_changes", e.changes()),
             ("quality_percent", u64::from(self.quality.percent())),
-            (
-                "forced",
-                match e.forced() {
-                    None => 0,
-                    Some(Role::Active) => 1,
-                    Some(Role::Passive) => 2,
-                },
-            ),
+            ("forced", wire_forced(e.forced()) as u64),
             ("partner_present", u64::from(e.partner(now_ns).is_some())),
         ] {
             out.push((format!("ha.{name}"), v));
@@ -296,11 +299,7 @@ impl ElectionTask {
         engine.set_local(Local {
             quality: self.quality.0,
             priority: self.priority,
-            forced: match self.election.forced() {
-                None => Forced::No,
-                Some(Role::Active) => Forced::Active,
-                Some(Role::Passive) => Forced::Passive,
-            },
+            forced: wire_forced(self.election.forced()),
             config_revision: 0,
             bulk_done: self.bulk_done,
         });

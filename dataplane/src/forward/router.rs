@@ -958,9 +958,23 @@ fn arp_request<B: PacketBuf, P: BufPool<Buf = B>>(
     sender: Ipv4Addr,
     target: Ipv4Addr,
 ) -> Option<B> {
-    let mut buf = pool.alloc(ETH_HDR + ARP_LEN)?;
-    let data = buf.data_mut();
-    let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
+    let mut buf = pool.alloc(ARP_REQUEST_LEN)?;
+    emit_arp_request(buf.data_mut(), mac, sender, target);
+    Some(buf)
+}
+
+/// Bytes of an ARP request frame (Ethernet header and ARP, no padding).
+pub const ARP_REQUEST_LEN: usize = ETH_HDR + ARP_LEN;
+
+/// Writes into `frame` (at least [`ARP_REQUEST_LEN`] bytes) a broadcast ARP
+/// request from `mac` for `target`, saying `sender` is at `mac`.
+pub fn emit_arp_request(
+    frame: &mut [u8],
+    mac: EthernetAddress,
+    sender: Ipv4Addr,
+    target: Ipv4Addr,
+) {
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
     eth.set_dst_addr(EthernetAddress::BROADCAST);
     eth.set_src_addr(mac);
     eth.set_ethertype(EtherType::Arp);
@@ -971,8 +985,7 @@ fn arp_request<B: PacketBuf, P: BufPool<Buf = B>>(
         target_hardware_addr: EthernetAddress::UNSPECIFIED,
         target_protocol_addr: target,
     }
-    .emit(&mut ArpPacket::new_unchecked(&mut data[ETH_HDR..]));
-    Some(buf)
+    .emit(&mut ArpPacket::new_unchecked(&mut frame[ETH_HDR..]));
 }
 
 fn seconds(now_ns: u64) -> u32 {
