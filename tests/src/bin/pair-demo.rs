@@ -140,7 +140,7 @@ fn run(args: &Args) -> Result<(), DemoError> {
     )?;
     std::thread::sleep(Duration::from_secs_f64(args.kill_after));
 
-    step(3, &format!("kill -9 the active unit {first}, mid-transfer"));
+    step(3, &format!("kill -9 the active one, {first}, mid-transfer"));
     let before = std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0);
     lab.kill(first)?;
     println!(
