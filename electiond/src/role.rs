@@ -32,8 +32,8 @@
 //! heartbeats lost one way) with the partner alive and active. To tell them
 //! apart, a unit with probe addresses configured (the partner's own
 //! addresses on the data networks, Stormshield's "ICMP monitoring") asks
-//! them once the partner has been silent for half the dead interval
-//! ([`Election::wants_probe`]; the daemon sends ICMP echo requests and
+//! them while it is passive and the partner has been silent for half the
+//! dead interval ([`Election::wants_probe`]; the daemon sends ICMP echo requests and
 //! reports each answer with [`Election::probe_answered`]). At the dead
 //! interval a passive unit takes over only if no answer came since the
 //! partner fell silent and the probe has had [`Timing::probe_wait_ns`] to be
@@ -236,10 +236,13 @@ impl Election {
     }
 
     /// Whether the daemon should probe the partner on the data networks now:
-    /// probe addresses are configured and every HA link has been silent for
-    /// half the dead interval (or since the start).
+    /// probe addresses are configured, this unit is passive (an active one
+    /// never gives up its role for silence, so it has nothing to ask), and
+    /// every HA link has been silent for half the dead interval (or since
+    /// the start).
     pub fn wants_probe(&self, now_ns: u64) -> bool {
         self.timing.probe_wait_ns.is_some()
+            && self.role == Role::Passive
             && now_ns.saturating_sub(self.last_heard_ns) >= self.timing.dead_ns / 2
     }
 

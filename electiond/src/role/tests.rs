@@ -180,12 +180,15 @@ fn silent_ha_links_with_the_partner_alive_on_data_never_make_two_actives() {
     // Answers keep coming: still passive.
     assert_eq!(e.probe_answered(60 * MS, 60 * MS), None);
     assert_eq!(e.tick(80 * MS), None);
-    // They stop (the partner died too): take over a dead interval later.
+    // They stop (the partner died too): take over a dead interval later,
+    // and stop probing.
     assert_eq!(e.tick(89 * MS), None);
+    assert!(e.wants_probe(89 * MS));
     assert_eq!(
         e.tick(90 * MS),
         change(Passive, Active, Reason::PartnerLost)
     );
+    assert!(!e.wants_probe(90 * MS));
 }
 
 #[test]
@@ -218,6 +221,7 @@ fn an_active_unit_never_gives_up_its_role_for_silence() {
     assert_eq!(e.probe_answered(50 * MS, 50 * MS), None);
     assert_eq!(e.tick(100 * MS), None);
     assert_eq!((e.role(), e.reason()), (Active, Reason::PartnerLost));
+    assert!(!e.wants_probe(100 * MS), "nothing to ask once active");
 }
 
 #[test]
