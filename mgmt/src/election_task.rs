@@ -205,6 +205,18 @@ impl ElectionTask {
         }
     }
 
+    /// `hamode`'s answer: the role, whether forced, why, since when.
+    pub fn mode_text(&self, now_ns: u64) -> String {
+        let e = &self.election;
+        format!(
+            "mode: {}\nforced: {}\nreason: {}\nsince: {} s\n",
+            role_name(e.role()),
+            e.forced().map_or("no", role_name),
+            e.reason().text(),
+            now_ns.saturating_sub(e.since_ns()) / 1_000_000_000
+        )
+    }
+
     /// This unit's quality factor as last read.
     pub fn quality(&self) -> Quality {
         self.quality

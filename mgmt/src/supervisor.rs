@@ -145,6 +145,8 @@ pub struct Settings<U> {
     pub extra_counters: Vec<CounterSource>,
     /// Synchronisation's status text (`None`: no partner configured).
     pub sync_status: Option<StatusSource>,
+    /// `hamode`'s answer (`None`: no partner configured).
+    pub ha_mode: Option<StatusSource>,
     /// The role the console forces, read by the election (`None`: no
     /// partner configured).
     pub force: Option<Arc<ForceCell>>,
@@ -258,6 +260,10 @@ impl<U: Managed> Target for State<U> {
 
     fn sync_status(&self) -> Option<String> {
         self.settings.sync_status.as_ref().map(|f| f())
+    }
+
+    fn ha_mode(&self) -> Option<String> {
+        self.settings.ha_mode.as_ref().map(|f| f())
     }
 }
 
@@ -454,6 +460,7 @@ pub(crate) mod fake {
             counters_file: None,
             extra_counters: Vec::new(),
             sync_status: None,
+            ha_mode: None,
             force: None,
         };
         Supervisor::start(settings, &[]).unwrap()
@@ -498,6 +505,7 @@ mod tests {
                 counters_file: Some(dir.join("counters")),
                 extra_counters: vec![Box::new(|out| out.push(("control.x".into(), 3)))],
                 sync_status: Some(Box::new(|| "partner TNDM-B: not heard yet\n".into())),
+                ha_mode: Some(Box::new(|| "mode: passive\n".into())),
                 force: Some(ForceCell::new(None)),
             };
             let supervisor = Some(Supervisor::start(settings, &[]).unwrap());

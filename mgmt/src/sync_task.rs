@@ -53,6 +53,8 @@ pub struct Published {
     pub counters: Vec<(String, u64)>,
     /// The `sync` command's answer.
     pub status: String,
+    /// The `hamode` command's answer.
+    pub mode: String,
 }
 
 /// Why synchronisation could not start.
@@ -330,9 +332,11 @@ impl SyncTask {
         }
         self.election.counters(now_ns, &mut counters);
         let status = self.status_text(&self.engine.status(now_ns), now_ns);
+        let mode = self.election.mode_text(now_ns);
         if let Ok(mut p) = self.published.try_lock() {
             p.counters = counters;
             p.status = status;
+            p.mode = mode;
         }
     }
 

@@ -262,6 +262,28 @@ fn forced_roles_and_the_planned_switchover_lose_no_ping() {
     });
     assert_eq!(pinging.1.ok().as_deref(), Some("role forced: passive"));
     wait_roles(&lab, second);
+    let mode = lab
+        .ctl_ok(first, &["hamode"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        mode.starts_with("mode: passive\nforced: passive\nreason: forced\n"),
+        "{mode}"
+    );
+    // tandemctl is a multi-call binary: linked as `hamode`, it is `hamode`.
+    let tandemctl = tandem_tests::tandemd::locate_tandemctl().unwrap_or_else(|e| panic!("{e}"));
+    let hamode = lab.dir().join("hamode");
+    std::os::unix::fs::symlink(&tandemctl, &hamode).unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(&hamode)
+        .arg("--socket")
+        .arg(lab.dir().join(second.letter()).join("control.sock"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.starts_with("mode: active\nforced: no\n"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         pinging.0,
         0,

@@ -8,6 +8,10 @@
 //! tandemctl reload
 //! ```
 //!
+//! A multi-call binary: installed (linked) under a console command's name
+//! ([`CONSOLE_COMMANDS`]), it is that command — `hamode`, `haactive
+//! --socket S` — as operators type it on the appliance's serial console.
+//!
 //! Exit status: 0 for an answer, 1 for an `error:` answer (printed on
 //! stderr), 2 for a request refused before sending it (same messages as the
 //! unit's), 3 when the unit cannot be reached or does not answer in time.
@@ -39,6 +43,33 @@ struct Args {
     command: Vec<String>,
 }
 
+/// The console commands this binary also is, when invoked by that name.
+pub const CONSOLE_COMMANDS: [&str; 4] = ["hamode", "haactive", "hapassive", "hareset"];
+
+/// A console command's options (invoked by its own name).
+#[derive(Parser, Debug)]
+struct ConsoleArgs {
+    /// The unit's control socket.
+    #[arg(long, alias = "control", default_value = control::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// The command's arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// The console command this process was invoked as, if any.
+fn invoked_as() -> Option<&'static str> {
+    let argv0 = std::env::args_os().next()?;
+    let name = std::path::Path::new(&argv0)
+        .file_name()?
+        .to_str()?
+        .to_owned();
+    CONSOLE_COMMANDS.into_iter().find(|c| *c == name)
+}
+
 /// What a shell shows for a process killed by SIGPIPE (128 + 13).
 const CLOSED_PIPE: u8 = 141;
 
@@ -53,7 +84,15 @@ fn emit(mut out: impl Write, text: &str) -> Result<(), ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let parsed = match invoked_as() {
+        Some(name) => ConsoleArgs::try_parse().map(|c| Args {
+            socket: c.socket,
+            timeout: c.timeout,
+            command: std::iter::once(name.to_owned()).chain(c.args).collect(),
+        }),
+        None => Args::try_parse(),
+    };
+    let args = match parsed {
         Ok(a) => a,
         Err(e) => {
             // `--help` and `--version` are answers (stdout, 0); the rest is a refusal.

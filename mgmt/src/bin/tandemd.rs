@@ -179,6 +179,11 @@ fn main() -> ExitCode {
             Box::new(move || p.lock().map(|p| p.status.clone()).unwrap_or_default())
                 as mgmt::supervisor::StatusSource
         }),
+        ha_mode: published.as_ref().map(|p| {
+            let p = Arc::clone(p);
+            Box::new(move || p.lock().map(|p| p.mode.clone()).unwrap_or_default())
+                as mgmt::supervisor::StatusSource
+        }),
     };
     let (supervisor, control) = match start_control_plane(settings, control, &cpus) {
         Ok(started) => started,

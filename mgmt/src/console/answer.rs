@@ -23,6 +23,8 @@ pub trait Target {
     fn interface_names(&self) -> &[String];
     /// Synchronisation's status text; `None` for a unit without a partner.
     fn sync_status(&self) -> Option<String>;
+    /// `hamode`'s answer; `None` when the unit has no partner configured.
+    fn ha_mode(&self) -> Option<String>;
 }
 
 /// An error answer: `error: ` and the text, one line.
@@ -50,6 +52,9 @@ pub fn immediate(request: &Request, target: &dyn Target) -> Option<String> {
         },
         Request::Sync => target.sync_status().unwrap_or_else(|| {
             "no partner: the unit runs alone (its configuration has no `ha` section)\n".into()
+        }),
+        Request::Mode => target.ha_mode().unwrap_or_else(|| {
+            error("no partner: the unit runs alone (its configuration has no `ha` section)")
         }),
         Request::Conns { .. } | Request::Reload | Request::Force(_) => return None,
     })
@@ -213,6 +218,9 @@ mod tests {
             &self.names
         }
         fn sync_status(&self) -> Option<String> {
+            None
+        }
+        fn ha_mode(&self) -> Option<String> {
             None
         }
     }

@@ -38,6 +38,8 @@ pub enum Request {
     Sync,
     /// `reload`.
     Reload,
+    /// `hamode`: this unit's role, and whether it is forced.
+    Mode,
     /// `haactive` (`Some(Active)`), `hapassive` (`Some(Passive)`), `hareset`
     /// (`None`): force this unit's role, or let the election decide again.
     Force(Option<crate::config::HaRole>),
@@ -80,6 +82,9 @@ commands (one per line; the answer ends when the unit closes the connection):
   reload
       reads the rules file again (as SIGHUP does); a bad file is refused with
       file:line:column and the rules in force stay
+  hamode
+      this unit's role (active or passive), whether it is forced, why, and since
+      when
   haactive | hapassive | hareset
       force this unit active or passive whatever its quality, or remove the
       force; `hapassive` on the active unit is the planned switchover (the
@@ -145,6 +150,7 @@ pub fn parse(line: &str) -> Result<Request, BadRequest> {
         "rules" => no_args("rules", &args, Request::Rules),
         "sync" => no_args("sync", &args, Request::Sync),
         "reload" => no_args("reload", &args, Request::Reload),
+        "hamode" => no_args("hamode", &args, Request::Mode),
         "haactive" => no_args(
             "haactive",
             &args,
