@@ -147,6 +147,8 @@ pub struct Settings<U> {
     pub sync_status: Option<StatusSource>,
     /// `hamode`'s answer (`None`: no partner configured).
     pub ha_mode: Option<StatusSource>,
+    /// The HA event log file (`tandemd --ha-log`), for `halog`.
+    pub ha_log: Option<PathBuf>,
     /// The role the console forces, read by the election (`None`: no
     /// partner configured).
     pub force: Option<Arc<ForceCell>>,
@@ -267,6 +269,27 @@ impl<U: Managed> Target for State<U> {
     }
 }
 
+/// The most of the HA event log `halog` reads: its last 1 MiB.
+pub const HALOG_TAIL_BYTES: u64 = 1 << 20;
+
+/// The last `bytes` of the file at `path`, from its first whole line.
+fn tail(path: &std::path::Path, bytes: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(bytes);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    Ok(if start > 0 {
+        text.split_once('\n')
+            .map_or(String::new(), |(_, rest)| rest.to_string())
+    } else {
+        text
+    })
+}
+
 impl<U: Managed> State<U> {
     fn new(mut settings: Settings<U>) -> State<U> {
         State {
@@ -338,12 +361,26 @@ impl<U: Managed> State<U> {
             }
             Command::Console(Request::Reload) => self.reload(Origin::Console),
             Command::Console(Request::Force(role)) | Command::SetRole(role) => self.force(role),
+            Command::Console(Request::HaLog { lines }) => self.ha_log(lines),
             Command::Console(request) => answer::immediate(&request, self)
                 .ok_or_else(|| "that request has no immediate answer".to_string()),
             Command::Reload { origin } => self.reload(origin),
             Command::ApplyRules { origin, text } => self.apply_rules(origin, &text),
         };
         let _ = reply.send(answer);
+    }
+
+    /// The last `lines` lines of the HA event log file (at most its last
+    /// [`HALOG_TAIL_BYTES`] are read).
+    fn ha_log(&self, lines: usize) -> Reply {
+        let Some(path) = &self.settings.ha_log else {
+            return Err("no HA event log file: tandemd runs without --ha-log".into());
+        };
+        let text = tail(path, HALOG_TAIL_BYTES)
+            .map_err(|e| format!("HA event log {}: {e}", path.display()))?;
+        let all: Vec<&str> = text.lines().collect();
+        let from = all.len().saturating_sub(lines);
+        Ok(all[from..].iter().map(|l| format!("{l}\n")).collect())
     }
 
     /// Forces the role (the election reads it at its next round), or
@@ -461,6 +498,7 @@ pub(crate) mod fake {
             extra_counters: Vec::new(),
             sync_status: None,
             ha_mode: None,
+            ha_log: None,
             force: None,
         };
         Supervisor::start(settings, &[]).unwrap()
@@ -506,6 +544,7 @@ mod tests {
                 extra_counters: vec![Box::new(|out| out.push(("control.x".into(), 3)))],
                 sync_status: Some(Box::new(|| "partner TNDM-B: not heard yet\n".into())),
                 ha_mode: Some(Box::new(|| "mode: passive\n".into())),
+                ha_log: None,
                 force: Some(ForceCell::new(None)),
             };
             let supervisor = Some(Supervisor::start(settings, &[]).unwrap());
@@ -675,12 +714,26 @@ mod tests {
     }
 
     #[test]
+    fn the_ha_log_tail_starts_at_a_whole_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ha.log");
+        std::fs::write(&path, "first line\nsecond\nthird\n").unwrap();
+        assert_eq!(tail(&path, 1 << 20).unwrap(), "first line\nsecond\nthird\n");
+        assert_eq!(tail(&path, 10).unwrap(), "third\n");
+        assert!(tail(&dir.path().join("none"), 10).is_err());
+    }
+
+    #[test]
     fn a_unit_without_a_partner_refuses_a_forced_role() {
         let supervisor = super::fake::start(FakeUnit::new(1));
         let h = supervisor.handle();
         assert_eq!(
             h.ask(Command::SetRole(Some(Role::Active)), T),
             Err("this unit has no partner configured (no `ha` section)".into())
+        );
+        assert_eq!(
+            h.ask(Command::Console(Request::HaLog { lines: 5 }), T),
+            Err("no HA event log file: tandemd runs without --ha-log".into())
         );
         supervisor.stop();
     }

@@ -150,6 +150,13 @@ fn killing_the_active_hands_every_connection_and_the_stream_to_the_passive() {
     assert!(b.sum("went_live") >= 1000, "{}", lab.context());
     assert!(b.sum("windows_relearnt") > 0, "{}", lab.context());
     assert!(b.sum("garp_sent") > 0, "{}", lab.context());
+    let halog = lab
+        .ctl_ok(second, &["halog", "-n", "20"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        halog.contains("role passive → active: partner lost"),
+        "{halog}"
+    );
 
     // The old active returns: passive, takes the table, stays passive.
     lab.start(first).unwrap_or_else(|e| panic!("{e}"));

@@ -44,7 +44,7 @@ struct Args {
 }
 
 /// The console commands this binary also is, when invoked by that name.
-pub const CONSOLE_COMMANDS: [&str; 4] = ["hamode", "haactive", "hapassive", "hareset"];
+pub const CONSOLE_COMMANDS: [&str; 5] = ["hamode", "halog", "haactive", "hapassive", "hareset"];
 
 /// A console command's options (invoked by its own name).
 #[derive(Parser, Debug)]

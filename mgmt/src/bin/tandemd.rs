@@ -174,6 +174,7 @@ fn main() -> ExitCode {
         counters_file: args.counters_file.clone(),
         extra_counters: extra_counters(),
         force: config.ha.is_some().then(|| Arc::clone(&force)),
+        ha_log: args.ha_log.clone(),
         sync_status: published.as_ref().map(|p| {
             let p = Arc::clone(p);
             Box::new(move || p.lock().map(|p| p.status.clone()).unwrap_or_default())

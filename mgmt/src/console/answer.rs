@@ -56,7 +56,9 @@ pub fn immediate(request: &Request, target: &dyn Target) -> Option<String> {
         Request::Mode => target.ha_mode().unwrap_or_else(|| {
             error("no partner: the unit runs alone (its configuration has no `ha` section)")
         }),
-        Request::Conns { .. } | Request::Reload | Request::Force(_) => return None,
+        Request::Conns { .. } | Request::Reload | Request::Force(_) | Request::HaLog { .. } => {
+            return None
+        }
     })
 }
 

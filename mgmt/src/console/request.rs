@@ -40,6 +40,11 @@ pub enum Request {
     Reload,
     /// `hamode`: this unit's role, and whether it is forced.
     Mode,
+    /// `halog [-n N]`: the last `lines` lines of the HA event log.
+    HaLog {
+        /// How many (default [`HALOG_LINES`]).
+        lines: usize,
+    },
     /// `haactive` (`Some(Active)`), `hapassive` (`Some(Passive)`), `hareset`
     /// (`None`): force this unit's role, or let the election decide again.
     Force(Option<crate::config::HaRole>),
@@ -85,6 +90,9 @@ commands (one per line; the answer ends when the unit closes the connection):
   hamode
       this unit's role (active or passive), whether it is forced, why, and since
       when
+  halog [-n N]
+      the last N lines of the HA event log (default 50): role changes and why,
+      partner and links lost and back, bulks, quality, forced mode
   haactive | hapassive | hareset
       force this unit active or passive whatever its quality, or remove the
       force; `hapassive` on the active unit is the planned switchover (the
@@ -151,6 +159,7 @@ pub fn parse(line: &str) -> Result<Request, BadRequest> {
         "sync" => no_args("sync", &args, Request::Sync),
         "reload" => no_args("reload", &args, Request::Reload),
         "hamode" => no_args("hamode", &args, Request::Mode),
+        "halog" => parse_halog(&args),
         "haactive" => no_args(
             "haactive",
             &args,
@@ -185,6 +194,23 @@ fn no_args(command: &str, args: &[&str], request: Request) -> Result<Request, Ba
             "{command} takes no arguments, got `{}`",
             printable(first)
         )),
+    }
+}
+
+/// The lines `halog` shows when not told.
+pub const HALOG_LINES: usize = 50;
+
+fn parse_halog(args: &[&str]) -> Result<Request, BadRequest> {
+    match args {
+        [] => Ok(Request::HaLog { lines: HALOG_LINES }),
+        ["-n", n] => match n.parse::<usize>() {
+            Ok(lines) if lines > 0 => Ok(Request::HaLog { lines }),
+            _ => bad(format!(
+                "halog: -n takes a number of lines above 0, not `{}`",
+                printable(n)
+            )),
+        },
+        _ => bad("halog takes `-n N` or nothing"),
     }
 }
 
@@ -300,6 +326,19 @@ mod tests {
     fn simple_commands() {
         assert_eq!(parse("rules"), Ok(Request::Rules));
         assert_eq!(parse("reload"), Ok(Request::Reload));
+        assert_eq!(parse("halog"), Ok(Request::HaLog { lines: HALOG_LINES }));
+        assert_eq!(parse("halog -n 5"), Ok(Request::HaLog { lines: 5 }));
+        assert_eq!(
+            parse("halog -n 0"),
+            Err(BadRequest(
+                "halog: -n takes a number of lines above 0, not `0`".into()
+            ))
+        );
+        assert_eq!(
+            parse("halog 5"),
+            Err(BadRequest("halog takes `-n N` or nothing".into()))
+        );
+        assert_eq!(parse("hamode"), Ok(Request::Mode));
         assert_eq!(parse("help"), Ok(Request::Help));
         // Surrounding and repeated whitespace does not matter.
         assert_eq!(parse("  help \t "), Ok(Request::Help));
