@@ -108,6 +108,14 @@ impl WorkerRun {
     }
 }
 
+/// Counts a data datagram in `data` (datagrams, bytes with frame overhead).
+fn count_data(data: &std::cell::Cell<(u64, u64)>, d: &[u8]) {
+    if sync::kind(d) == Some(Kind::Data) {
+        let (n, b) = data.get();
+        data.set((n + 1, b + (d.len() + sync::FRAME_OVERHEAD) as u64));
+    }
+}
+
 /// The partner's session alone: acknowledges what engine A sends without opening it.
 pub struct Acker {
     session: Session,
@@ -147,6 +155,23 @@ impl Acker {
                 let _ = self.session.open(now, c);
             }
             _ => {}
+        }
+    }
+
+    /// One round with engine `a` at `now`: its poll (every datagram it sends
+    /// goes to `sent`, then is taken here), then the ack due, if any.
+    pub fn exchange(
+        &mut self,
+        a: &mut syncd::engine::Engine,
+        now: u64,
+        mut sent: impl FnMut(&[u8]),
+    ) {
+        a.poll(now, &mut |_, d| {
+            sent(d);
+            self.take(now, d);
+        });
+        if let Some(d) = self.due(now) {
+            a.receive(now, 0, d);
         }
     }
 
@@ -281,10 +306,7 @@ pub fn run(
             let deadline = now + 5 * sync::SEC;
             loop {
                 let now = clock.now_ns();
-                a.poll(now, &mut |_, d| acker.take(now, d));
-                if let Some(d) = acker.due(now) {
-                    a.receive(now, 0, d);
-                }
+                acker.exchange(&mut a, now, |_| {});
                 if a.status(now).peer_epoch.is_some() {
                     break;
                 }
@@ -380,17 +402,7 @@ pub fn run(
         }
         Some((a, acker)) => {
             while handle.is_running() {
-                let now = clock.now_ns();
-                a.poll(now, &mut |_, d| {
-                    let (n, b) = data.get();
-                    if sync::kind(d) == Some(Kind::Data) {
-                        data.set((n + 1, b + (d.len() + sync::FRAME_OVERHEAD) as u64));
-                    }
-                    acker.take(now, d);
-                });
-                if let Some(d) = acker.due(now) {
-                    a.receive(now, 0, d);
-                }
+                acker.exchange(a, clock.now_ns(), |d| count_data(&data, d));
             }
         }
     }
@@ -415,16 +427,7 @@ pub fn run(
             let until = clock.now_ns() + 5_000_000;
             loop {
                 let now = clock.now_ns();
-                a.poll(now, &mut |_, d| {
-                    let (n, b) = data.get();
-                    if sync::kind(d) == Some(Kind::Data) {
-                        data.set((n + 1, b + (d.len() + sync::FRAME_OVERHEAD) as u64));
-                    }
-                    acker.take(now, d);
-                });
-                if let Some(d) = acker.due(now) {
-                    a.receive(now, 0, d);
-                }
+                acker.exchange(a, now, |d| count_data(&data, d));
                 if now > until && events.is_empty() {
                     break;
                 }

@@ -57,6 +57,16 @@ pub enum Role {
     Passive,
 }
 
+impl Role {
+    /// The role as the console and the log say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Active => "active",
+            Role::Passive => "passive",
+        }
+    }
+}
+
 /// Why a unit has its role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {

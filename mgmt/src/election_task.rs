@@ -114,10 +114,12 @@ fn wire_forced(r: Option<Role>) -> Forced {
     }
 }
 
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Active => "active",
-        Role::Passive => "passive",
+/// What a heartbeat's forced field says, as a role.
+fn forced_role(f: Forced) -> Option<Role> {
+    match f {
+        Forced::No => None,
+        Forced::Active => Some(Role::Active),
+        Forced::Passive => Some(Role::Passive),
     }
 }
 
@@ -210,8 +212,8 @@ impl ElectionTask {
         let e = &self.election;
         format!(
             "mode: {}\nforced: {}\nreason: {}\nsince: {} s\n",
-            role_name(e.role()),
-            e.forced().map_or("no", role_name),
+            e.role().name(),
+            e.forced().map_or("no", Role::name),
             e.reason().text(),
             now_ns.saturating_sub(e.since_ns()) / 1_000_000_000
         )
@@ -237,7 +239,7 @@ impl ElectionTask {
         let forced = self.force.get();
         if forced != self.election.forced() {
             match forced {
-                Some(r) => tracing::warn!(target: HA_LOG, "forced mode set: {}", role_name(r)),
+                Some(r) => tracing::warn!(target: HA_LOG, "forced mode set: {}", r.name()),
                 None => tracing::warn!(target: HA_LOG, "forced mode cleared"),
             }
             note(self.election.force(now_ns, forced));
@@ -255,11 +257,7 @@ impl ElectionTask {
                     quality: Quality(hb.quality),
                     priority: hb.priority,
                     active: hb.active,
-                    forced: match hb.forced {
-                        Forced::No => None,
-                        Forced::Active => Some(Role::Active),
-                        Forced::Passive => Some(Role::Passive),
-                    },
+                    forced: forced_role(hb.forced),
                     bulk_done: hb.bulk_done,
                 };
                 if !self.partner_here {
@@ -321,8 +319,8 @@ impl ElectionTask {
         tracing::warn!(
             target: HA_LOG,
             "role {} → {}: {}",
-            role_name(c.from),
-            role_name(c.to),
+            c.from.name(),
+            c.to.name(),
             c.reason.text()
         );
         match c.to {

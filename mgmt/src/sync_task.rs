@@ -356,17 +356,12 @@ impl SyncTask {
         let _ = writeln!(
             t,
             "role: {} ({}) for {} s{}; quality {}%",
-            match e.role() {
-                electiond::role::Role::Active => "active",
-                electiond::role::Role::Passive => "passive",
-            },
+            e.role().name(),
             e.reason().text(),
             secs(e.since_ns()),
-            match e.forced() {
-                Some(electiond::role::Role::Active) => ", forced active",
-                Some(electiond::role::Role::Passive) => ", forced passive",
-                None => "",
-            },
+            e.forced()
+                .map(|r| format!(", forced {}", r.name()))
+                .unwrap_or_default(),
             self.election.quality().percent()
         );
         let _ = writeln!(t, "role changes: {}", e.changes());

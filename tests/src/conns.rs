@@ -203,11 +203,7 @@ impl TableDiff {
 
     /// The tables agree (see the type's docs).
     pub fn is_empty(&self) -> bool {
-        self.missing.is_empty()
-            && self.extra.is_empty()
-            && self.differ.is_empty()
-            && self.larval_on_active.is_empty()
-            && self.live_on_passive.is_empty()
+        self.agrees_after_takeover() && self.larval_on_active.is_empty()
     }
 }
 
