@@ -69,6 +69,13 @@
 //!   inbound queues): a full queue makes the engine stop draining or keep
 //!   records staged, never wait. A busy worker cannot delay a heartbeat.
 //!
+//! * **Management messages**: the daemon's own conversation with the
+//!   partner's daemon (the console's questions, `hasync`'s files) goes in
+//!   the same stream, in chunks ([`crate::mgmt`]), at most
+//!   [`MGMT_CHUNKS_PER_POLL`] per poll ([`Engine::send_mgmt`],
+//!   [`Engine::take_mgmt`]): sealed, retransmitted and in order like state
+//!   records, and never ahead of a heartbeat.
+//!
 //! What the daemon must log comes out as [`Notice`]s ([`Engine::take_notice`]);
 //! those, the counters and the [`Status`] live in `engine/status.rs`.
 
@@ -76,6 +83,7 @@ use crate::batch::Batch;
 use crate::bulk::{workers_of, Incoming, IncomingAction, IncomingState, Outgoing, ALL_SHARDS};
 use crate::channel::{ChannelConfig, ChannelError, ReceiveWindow, SendWindow};
 use crate::links::{heard_bitmap, stream_link, Link, LinkState};
+use crate::mgmt::{self, Reassembly};
 use crate::psk::Psk;
 use crate::seal::Party;
 use crate::session::{Drop, Session};
@@ -97,6 +105,10 @@ pub const EVENT_BUDGET: usize = 8192;
 /// Datagrams' worth of records staged for slow workers before new data
 /// datagrams are left for the partner to retransmit.
 pub const STAGED_DATAGRAMS: usize = 64;
+
+/// Chunks of the daemons' messages put in the stream per poll (about 7 KiB):
+/// management traffic never crowds out state records for long.
+pub const MGMT_CHUNKS_PER_POLL: usize = 32;
 
 /// Notices kept for the daemon to log (the oldest go first when it is slow).
 pub const NOTICES: usize = 256;
@@ -250,6 +262,8 @@ struct Core {
     /// This unit forwards: it sends digests of its connections (said in the
     /// heartbeats too); a passive one compares them with its copies.
     active: bool,
+    /// The partner daemon's messages, put back together.
+    mgmt_in: Reassembly,
 }
 
 /// The sync lcore's state machine (see the module docs).
@@ -273,6 +287,10 @@ pub struct Engine {
     scratch: Vec<u8>,
     /// The partner boot the streams belong to.
     peer_epoch: Option<u64>,
+    /// The daemon's messages for the partner.
+    mgmt_out: mgmt::Outgoing,
+    /// Management messages queued, and dropped unsent by a partner restart.
+    mgmt_stats: (u64, u64),
 }
 
 fn secs(now_ns: u64) -> u32 {
@@ -402,6 +420,7 @@ impl Core {
                         self.notice(Notice::BulkSent);
                     }
                 }
+                Message::Mgmt(c) => self.mgmt_in.push(&c),
                 Message::BulkRequest => self.start_bulk(ALL_SHARDS),
                 Message::Resync(shards) => self.start_bulk(shards),
                 // Validated: control records never reach a data body.
@@ -464,6 +483,7 @@ impl Engine {
                 refused_seen: vec![0; workers],
                 refusing: vec![false; workers],
                 active: false,
+                mgmt_in: Reassembly::default(),
                 cfg,
             },
             session,
@@ -477,6 +497,8 @@ impl Engine {
             next_digest_ns: now_ns,
             resync_asked_ns: vec![None; workers],
             peer_epoch: None,
+            mgmt_out: mgmt::Outgoing::default(),
+            mgmt_stats: (0, 0),
         })
     }
 
@@ -610,6 +632,9 @@ impl Engine {
         }
         self.core.incoming.want();
         self.core.digests.fill(DigestState::Unknown);
+        // The daemons' conversation was with the old boot: its askers time out.
+        self.mgmt_stats.1 += self.mgmt_out.clear() as u64;
+        self.core.mgmt_in.reset();
     }
 
     /// One round: keep the links' states, send the heartbeat if it is due
@@ -722,6 +747,7 @@ impl Engine {
                 break;
             }
         }
+        work += self.send_mgmt_chunks(now_ns, out);
         work += self.drain_events(now_ns, out);
         if self.batch.due(now_ns) {
             let _ = self.flush(now_ns, out);
@@ -738,6 +764,23 @@ impl Engine {
             }
         }
         work
+    }
+
+    /// At most [`MGMT_CHUNKS_PER_POLL`] chunks of the daemon's messages into
+    /// the stream (unless the window is full: a carried record goes first).
+    fn send_mgmt_chunks(&mut self, now_ns: u64, out: &mut impl FnMut(usize, &[u8])) -> usize {
+        let mut sent = 0;
+        while sent < MGMT_CHUNKS_PER_POLL && self.carry.is_none() {
+            let Some(c) = self.mgmt_out.next_chunk() else {
+                break;
+            };
+            sent += 1;
+            // A full window carries the chunk: it goes first next time.
+            if self.add(now_ns, Message::Mgmt(c), None, out).is_err() {
+                break;
+            }
+        }
+        sent
     }
 
     /// Adds a message to the batch, flushing first when it is full; when the
@@ -1019,6 +1062,25 @@ impl Engine {
         self.core.peer.map(|h| (h, self.core.peer_heard_ns))
     }
 
+    /// Queues a message for the partner's daemon (see [`crate::mgmt`]); it
+    /// goes in the stream, a few chunks per poll. Refused at once when the
+    /// partner is not heard on any link (or never was): the asker says the
+    /// partner is unreachable instead of waiting for nothing.
+    pub fn send_mgmt(&mut self, bytes: Vec<u8>) -> Result<u32, mgmt::Refused> {
+        let heard = self.links.iter().any(|l| l.state() != LinkState::Down);
+        if self.session.peer_epoch().is_none() || !heard {
+            return Err(mgmt::Refused::Unreachable);
+        }
+        let id = self.mgmt_out.push(bytes)?;
+        self.mgmt_stats.0 += 1;
+        Ok(id)
+    }
+
+    /// The next message of the partner's daemon received whole.
+    pub fn take_mgmt(&mut self) -> Option<Vec<u8>> {
+        self.core.mgmt_in.take()
+    }
+
     /// The next notice for the log.
     pub fn take_notice(&mut self) -> Option<Notice> {
         self.core.notices.pop_front()
@@ -1076,6 +1138,10 @@ impl Engine {
             ("gave_up", s.gave_up),
             ("lost", s.lost),
             ("notices_dropped", s.notices_dropped),
+            ("mgmt_sent", self.mgmt_stats.0),
+            ("mgmt_unsent", self.mgmt_stats.1),
+            ("mgmt_received", self.core.mgmt_in.received),
+            ("mgmt_broken", self.core.mgmt_in.broken),
             ("bulks_requested", self.core.incoming.requested),
             ("bulks_received", self.core.incoming.completed),
             ("bulk_timeouts", self.core.incoming.timeouts),

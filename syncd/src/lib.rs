@@ -22,6 +22,7 @@
 //! * [`batch`]: packing state changes into bodies (MTU, delay, updates per entry).
 //! * [`links`]: which HA links work, each way, and which one the stream uses.
 //! * [`bulk`]: whole-table transfers, bracketed, timed out and retried.
+//! * [`mgmt`]: messages between the daemons (console, `hasync`), in chunks on the stream.
 //! * [`engine`]: the sync lcore's work, tying them together: workers' queues
 //!   on one side, datagrams on the other.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod bulk;
 pub mod channel;
 pub mod engine;
 pub mod links;
+pub mod mgmt;
 pub mod psk;
 pub mod seal;
 pub mod session;

@@ -52,6 +52,7 @@
 //! |     11 | ack           |   16 | cumulative 8 (every sequence ≤ it delivered), first held 8 (the lowest sequence the sender of this datagram still holds) |
 //! |     12 | nack          |   16 | first 8, last 8: sequences missing                         |
 //! |     13 | heartbeat     |   24 | who the sender is and how it stands ([`HEARTBEAT_LEN`] layout below) |
+//! |     14 | management    |  240 | a piece of a message between the daemons ([`crate::mgmt`]): message id 4, total bytes 4, offset 4, length 2 (1..=224; 0 only when total is 0), reserved 2, data 224 (zero past length) |
 //!
 //! The insert record (`id` is [`SyncId`]; `rss` in other records is the low 16
 //! bits of the connection's symmetric RSS hash, which picks the worker that
@@ -109,11 +110,16 @@
 //!   packet of the unit, which is harmless);
 //! * a heartbeat's quality is at most 10000, its forced byte at most 2, and
 //!   bits 3 to 7 of its flags are 0 (a later version that needs them speaks
-//!   another protocol version).
+//!   another protocol version);
+//! * a management record's piece lies inside its message (offset + length
+//!   ≤ total), its total is at most [`crate::mgmt::MAX_MESSAGE`], and only an
+//!   empty message has an empty piece.
 
 use dataplane::conntrack::key::{FlowKey, Side};
 use dataplane::conntrack::record::{Digest, Edge, L4Kind, Progress, Record, RuleRef, SyncId};
 use dataplane::conntrack::tcp::Peer;
+
+use crate::mgmt::{Chunk, CHUNK_DATA, MGMT_LEN};
 
 /// The first four bytes of every datagram.
 pub const MAGIC: [u8; 4] = *b"TDSY";
@@ -500,6 +506,8 @@ pub enum Message {
     },
     /// Who the sender is and how it stands.
     Heartbeat(Heartbeat),
+    /// A piece of a message between the daemons.
+    Mgmt(Chunk),
 }
 
 /// The actions' numbers and record sizes.
@@ -519,10 +527,11 @@ enum Action {
     Ack = 11,
     Nack = 12,
     Heartbeat = 13,
+    Mgmt = 14,
 }
 
 impl Action {
-    const ALL: [Action; 13] = [
+    const ALL: [Action; 14] = [
         Action::Insert,
         Action::Update,
         Action::Delete,
@@ -536,6 +545,7 @@ impl Action {
         Action::Ack,
         Action::Nack,
         Action::Heartbeat,
+        Action::Mgmt,
     ];
 
     fn from_u8(v: u8) -> Option<Action> {
@@ -548,6 +558,7 @@ impl Action {
             Action::Update => UPDATE_LEN,
             Action::Delete | Action::Request => DELETE_LEN,
             Action::Heartbeat => HEARTBEAT_LEN,
+            Action::Mgmt => MGMT_LEN,
             Action::Digest
             | Action::Ack
             | Action::Nack
@@ -580,6 +591,7 @@ impl Message {
             Message::Ack { .. } => Action::Ack,
             Message::Nack { .. } => Action::Nack,
             Message::Heartbeat(_) => Action::Heartbeat,
+            Message::Mgmt(_) => Action::Mgmt,
         }
     }
 
@@ -647,6 +659,13 @@ impl Message {
                 put(b, 8, &last.to_be_bytes());
             }
             Message::Heartbeat(h) => emit_heartbeat(&h, b),
+            Message::Mgmt(c) => {
+                put(b, 0, &c.message.to_be_bytes());
+                put(b, 4, &c.total.to_be_bytes());
+                put(b, 8, &c.offset.to_be_bytes());
+                put(b, 12, &c.len.to_be_bytes());
+                put(b, 16, &c.data);
+            }
         }
     }
 
@@ -696,6 +715,21 @@ impl Message {
                 last: u64_at(b, 8),
             },
             Action::Heartbeat => Message::Heartbeat(parse_heartbeat(b)?),
+            Action::Mgmt => {
+                let mut data = [0; CHUNK_DATA];
+                data.copy_from_slice(&b[16..MGMT_LEN]);
+                let c = Chunk {
+                    message: u32_at(b, 0),
+                    total: u32_at(b, 4),
+                    offset: u32_at(b, 8),
+                    len: u16_at(b, 12),
+                    data,
+                };
+                if !c.valid() {
+                    return Err(Error::BadRecord);
+                }
+                Message::Mgmt(c)
+            }
         })
     }
 }

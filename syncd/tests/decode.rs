@@ -430,6 +430,7 @@ fn conversation() -> Vec<Sent> {
                 rss: 0xFFFF,
             },
             Message::Resync(0x0000_0000_0000_0009),
+            Message::Mgmt(mgmt_chunk()),
         ],
     );
     // Feedback.
@@ -474,6 +475,19 @@ fn conversation() -> Vec<Sent> {
         ],
     );
     p.sent
+}
+
+/// The last piece of a 300-byte management message.
+fn mgmt_chunk() -> syncd::mgmt::Chunk {
+    let mut data = [0; syncd::mgmt::CHUNK_DATA];
+    data[..76].copy_from_slice(&[0x5A; 76]);
+    syncd::mgmt::Chunk {
+        message: 0x0102_0304,
+        total: 300,
+        offset: 224,
+        len: 76,
+        data,
+    }
 }
 
 fn sync_id_json(id: SyncId) -> Value {
@@ -596,6 +610,10 @@ fn message_json(m: &Message) -> Value {
                 Forced::Passive => "passive",
             },
             "config_revision": h.config_revision,
+        }),
+        Message::Mgmt(c) => json!({
+            "action": "management", "message": c.message, "total": c.total,
+            "offset": c.offset, "length": c.len, "data": hex(c.bytes()),
         }),
     }
 }
@@ -804,7 +822,8 @@ fn the_decoder_reads_every_field_the_encoder_writes() {
             "actions": {
                 "ack": 3, "bulk_done": 1, "bulk_end": 1, "bulk_request": 1,
                 "bulk_start": 1, "delete": 2, "digest": 1, "heartbeat": 4,
-                "insert": 4, "nack": 1, "request": 1, "resync": 2, "update": 2,
+                "insert": 4, "management": 1, "nack": 1, "request": 1, "resync": 2,
+                "update": 2,
             },
         })]
     );

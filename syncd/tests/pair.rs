@@ -701,3 +701,33 @@ fn give_ups_while_the_partner_is_silent_wait_for_its_return() {
     assert!(bulks(&p) > joined, "the given-up shards went again");
     assert_same_tables(&p);
 }
+
+/// The daemons' messages (console questions, configuration files) cross in
+/// the stream whole and in order, beside state traffic, over a lossy,
+/// reordering link; before the partner is known they are refused at once.
+#[test]
+fn management_messages_cross_whole_and_in_order_despite_loss() {
+    let mut p = Pair::new(5, 3 * MS);
+    assert_eq!(
+        p.a.engine.send_mgmt(b"too early".to_vec()),
+        Err(syncd::mgmt::Refused::Unreachable)
+    );
+    p.run(500 * MS);
+    let file: Vec<u8> = (0..300_000u32).map(|i| (i * 7).to_le_bytes()[0]).collect();
+    p.a.engine.send_mgmt(b"hainfo?".to_vec()).unwrap();
+    traffic(&mut p.a, 40_000, 500, p.now);
+    p.a.engine.send_mgmt(file.clone()).unwrap();
+    p.a.engine.send_mgmt(Vec::new()).unwrap();
+    p.b.engine.send_mgmt(b"answer".to_vec()).unwrap();
+    p.run(5 * SEC);
+    assert_eq!(p.b.engine.take_mgmt().as_deref(), Some(&b"hainfo?"[..]));
+    assert_eq!(p.b.engine.take_mgmt(), Some(file), "300 kB whole");
+    assert_eq!(p.b.engine.take_mgmt(), Some(Vec::new()));
+    assert_eq!(p.b.engine.take_mgmt(), None);
+    assert_eq!(p.a.engine.take_mgmt().as_deref(), Some(&b"answer"[..]));
+    assert_same_tables(&p);
+    let mut counters = Vec::new();
+    p.b.engine.counters(p.now, &mut counters);
+    let get = |n: &str| counters.iter().find(|(k, _)| k == n).unwrap().1;
+    assert_eq!((get("sync.mgmt_received"), get("sync.mgmt_broken")), (3, 0));
+}

@@ -85,7 +85,12 @@ ACTIONS = {
     11: ("ack", 16, KIND_CONTROL),
     12: ("nack", 16, KIND_CONTROL),
     13: ("heartbeat", 24, KIND_CONTROL),
+    14: ("management", 240, KIND_DATA),
 }
+
+# A management record's data bytes, and the largest message (syncd::mgmt).
+MGMT_DATA = 224
+MAX_MGMT_MESSAGE = 48 << 20
 
 # dataplane::conntrack::record: protocol kinds, the rule index's special values.
 L4_KINDS = {0: "tcp", 1: "udp", 2: "icmp_echo", 3: "other"}
@@ -394,6 +399,22 @@ def decode_heartbeat(raw, _revision):
     }
 
 
+def decode_management(raw, _revision):
+    """A piece of a message between the daemons: message id, total bytes,
+    offset, length, then the data (zero past the length)."""
+    (message, total, offset, length) = struct.unpack_from(">IIIH", raw, 0)
+    if (length > MGMT_DATA or offset + length > total or total > MAX_MGMT_MESSAGE
+            or (length == 0 and total != 0)):
+        raise Refused("record value out of range: management piece outside its message")
+    return {
+        "message": message,
+        "total": total,
+        "offset": offset,
+        "length": length,
+        "data": raw[16:16 + length].hex(),
+    }
+
+
 DECODERS = {
     "insert": decode_insert,
     "update": decode_update,
@@ -408,6 +429,7 @@ DECODERS = {
     "ack": decode_ack,
     "nack": decode_nack,
     "heartbeat": decode_heartbeat,
+    "management": decode_management,
 }
 
 

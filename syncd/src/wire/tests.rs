@@ -361,7 +361,7 @@ fn one_body_field_at_a_time() {
     assert!(validate(Kind::Data, &good).is_ok());
     let cases: Vec<(Corrupt, Kind, Error)> = vec![
         (Box::new(|b| b[0] = 0), Kind::Data, Error::UnknownAction),
-        (Box::new(|b| b[0] = 14), Kind::Data, Error::UnknownAction),
+        (Box::new(|b| b[0] = 15), Kind::Data, Error::UnknownAction),
         (Box::new(|b| b[1] = 95), Kind::Data, Error::BadRecordLen),
         (Box::new(|b| b[3] = 3), Kind::Data, Error::SectionTruncated),
         (
