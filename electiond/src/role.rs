@@ -227,6 +227,17 @@ impl Election {
         self.decide(now_ns)
     }
 
+    /// The configured priority changed (`enha`).
+    pub fn set_priority(&mut self, now_ns: u64, priority: u8) -> Option<Change> {
+        self.priority = priority;
+        self.decide(now_ns)
+    }
+
+    /// This unit's configured priority.
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
     /// Forces a role (`haactive`, `hapassive`), or removes the force (`hareset`).
     pub fn force(&mut self, now_ns: u64, role: Option<Role>) -> Option<Change> {
         self.forced = role;

@@ -55,7 +55,7 @@ use crate::config::{HaConfig, HaRole};
 use crate::health::Health;
 use electiond::quality::Quality;
 use electiond::role::{Change, Election, Partner, Reason, Role, Timing};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use syncd::engine::{Engine, Local};
 use syncd::wire::Forced;
@@ -104,6 +104,44 @@ impl ForceCell {
     }
 }
 
+/// What the console changes while the unit runs, beside the forced role:
+/// the priority (`enha`) and the configuration revision the heartbeats
+/// carry (the supervisor's, after every change of the synchronised files).
+#[derive(Debug)]
+pub struct HaParams {
+    priority: AtomicU8,
+    config_revision: AtomicU32,
+}
+
+impl HaParams {
+    /// The parameters at start.
+    pub fn new(priority: u8, config_revision: u32) -> Arc<HaParams> {
+        Arc::new(HaParams {
+            priority: AtomicU8::new(priority),
+            config_revision: AtomicU32::new(config_revision),
+        })
+    }
+
+    /// A new priority, decided on at the election's next round.
+    pub fn set_priority(&self, p: u8) {
+        self.priority.store(p, Ordering::Relaxed);
+    }
+
+    /// The priority in force.
+    pub fn priority(&self) -> u8 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// The configuration revision the next heartbeat carries.
+    pub fn set_config_revision(&self, r: u32) {
+        self.config_revision.store(r, Ordering::Relaxed);
+    }
+
+    fn config_revision(&self) -> u32 {
+        self.config_revision.load(Ordering::Relaxed)
+    }
+}
+
 /// A forced role as heartbeats and counters say it (0 none, 1 active, 2
 /// passive).
 fn wire_forced(r: Option<Role>) -> Forced {
@@ -129,7 +167,7 @@ pub struct ElectionTask {
     signals: Arc<HaSignals>,
     health: Arc<Health>,
     force: Arc<ForceCell>,
-    priority: u8,
+    params: Arc<HaParams>,
     peer_serial: [u8; 16],
     peer: String,
     firmware: u32,
@@ -146,12 +184,14 @@ pub struct ElectionTask {
 impl ElectionTask {
     /// The election of the unit `ha` describes, starting at `now_ns`,
     /// passive and listening; `dead_ns` is the dead interval.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ha: &HaConfig,
         dead_ns: u64,
         signals: Arc<HaSignals>,
         health: Arc<Health>,
         force: Arc<ForceCell>,
+        params: Arc<HaParams>,
         firmware: u32,
         now_ns: u64,
     ) -> ElectionTask {
@@ -163,14 +203,14 @@ impl ElectionTask {
         };
         signals.set_live(false);
         let quality = health.quality();
-        let mut election = Election::new(timing, ha.serial, e.priority, now_ns);
+        let mut election = Election::new(timing, ha.serial, params.priority(), now_ns);
         election.set_quality(now_ns, quality);
         ElectionTask {
             election,
             signals,
             health,
             force,
-            priority: e.priority,
+            params,
             peer_serial: ha.peer_serial,
             peer: ha.peer_serial_str().to_owned(),
             firmware,
@@ -235,6 +275,11 @@ impl ElectionTask {
             tracing::warn!(target: HA_LOG, "quality {}% → {}%", self.quality.percent(), q.percent());
             self.quality = q;
             note(self.election.set_quality(now_ns, q));
+        }
+        let priority = self.params.priority();
+        if priority != self.election.priority() {
+            tracing::warn!(target: HA_LOG, "priority {} → {priority}", self.election.priority());
+            note(self.election.set_priority(now_ns, priority));
         }
         let forced = self.force.get();
         if forced != self.election.forced() {
@@ -308,9 +353,9 @@ impl ElectionTask {
         engine.set_active(active);
         engine.set_local(Local {
             quality: self.quality.0,
-            priority: self.priority,
+            priority: self.election.priority(),
             forced: wire_forced(self.election.forced()),
-            config_revision: 0,
+            config_revision: self.params.config_revision(),
             bulk_done: self.bulk_done,
         });
     }

@@ -37,6 +37,8 @@ pub const TPM_DEVICE: &str = "/dev/tpmrm0";
 pub struct Health {
     quality: AtomicU16,
     inputs: Mutex<Vec<Input>>,
+    /// New interface weights (`enha`), taken at the next probe.
+    weights: Mutex<Option<Vec<u16>>>,
 }
 
 impl Health {
@@ -48,6 +50,18 @@ impl Health {
     /// Every input with its state.
     pub fn inputs(&self) -> Vec<Input> {
         self.inputs.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+
+    /// Weighs the data interfaces anew (in interface order) from the next
+    /// probe on, a few ms from now.
+    pub fn set_weights(&self, weights: Vec<u16>) {
+        if let Ok(mut w) = self.weights.lock() {
+            *w = Some(weights);
+        }
+    }
+
+    fn take_weights(&self) -> Option<Vec<u16>> {
+        self.weights.lock().ok().and_then(|mut w| w.take())
     }
 
     fn publish(&self, inputs: Vec<Input>) {
@@ -203,14 +217,21 @@ pub fn start(
     let health = Arc::new(Health {
         quality: AtomicU16::new(Quality::FULL.0),
         inputs: Mutex::default(),
+        weights: Mutex::default(),
     });
     let mut slow = Vec::new();
     health.publish(watched.probe(&mut slow, true));
     let h = Arc::clone(&health);
     let thread = crate::thread::spawn("tandem-health", cpus, move || {
+        let mut watched = watched;
         let mut next_slow = Instant::now() + DISK_EVERY;
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(LINK_EVERY);
+            if let Some(weights) = h.take_weights() {
+                for (link, w) in watched.links.iter_mut().zip(weights) {
+                    link.weight = w;
+                }
+            }
             let due = Instant::now() >= next_slow;
             if due {
                 next_slow = Instant::now() + DISK_EVERY;

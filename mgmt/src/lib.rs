@@ -2,11 +2,11 @@
 //!
 //! Loads, validates and applies a unit's configuration and rules (RON), boots
 //! a unit (`tandemd`), serves its control socket (`tandemctl`: counters,
-//! connections, rules, sync, reload, `haactive` / `hapassive` / `hareset`),
-//! synchronises its connections with its partner over the HA links, and
-//! elects with it which unit is active. Later: the rest of the serial-console
-//! commands operators know (`hainfo`, `hamode`, `hasync`, `hadiff`,
-//! `hasynctest`, `enha`) and config sync between members.
+//! connections, rules, sync, reload, and the serial-console commands
+//! operators know: `hainfo`, `hamode`, `haactive` / `hapassive` /
+//! `hareset`, `hasync`, `hasynctest`, `hadiff`, `enha`, `halog`),
+//! synchronises its connections with its partner over the HA links, elects
+//! with it which unit is active, and synchronises configuration files.
 //!
 //! A running unit's threads, and what each owns (`tandemd` only wires them):
 //!
@@ -45,12 +45,16 @@
 //! * [`thread`]: control-plane threads, on the profile's control CPUs.
 //! * [`counters_file`]: the counters, rewritten to a file every second.
 //! * [`atomic_file`]: replacing a file so readers never see half of one.
+//! * [`peer`]: the daemons' questions and answers over the HA link.
+//! * [`node`]: what a member says of itself (`hainfo`'s figures).
+//! * [`confsync`]: configuration sync: the files, digests, staging, record.
 #![forbid(unsafe_code)]
 // Output goes through `log`/`tracing`, whose write errors never stop a unit.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod atomic_file;
 pub mod config;
+pub mod confsync;
 pub mod console;
 pub mod control;
 pub mod counters_file;
@@ -61,6 +65,8 @@ pub mod health;
 pub mod lock;
 pub mod log;
 pub mod main_lcore;
+pub mod node;
+pub mod peer;
 pub mod rules;
 pub mod supervisor;
 pub mod sync_task;

@@ -91,6 +91,8 @@ pub enum Command {
     },
     /// Force the role (`Some`), or let the election decide (`None`).
     SetRole(Option<Role>),
+    /// A question of the partner's daemon (the answer is JSON).
+    Peer(crate::peer::Ask),
 }
 
 /// The answer to a command: the text, or why it was refused.
@@ -152,6 +154,46 @@ pub struct Settings<U> {
     /// The role the console forces, read by the election (`None`: no
     /// partner configured).
     pub force: Option<Arc<ForceCell>>,
+    /// Who this unit is, for `hainfo`.
+    pub identity: Identity,
+    /// The HA side: the partner, the election's view, what `enha` changes
+    /// (`None`: no partner configured).
+    pub ha: Option<HaControl>,
+    /// Where the configuration sync record is kept (`None`: not kept).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Who a unit is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity {
+    /// `ha.serial`, or the empty string for a unit alone.
+    pub serial: String,
+    /// The hardware profile's model.
+    pub model: String,
+    /// The firmware version.
+    pub version: String,
+    /// When the daemon started, Unix seconds.
+    pub boot: u64,
+}
+
+/// The election's view as the sync task last published it.
+pub type HaSource = Box<dyn Fn() -> Option<crate::node::HaSnapshot> + Send>;
+
+/// What the supervisor reaches of the HA side.
+pub struct HaControl {
+    /// Questions to the partner's daemon.
+    pub peer: crate::peer::PeerClient,
+    /// The election's view.
+    pub snapshot: HaSource,
+    /// The priority and configuration revision the election reads.
+    pub params: Arc<crate::election_task::HaParams>,
+    /// Where the interface weights go (`enha`).
+    pub health: Option<Arc<crate::health::Health>>,
+    /// The unit configuration file and the profile it is read against
+    /// (`enha` reads it again).
+    pub config: (PathBuf, hw_profiles::Profile),
+    /// The HA section in force.
+    pub running: crate::config::HaConfig,
 }
 
 enum Message {
@@ -241,6 +283,12 @@ struct State<U> {
     forced_role: Option<Role>,
     listings: Vec<PendingListing>,
     next_counters_write: Instant,
+    /// Questions to the partner waiting for its answers.
+    asking: Vec<ha::Asking<U>>,
+    /// What this member records of configuration syncs.
+    record: crate::confsync::Record,
+    /// Files the partner sent for a transfer not yet committed.
+    staging: Option<crate::confsync::Staging>,
 }
 
 impl<U: Managed> Target for State<U> {
@@ -298,14 +346,18 @@ impl<U: Managed> State<U> {
             forced_role: None,
             listings: Vec::new(),
             next_counters_write: Instant::now(),
+            asking: Vec::new(),
+            record: crate::confsync::Record::default(),
+            staging: None,
         }
+        .with_record()
     }
 
     fn run(mut self, rx: &Receiver<Message>) {
         loop {
             let now = Instant::now();
             self.duties(now);
-            let wait = if self.listings.is_empty() {
+            let wait = if self.listings.is_empty() && self.asking.is_empty() {
                 self.next_counters_write.saturating_duration_since(now)
             } else {
                 LISTING_POLL
@@ -319,13 +371,18 @@ impl<U: Managed> State<U> {
         for pending in self.listings.drain(..) {
             let _ = pending.reply.send(Err(STOPPING.into()));
         }
+        for asking in self.asking.drain(..) {
+            let _ = asking.reply.send(Err(STOPPING.into()));
+        }
         while let Ok(Message::Command(_, reply)) = rx.try_recv() {
             let _ = reply.send(Err(STOPPING.into()));
         }
     }
 
-    /// What is due at `now`: finished listings answered, the counters file.
+    /// What is due at `now`: finished listings and partner questions
+    /// answered, the counters file.
     fn duties(&mut self, now: Instant) {
+        self.answered(now);
         let mut i = 0;
         while i < self.listings.len() {
             let done = self.listings[i].listing.poll();
@@ -362,6 +419,21 @@ impl<U: Managed> State<U> {
             Command::Console(Request::Reload) => self.reload(Origin::Console),
             Command::Console(Request::Force(role)) | Command::SetRole(role) => self.force(role),
             Command::Console(Request::HaLog { lines }) => self.ha_log(lines),
+            Command::Console(
+                r @ (Request::HaInfo { .. }
+                | Request::Mode { json: true }
+                | Request::HaSyncTest { .. }
+                | Request::HaDiff { .. }
+                | Request::HaSync(_)
+                | Request::Enha),
+            ) => match self.ha_console(r, reply) {
+                Some((answer, reply)) => {
+                    let _ = reply.send(answer);
+                    return;
+                }
+                None => return,
+            },
+            Command::Peer(ask) => self.peer_asks(ask),
             Command::Console(request) => answer::immediate(&request, self)
                 .ok_or_else(|| "that request has no immediate answer".to_string()),
             Command::Reload { origin } => self.reload(origin),
@@ -410,6 +482,7 @@ impl<U: Managed> State<U> {
             set.revision().0
         );
         self.rules = Some(set);
+        self.files_changed();
         tracing::info!("{text} (from the {})", origin.name());
         text
     }
@@ -437,6 +510,8 @@ impl<U: Managed> State<U> {
         Ok(self.put_in_force(set, origin, "applied"))
     }
 }
+
+mod ha;
 
 /// A refused rules change, logged with who asked.
 fn refused(origin: Origin, why: impl std::fmt::Display) -> String {
@@ -500,6 +575,9 @@ pub(crate) mod fake {
             ha_mode: None,
             ha_log: None,
             force: None,
+            identity: Identity::default(),
+            ha: None,
+            state_dir: None,
         };
         Supervisor::start(settings, &[]).unwrap()
     }
@@ -546,6 +624,9 @@ mod tests {
                 ha_mode: Some(Box::new(|| "mode: passive\n".into())),
                 ha_log: None,
                 force: Some(ForceCell::new(None)),
+                identity: Identity::default(),
+                ha: None,
+                state_dir: None,
             };
             let supervisor = Some(Supervisor::start(settings, &[]).unwrap());
             Lab {

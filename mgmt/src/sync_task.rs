@@ -14,10 +14,12 @@
 //! this loop only ever *tries* (it never waits for the control plane).
 
 use crate::config::HaConfig;
-use crate::election_task::{ElectionTask, ForceCell, HA_LOG};
+use crate::election_task::{ElectionTask, ForceCell, HaParams, HA_LOG};
 use crate::ha_link::Addressing;
 use crate::ha_port::{HaPort, HaPortError};
 use crate::health::Health;
+use crate::node::{HaNode, HaSnapshot, LinkStatus};
+use crate::peer::PeerRelay;
 use dataplane::conntrack::event::{EventQueue, InboundQueue};
 use dataplane::forward::Ipv4Prefix;
 use dpdk_sys::{lcore, DpdkError, LaunchHandle, LcoreId, Mempool};
@@ -26,7 +28,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use syncd::engine::{Engine, EngineConfig, Forced, Notice, Status};
+use syncd::bulk::IncomingState;
+use syncd::engine::{DigestState, Engine, EngineConfig, Forced, Notice, Status};
 use syncd::links::LinkState;
 use syncd::psk::Psk;
 use workers::Clock;
@@ -55,6 +58,8 @@ pub struct Published {
     pub status: String,
     /// The `hamode` command's answer.
     pub mode: String,
+    /// The election's and the links' view, for `hainfo`.
+    pub ha: Option<HaSnapshot>,
 }
 
 /// Why synchronisation could not start.
@@ -98,6 +103,9 @@ pub struct SyncTask {
     published: Arc<Mutex<Published>>,
     next_publish_ns: u64,
     election: ElectionTask,
+    relay: PeerRelay,
+    /// This unit's address on each HA link.
+    addresses: Vec<String>,
 }
 
 /// What the election needs besides the HA section: the workers' role
@@ -109,6 +117,10 @@ pub struct ElectionInputs {
     pub health: Arc<Health>,
     /// The role the console forces.
     pub force: Arc<ForceCell>,
+    /// The priority and configuration revision the console changes.
+    pub params: Arc<HaParams>,
+    /// The daemons' conversation over the HA link.
+    pub relay: PeerRelay,
 }
 
 impl SyncTask {
@@ -163,6 +175,7 @@ impl SyncTask {
             inputs.signals,
             inputs.health,
             inputs.force,
+            inputs.params,
             firmware(),
             now_ns,
         );
@@ -185,6 +198,8 @@ impl SyncTask {
             published: Arc::default(),
             next_publish_ns: now_ns,
             election,
+            relay: inputs.relay,
+            addresses: ha.links.iter().map(|l| l.address.to_string()).collect(),
         })
     }
 
@@ -203,6 +218,7 @@ impl SyncTask {
             work += port.poll(now_ns, &mut |d| engine.receive(now_ns, i, d));
         }
         self.election.round(now_ns, &mut self.engine);
+        self.relay.round(&mut self.engine);
         let ports = &mut self.ports;
         work += self.engine.poll(now_ns, &mut |link, d| {
             if let Some(p) = ports.get_mut(link) {
@@ -333,10 +349,80 @@ impl SyncTask {
         self.election.counters(now_ns, &mut counters);
         let status = self.status_text(&self.engine.status(now_ns), now_ns);
         let mode = self.election.mode_text(now_ns);
+        let ha = self.snapshot(now_ns);
         if let Ok(mut p) = self.published.try_lock() {
             p.counters = counters;
             p.status = status;
             p.mode = mode;
+            p.ha = Some(ha);
+        }
+    }
+
+    /// The view `hainfo` shows, times in Unix seconds.
+    fn snapshot(&self, now_ns: u64) -> HaSnapshot {
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let at = |ns: u64| unix_now.saturating_sub(now_ns.saturating_sub(ns) / 1_000_000_000);
+        let st = self.engine.status(now_ns);
+        let e = self.election.election();
+        let waiting = matches!(
+            st.bulk_in,
+            IncomingState::Wanted { .. } | IncomingState::Receiving { .. }
+        );
+        let node = HaNode {
+            mode: e.role().name().to_owned(),
+            mode_since: at(e.since_ns()),
+            reason: e.reason().text().to_owned(),
+            forced: e.forced().map(|r| r.name().to_owned()),
+            quality: self.election.quality().0,
+            priority: e.priority(),
+            state: if waiting && st.peer_epoch.is_some() {
+                "waiting for the partner's table".into()
+            } else {
+                "ready".into()
+            },
+            links: st
+                .links
+                .iter()
+                .enumerate()
+                .map(|(i, (state, since))| LinkStatus {
+                    port: self.link_name(i).to_owned(),
+                    address: self.addresses.get(i).cloned().unwrap_or_default(),
+                    ok: *state == LinkState::Up,
+                    state: state.name().to_owned(),
+                    since: at(*since),
+                })
+                .collect(),
+            partner_config_revision: st.peer.map(|h| format!("{:08x}", h.config_revision)),
+        };
+        let bulk = match st.bulk_in {
+            IncomingState::Idle => "idle".to_owned(),
+            IncomingState::Wanted { .. } => "wanted".to_owned(),
+            IncomingState::Receiving { .. } => "receiving".to_owned(),
+            IncomingState::Done { at_ns } => format!(
+                "received {} s ago",
+                now_ns.saturating_sub(at_ns) / 1_000_000_000
+            ),
+        };
+        let differ: Vec<String> = st
+            .digests
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d == DigestState::Mismatch)
+            .map(|(i, _)| i.to_string())
+            .collect();
+        let digests = if !differ.is_empty() {
+            format!("differ: shards {}", differ.join(", "))
+        } else if st.digests.contains(&DigestState::Match) {
+            "in sync".to_owned()
+        } else {
+            "not compared yet".to_owned()
+        };
+        HaSnapshot {
+            node,
+            bulk,
+            digests,
         }
     }
 

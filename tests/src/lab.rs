@@ -314,6 +314,7 @@ impl LabBuilder {
                     control: control.clone(),
                     rules: rules.clone(),
                     ha_log: None,
+                    state_dir: dir.path().join("state"),
                 };
                 self.say(format_args!(
                     "booting the unit in {}: {} --profile {} --config {} --file-prefix {} --counters-file {} --control {}{}",

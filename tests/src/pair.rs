@@ -501,6 +501,7 @@ impl PairBuilder {
                 control: udir.join("control.sock"),
                 rules: Some(rules),
                 ha_log: Some(udir.join("ha.log")),
+                state_dir: udir.join("state"),
             };
             slots.push(Slot {
                 daemon: None,

@@ -143,6 +143,9 @@ pub struct Launch {
     pub rules: Option<PathBuf>,
     /// The HA event log file (`--ha-log`), for a unit of a pair.
     pub ha_log: Option<PathBuf>,
+    /// Where it keeps its state between boots (`--state-dir`), in the lab's
+    /// own directory.
+    pub state_dir: PathBuf,
 }
 
 /// A running `tandemd`, stopped (SIGTERM, then SIGKILL) on drop.
@@ -191,6 +194,8 @@ impl Tandemd {
             launch.counters.as_os_str(),
             "--control".as_ref(),
             launch.control.as_os_str(),
+            "--state-dir".as_ref(),
+            launch.state_dir.as_os_str(),
         ];
         if let Some(rules) = &launch.rules {
             args.extend(["--rules".as_ref(), rules.as_os_str()]);

@@ -93,6 +93,22 @@ fn equal_quality_goes_by_priority() {
 }
 
 #[test]
+fn a_priority_changed_at_run_time_decides_at_once() {
+    let mut e = unit("B", 1);
+    let a = Partner {
+        priority: 3,
+        active: true,
+        ..partner("A")
+    };
+    assert_eq!(e.heard(MS, a), None);
+    assert_eq!(
+        e.set_priority(2 * MS, 5),
+        change(Passive, Active, Reason::Priority)
+    );
+    assert_eq!(e.priority(), 5);
+}
+
+#[test]
 fn equal_everything_the_active_one_stays_and_no_failback() {
     // B is active (it took over when A died); A comes back, gets its bulk,
     // and with equal quality and priority stays passive.

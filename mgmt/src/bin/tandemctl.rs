@@ -44,7 +44,18 @@ struct Args {
 }
 
 /// The console commands this binary also is, when invoked by that name.
-pub const CONSOLE_COMMANDS: [&str; 5] = ["hamode", "halog", "haactive", "hapassive", "hareset"];
+pub const CONSOLE_COMMANDS: [&str; 10] = [
+    "hainfo",
+    "hamode",
+    "hasync",
+    "hasynctest",
+    "hadiff",
+    "enha",
+    "halog",
+    "haactive",
+    "hapassive",
+    "hareset",
+];
 
 /// A console command's options (invoked by its own name).
 #[derive(Parser, Debug)]
@@ -119,12 +130,23 @@ fn run(args: &Args) -> Result<ExitCode, ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let line = args.command.join(" ");
+    let path = &args.socket;
+    let timeout = Duration::from_secs(args.timeout);
+    // `hasync [-v] [--json]` runs the steps; a step (`hasync begin`) is a request.
+    if args.command[0] == "hasync" && args.command[1..].iter().all(|w| w.starts_with('-')) {
+        return hasync(args, &args.command[1..]);
+    }
     if let Err(e) = request::parse(&line) {
         emit(io::stderr(), &format!("error: {e}\n"))?;
         return Ok(ExitCode::from(2));
     }
-    let path = &args.socket;
-    match control::request(path, &line, Duration::from_secs(args.timeout)) {
+    if args.command[0] == "hainfo" && args.command.iter().any(|w| w == "-v") {
+        emit(
+            io::stdout(),
+            &format!("connecting to the local unit at {}\n", path.display()),
+        )?;
+    }
+    match control::request(path, &versioned(&line), timeout) {
         Ok(answer) if answer.starts_with("error:") => {
             emit(io::stderr(), &answer)?;
             Ok(ExitCode::from(1))
@@ -134,11 +156,76 @@ fn run(args: &Args) -> Result<ExitCode, ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            emit(io::stderr(), &format!(
-                "tandemctl: cannot reach tandemd at {}: {e} (is it running, and is this its --control path? see --socket)\n",
-                path.display()
-            ))?;
+            emit(io::stderr(), &format!("{}\n", unreachable(path, &e)))?;
             Ok(ExitCode::from(3))
         }
     }
+}
+
+/// The request line with the control protocol version this console speaks.
+fn versioned(line: &str) -> String {
+    format!("@{} {line}", request::CONTROL_PROTOCOL)
+}
+
+/// Why the local unit could not be reached, in words a person can act on.
+fn unreachable(path: &std::path::Path, e: &io::Error) -> String {
+    let why = match e.kind() {
+        io::ErrorKind::NotFound => format!("no control socket at {}", path.display()),
+        io::ErrorKind::PermissionDenied => format!(
+            "permission denied on {} (the console is root's)",
+            path.display()
+        ),
+        io::ErrorKind::ConnectionRefused => {
+            format!("nothing answers on {} (the unit stopped?)", path.display())
+        }
+        _ => format!("{}: {e}", path.display()),
+    };
+    format!(
+        "cannot reach the local unit: {why} (is tandemd running with this --control? see --socket)"
+    )
+}
+
+/// `hasync [-v] [--json]`: the steps of a configuration sync, each row
+/// printed as its step ends (see `mgmt::console::hasync`).
+fn hasync(args: &Args, options: &[String]) -> Result<ExitCode, ExitCode> {
+    let (mut verbose, mut json) = (false, false);
+    for o in options {
+        match o.as_str() {
+            "-v" => verbose = true,
+            "--json" => json = true,
+            other => {
+                emit(
+                    io::stderr(),
+                    &format!("error: hasync: unknown argument `{other}`; options: -v, --json\n"),
+                )?;
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    let timeout = Duration::from_secs(args.timeout);
+    let mut unit_unreachable = None;
+    let mut ask = |line: &str| match control::request(&args.socket, &versioned(line), timeout) {
+        Ok(answer) if answer.starts_with("error:") => Err(answer),
+        Ok(answer) => Ok(answer),
+        Err(e) => {
+            let why = unreachable(&args.socket, &e);
+            unit_unreachable = Some(why.clone());
+            Err(why)
+        }
+    };
+    let mut closed = None;
+    let mut out = |line: &str| {
+        if closed.is_none() {
+            closed = emit(io::stdout(), &format!("{line}\n")).err();
+        }
+    };
+    let ok = mgmt::console::hasync::run("local", &mut ask, &mut out, verbose, json);
+    if let Some(code) = closed {
+        return Err(code);
+    }
+    Ok(match (ok, unit_unreachable) {
+        (true, _) => ExitCode::SUCCESS,
+        (false, Some(_)) => ExitCode::from(3),
+        (false, None) => ExitCode::from(1),
+    })
 }

@@ -12,10 +12,12 @@ use clap::Parser;
 use mgmt::config::HaConfig;
 use mgmt::config::UnitConfig;
 use mgmt::control::ControlServer;
-use mgmt::election_task::ForceCell;
+use mgmt::election_task::{ForceCell, HaParams};
 use mgmt::health::{self, Watched, WatchedLink};
 use mgmt::main_lcore::MainLoop;
-use mgmt::supervisor::{Command, CounterSource, Origin, Settings, Supervisor};
+use mgmt::supervisor::{
+    Command, CounterSource, HaControl, Identity, Origin, Settings, Supervisor, SupervisorHandle,
+};
 use mgmt::sync_task::{ElectionInputs, Placed, SyncTask};
 use mgmt::unit::Unit;
 use mgmt::{counters_file, lock, rules};
@@ -25,7 +27,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Boot one tandem unit on DPDK.
 #[derive(Parser, Debug)]
@@ -54,6 +56,10 @@ struct Args {
     /// links lost and back, bulks, quality, forced mode) to this file too.
     #[arg(long)]
     ha_log: Option<PathBuf>,
+    /// Where the unit keeps its state between boots (the configuration
+    /// sync record, `confsync.json`).
+    #[arg(long, default_value = "/var/lib/tandem")]
+    state_dir: PathBuf,
     /// Check the profile (also against this machine: CPUs online, ports present),
     /// the configuration and the rules, then exit without booting.
     #[arg(long)]
@@ -121,20 +127,33 @@ fn main() -> ExitCode {
     let cpus = profile.cores.control_cpus();
     let handle = unit.handle().clone();
     let force = ForceCell::new(config.ha.as_ref().and_then(|ha| ha.election.forced));
+    let params = HaParams::new(config.ha.as_ref().map_or(0, |ha| ha.election.priority), 0);
+    // The partner's questions reach the supervisor once it runs.
+    let supervisor_cell: Arc<OnceLock<SupervisorHandle>> = Arc::default();
+    let (peer, relay) = mgmt::peer::relay(Arc::clone(&supervisor_cell));
     let mut health_thread = None;
+    let mut health = None;
+    let ha_inputs = HaInputs {
+        force: Arc::clone(&force),
+        params: Arc::clone(&params),
+        relay,
+    };
     let sync = match &config.ha {
-        Some(ha) => match start_sync(ha, &profile, &config, &unit, epoch, &force, &cpus, &stop) {
-            Ok((placed, thread)) => {
-                health_thread = Some(thread);
-                Some(placed)
+        Some(ha) => {
+            match start_sync(ha, &profile, &config, &unit, epoch, ha_inputs, &cpus, &stop) {
+                Ok((placed, thread, h)) => {
+                    health_thread = Some(thread);
+                    health = Some(h);
+                    Some(placed)
+                }
+                Err(e) => {
+                    drop(handle);
+                    stop.store(true, Ordering::Relaxed);
+                    let _ = unit.shutdown();
+                    return fail(&e);
+                }
             }
-            Err(e) => {
-                drop(handle);
-                stop.store(true, Ordering::Relaxed);
-                let _ = unit.shutdown();
-                return fail(&e);
-            }
-        },
+        }
         None => None,
     };
     let published = sync.as_ref().map(|s| Arc::clone(&s.published));
@@ -185,6 +204,30 @@ fn main() -> ExitCode {
             Box::new(move || p.lock().map(|p| p.mode.clone()).unwrap_or_default())
                 as mgmt::supervisor::StatusSource
         }),
+        identity: Identity {
+            serial: config
+                .ha
+                .as_ref()
+                .map_or_else(String::new, |ha| ha.serial_str().to_owned()),
+            model: profile.model.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            boot: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        },
+        ha: config.ha.as_ref().zip(published.as_ref()).map(|(ha, p)| {
+            let p = Arc::clone(p);
+            HaControl {
+                peer,
+                snapshot: Box::new(move || p.lock().ok().and_then(|p| p.ha.clone())),
+                params: Arc::clone(&params),
+                health: health.clone(),
+                config: (args.config.clone(), profile.clone()),
+                running: ha.clone(),
+            }
+        }),
+        // Only a member of a pair has configuration syncs to record.
+        state_dir: config.ha.is_some().then(|| args.state_dir.clone()),
     };
     let (supervisor, control) = match start_control_plane(settings, control, &cpus) {
         Ok(started) => started,
@@ -194,6 +237,7 @@ fn main() -> ExitCode {
             return fail(&e);
         }
     };
+    let _ = supervisor_cell.set(supervisor.handle());
     let signal_handle = signals.handle();
     let signal_thread = {
         let (supervisor, stop) = (supervisor.handle(), Arc::clone(&stop));
@@ -259,6 +303,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// What the console hands the HA side at start.
+struct HaInputs {
+    force: Arc<ForceCell>,
+    params: Arc<HaParams>,
+    relay: mgmt::peer::PeerRelay,
+}
+
 /// The health probes, then synchronisation and the election, placed where
 /// the profile says.
 #[allow(clippy::too_many_arguments)]
@@ -268,10 +319,10 @@ fn start_sync(
     config: &UnitConfig,
     unit: &Unit,
     epoch: u64,
-    force: &Arc<ForceCell>,
+    inputs: HaInputs,
     cpus: &[u32],
     stop: &Arc<AtomicBool>,
-) -> Result<(Placed, std::thread::JoinHandle<()>), String> {
+) -> Result<(Placed, std::thread::JoinHandle<()>, Arc<health::Health>), String> {
     let handle = unit.handle().clone();
     let links = config
         .router
@@ -292,8 +343,10 @@ fn start_sync(
         .map_err(|e| format!("health thread: {e}"))?;
     let inputs = ElectionInputs {
         signals: handle.ha_signals(),
-        health,
-        force: Arc::clone(force),
+        health: Arc::clone(&health),
+        force: inputs.force,
+        params: inputs.params,
+        relay: inputs.relay,
     };
     let placed = SyncTask::start(
         ha,
@@ -308,7 +361,7 @@ fn start_sync(
     )
     .and_then(|task| task.place(profile, handle.clock(), stop))
     .map_err(|e| e.to_string())?;
-    Ok((placed, thread))
+    Ok((placed, thread, health))
 }
 
 /// The supervisor, then the control socket's thread handing it requests.

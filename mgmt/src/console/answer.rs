@@ -40,9 +40,16 @@ pub fn error(text: &str) -> String {
 pub fn immediate(request: &Request, target: &dyn Target) -> Option<String> {
     Some(match request {
         Request::Help => HELP.to_string(),
-        Request::Counters { pattern, nonzero } => {
-            counters(&target.counters(), pattern.as_deref(), *nonzero)
-        }
+        Request::Counters {
+            pattern,
+            nonzero,
+            json: false,
+        } => counters(&target.counters(), pattern.as_deref(), *nonzero),
+        Request::Counters {
+            pattern,
+            nonzero,
+            json: true,
+        } => counters_json(&target.counters(), pattern.as_deref(), *nonzero),
         Request::Rules => match target.rules() {
             Some(set) => set.listing(target.interface_names()).to_string(),
             None => {
@@ -53,13 +60,33 @@ pub fn immediate(request: &Request, target: &dyn Target) -> Option<String> {
         Request::Sync => target.sync_status().unwrap_or_else(|| {
             "no partner: the unit runs alone (its configuration has no `ha` section)\n".into()
         }),
-        Request::Mode => target.ha_mode().unwrap_or_else(|| {
-            error("no partner: the unit runs alone (its configuration has no `ha` section)")
-        }),
-        Request::Conns { .. } | Request::Reload | Request::Force(_) | Request::HaLog { .. } => {
-            return None
-        }
+        Request::Mode { json: false } => target.ha_mode().unwrap_or_else(|| error(NO_PARTNER)),
+        Request::Conns { .. }
+        | Request::Reload
+        | Request::Force(_)
+        | Request::HaLog { .. }
+        | Request::Mode { json: true }
+        | Request::HaInfo { .. }
+        | Request::HaSyncTest { .. }
+        | Request::HaDiff { .. }
+        | Request::HaSync(_)
+        | Request::Enha => return None,
     })
+}
+
+/// The refusal of an HA command on a unit without a partner.
+pub const NO_PARTNER: &str =
+    "no partner: the unit runs alone (its configuration has no `ha` section)";
+
+/// The counters as one JSON object, `{"name": value, ...}`, in the unit's
+/// order (the names and values of the text answer).
+pub fn counters_json(all: &[(String, u64)], pattern: Option<&str>, nonzero: bool) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = all
+        .iter()
+        .filter(|(n, v)| pattern.is_none_or(|p| n.contains(p)) && (!nonzero || *v != 0))
+        .map(|(n, v)| (n.clone(), (*v).into()))
+        .collect();
+    format!("{}\n", serde_json::Value::Object(map))
 }
 
 /// `name value` lines, names padded so the values line up.

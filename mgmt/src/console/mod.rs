@@ -5,6 +5,8 @@
 //! * [`request`]: parsing one request line (pure: `tandemctl` refuses a typo
 //!   before it connects, with the unit's own words).
 //! * [`answer`]: the text of the answers.
+//! * [`hainfo`]: both members side by side (text and JSON).
+//! * [`hasync`]: the steps of a configuration sync, run by the console.
 //!
 //! | request | answer |
 //! | --- | --- |
@@ -23,6 +25,8 @@
 //! none, e.g. the default policy).
 
 pub mod answer;
+pub mod hainfo;
+pub mod hasync;
 pub mod request;
 
 pub use answer::Target;

@@ -24,6 +24,8 @@ pub enum Request {
         pattern: Option<String>,
         /// Leave out the counters that are zero.
         nonzero: bool,
+        /// Answer in JSON (an object of name: value).
+        json: bool,
     },
     /// `conns [proto P] [addr IP] [port N] [state S] [limit N]`.
     Conns {
@@ -38,8 +40,34 @@ pub enum Request {
     Sync,
     /// `reload`.
     Reload,
-    /// `hamode`: this unit's role, and whether it is forced.
-    Mode,
+    /// `hamode [--json]`: this unit's role, and whether it is forced.
+    Mode {
+        /// Answer in JSON.
+        json: bool,
+    },
+    /// `hainfo [-v] [--json]`: both members' status side by side.
+    HaInfo {
+        /// Progress lines first, and the sync figures.
+        verbose: bool,
+        /// Answer in JSON ([`crate::node::HAINFO_SCHEMA`]).
+        json: bool,
+    },
+    /// `hasynctest [--json]`: the synchronised files that differ.
+    HaSyncTest {
+        /// Answer in JSON.
+        json: bool,
+    },
+    /// `hadiff FILE`: a unified diff of one synchronised file, this member
+    /// against the partner.
+    HaDiff {
+        /// The file's name (`hasynctest` lists them).
+        file: String,
+    },
+    /// One step of `hasync` (the console runs them in order, printing each
+    /// answer as it comes; answers are JSON, see [`crate::console::hasync`]).
+    HaSync(SyncStep),
+    /// `enha`: re-read the HA parameters from the unit configuration.
+    Enha,
     /// `halog [-n N]`: the last `lines` lines of the HA event log.
     HaLog {
         /// How many (default [`HALOG_LINES`]).
@@ -51,6 +79,41 @@ pub enum Request {
     /// `help`.
     Help,
 }
+
+/// The steps of `hasync`, each a request of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncStep {
+    /// `hasync begin`: check this member's files, number the transfer.
+    Begin,
+    /// `hasync link`: reach the partner, compare the files.
+    Link,
+    /// `hasync file TRANSFER NAME`: stage one file on the partner.
+    File {
+        /// The transfer.
+        transfer: u64,
+        /// The file.
+        name: String,
+    },
+    /// `hasync commit TRANSFER SYNC_ID`: the partner puts the files in force.
+    Commit {
+        /// The transfer.
+        transfer: u64,
+        /// The configuration sync's number.
+        sync_id: u64,
+    },
+    /// `hasync post TRANSFER SYNC_ID`: this member records the sync.
+    Post {
+        /// The transfer.
+        transfer: u64,
+        /// The configuration sync's number.
+        sync_id: u64,
+    },
+}
+
+/// The control protocol version this code speaks: a request line may start
+/// with `@N`, the version its sender speaks (a line without it is version
+/// 1, as a person typing on the socket writes it).
+pub const CONTROL_PROTOCOL: u32 = 1;
 
 /// Why a request line was refused. The answer is `error: ` and this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,35 +133,25 @@ fn bad<T>(text: impl Into<String>) -> Result<T, BadRequest> {
 
 /// The command list, as `help` answers it.
 pub const HELP: &str = "\
-commands (one per line; the answer ends when the unit closes the connection):
-  counters [--nonzero] [PATTERN]
-      every counter as `name value`; only names containing PATTERN;
-      --nonzero leaves out the counters that are zero
-  conns [proto tcp|udp|icmp|icmpv6|sctp|N] [addr IP] [port N] [state NAME] [limit N]
-      tracked connections matching every filter given (addr and port: either
-      end), at most `limit` per worker (default 1000); a state name that is
-      not known is answered with the list of those that are
-  rules
-      the rules in force, numbered as `conns` shows them
-  sync
-      synchronisation with the partner: its boot, whether the tables agree,
-      each HA link's state both ways and since when, bulks, digests, the
-      streams, the key's age (counters: `counters sync.`, `counters ha.`)
-  reload
-      reads the rules file again (as SIGHUP does); a bad file is refused with
-      file:line:column and the rules in force stay
-  hamode
-      this unit's role (active or passive), whether it is forced, why, and since
-      when
-  halog [-n N]
-      the last N lines of the HA event log (default 50): role changes and why,
-      partner and links lost and back, bulks, quality, forced mode
-  haactive | hapassive | hareset
-      force this unit active or passive whatever its quality, or remove the
-      force; `hapassive` on the active unit is the planned switchover (the
-      partner goes live before this unit stops forwarding)
-  help
-      this list
+commands (on the console each is a command of its own: hainfo, hamode, ...):
+  hainfo [-v] [--json]   both members side by side; -v adds the sync figures
+  hamode [--json]        this unit's role, whether forced, why, since when
+  haactive | hapassive   force this unit's role (hapassive on the active unit
+                         is the planned switchover)
+  hareset                remove the force: the election decides again
+  hasync [-v]            send this unit's configuration files to the partner
+  hasynctest [--json]    the configuration files that differ (none: nothing)
+  hadiff FILE            unified diff of FILE: this unit (---), partner (+++)
+  enha                   re-read the HA parameters without a restart
+  halog [-n N]           the last N lines of the HA event log (default 50)
+  sync                   synchronisation: links, bulks, digests, key age
+  counters [--nonzero] [--json] [PATTERN]
+                         the counters whose names contain PATTERN
+  conns [proto P] [addr IP] [port N] [state S] [limit N]
+                         tracked connections (per worker, default 1000)
+  rules                  the rules in force, numbered as conns shows them
+  reload                 read the rules file again (as SIGHUP does)
+  help                   this list
 errors are one line starting with `error:`
 ";
 
@@ -147,7 +200,19 @@ fn parse_proto(word: &str) -> Result<u8, BadRequest> {
 /// Parses one request line (without its line ending). Words are separated
 /// by whitespace; commands and filter names are lower case.
 pub fn parse(line: &str) -> Result<Request, BadRequest> {
-    let mut words = line.split_whitespace();
+    let mut words = line.split_whitespace().peekable();
+    if let Some(version) = words.peek().and_then(|w| w.strip_prefix('@')) {
+        match version.parse::<u32>() {
+            Ok(CONTROL_PROTOCOL) => {}
+            _ => {
+                return bad(format!(
+                    "control protocol version `{}` is not spoken here (this unit speaks {CONTROL_PROTOCOL}); use the tandemctl of the unit's firmware",
+                    printable(version)
+                ))
+            }
+        }
+        words.next();
+    }
     let Some(command) = words.next() else {
         return bad("empty request; `help` lists the commands");
     };
@@ -158,7 +223,20 @@ pub fn parse(line: &str) -> Result<Request, BadRequest> {
         "rules" => no_args("rules", &args, Request::Rules),
         "sync" => no_args("sync", &args, Request::Sync),
         "reload" => no_args("reload", &args, Request::Reload),
-        "hamode" => no_args("hamode", &args, Request::Mode),
+        "hamode" => with_json("hamode", &args, &[], |json, _| Request::Mode { json }),
+        "hainfo" => with_json("hainfo", &args, &["-v"], |json, v| Request::HaInfo {
+            verbose: v,
+            json,
+        }),
+        "hasynctest" => with_json("hasynctest", &args, &[], |json, _| Request::HaSyncTest {
+            json,
+        }),
+        "hadiff" => match args[..] {
+            [file] if !file.starts_with('-') => Ok(Request::HaDiff { file: file.into() }),
+            _ => bad("hadiff takes one FILE (`hasynctest` lists them)"),
+        },
+        "hasync" => parse_hasync(&args),
+        "enha" => no_args("enha", &args, Request::Enha),
         "halog" => parse_halog(&args),
         "haactive" => no_args(
             "haactive",
@@ -173,7 +251,7 @@ pub fn parse(line: &str) -> Result<Request, BadRequest> {
         "hareset" => no_args("hareset", &args, Request::Force(None)),
         "help" => no_args("help", &args, Request::Help),
         other => bad(format!(
-            "unknown command `{}`; commands: counters, conns, rules, sync, reload, help",
+            "unknown command `{}`; `help` lists the commands",
             printable(other)
         )),
     }
@@ -197,6 +275,57 @@ fn no_args(command: &str, args: &[&str], request: Request) -> Result<Request, Ba
     }
 }
 
+/// A command whose only options are `--json` and the `flags` given:
+/// `make(json, flag given)`.
+fn with_json(
+    command: &str,
+    args: &[&str],
+    flags: &[&str],
+    make: impl FnOnce(bool, bool) -> Request,
+) -> Result<Request, BadRequest> {
+    let (mut json, mut flag) = (false, false);
+    for &arg in args {
+        match arg {
+            "--json" => json = true,
+            a if flags.contains(&a) => flag = true,
+            a => {
+                let options: Vec<&str> = flags.iter().copied().chain(["--json"]).collect();
+                return bad(format!(
+                    "{command}: unknown argument `{}`; options: {}",
+                    printable(a),
+                    options.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(make(json, flag))
+}
+
+fn parse_hasync(args: &[&str]) -> Result<Request, BadRequest> {
+    let number = |w: &str| {
+        w.parse::<u64>()
+            .map_err(|_| BadRequest(format!("hasync: `{}` is not a number", printable(w))))
+    };
+    let step = match args {
+        ["begin"] => SyncStep::Begin,
+        ["link"] => SyncStep::Link,
+        ["file", t, name] => SyncStep::File {
+            transfer: number(t)?,
+            name: (*name).to_owned(),
+        },
+        ["commit", t, id] => SyncStep::Commit {
+            transfer: number(t)?,
+            sync_id: number(id)?,
+        },
+        ["post", t, id] => SyncStep::Post {
+            transfer: number(t)?,
+            sync_id: number(id)?,
+        },
+        _ => return bad("hasync runs from the console (`hasync [-v]`); its steps are begin, link, file T NAME, commit T ID, post T ID"),
+    };
+    Ok(Request::HaSync(step))
+}
+
 /// The lines `halog` shows when not told.
 pub const HALOG_LINES: usize = 50;
 
@@ -216,13 +345,15 @@ fn parse_halog(args: &[&str]) -> Result<Request, BadRequest> {
 
 fn parse_counters(args: &[&str]) -> Result<Request, BadRequest> {
     let mut pattern: Option<&str> = None;
-    let mut nonzero = false;
+    let (mut nonzero, mut json) = (false, false);
     for &arg in args {
         if arg == "--nonzero" {
             nonzero = true;
+        } else if arg == "--json" {
+            json = true;
         } else if arg.starts_with("--") {
             return bad(format!(
-                "counters: unknown option `{}`; options: --nonzero",
+                "counters: unknown option `{}`; options: --nonzero, --json",
                 printable(arg)
             ));
         } else if let Some(first) = pattern {
@@ -238,6 +369,7 @@ fn parse_counters(args: &[&str]) -> Result<Request, BadRequest> {
     Ok(Request::Counters {
         pattern: pattern.map(str::to_string),
         nonzero,
+        json,
     })
 }
 
@@ -338,7 +470,7 @@ mod tests {
             parse("halog 5"),
             Err(BadRequest("halog takes `-n N` or nothing".into()))
         );
-        assert_eq!(parse("hamode"), Ok(Request::Mode));
+        assert_eq!(parse("hamode"), Ok(Request::Mode { json: false }));
         assert_eq!(parse("help"), Ok(Request::Help));
         // Surrounding and repeated whitespace does not matter.
         assert_eq!(parse("  help \t "), Ok(Request::Help));
@@ -350,22 +482,90 @@ mod tests {
             parse("counters"),
             Ok(Request::Counters {
                 pattern: None,
-                nonzero: false
+                nonzero: false,
+                json: false,
             })
         );
         assert_eq!(
             parse("counters drop."),
             Ok(Request::Counters {
                 pattern: Some("drop.".into()),
-                nonzero: false
+                nonzero: false,
+                json: false,
             })
         );
         let both = Ok(Request::Counters {
             pattern: Some("tcp".into()),
             nonzero: true,
+            json: false,
         });
         assert_eq!(parse("counters --nonzero tcp"), both);
         assert_eq!(parse("counters tcp --nonzero"), both);
+        assert_eq!(
+            parse("@1 counters --json"),
+            Ok(Request::Counters {
+                pattern: None,
+                nonzero: false,
+                json: true,
+            })
+        );
+    }
+
+    #[test]
+    fn another_control_protocol_version_is_refused_by_name() {
+        let why = parse("@2 hainfo").unwrap_err().0;
+        assert_eq!(
+            why,
+            "control protocol version `2` is not spoken here (this unit speaks 1); use the tandemctl of the unit's firmware"
+        );
+        assert!(parse("@x hainfo").is_err());
+        assert_eq!(
+            parse("@1"),
+            Err(BadRequest(
+                "empty request; `help` lists the commands".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn the_ha_console_commands() {
+        assert_eq!(
+            parse("hainfo -v --json"),
+            Ok(Request::HaInfo {
+                verbose: true,
+                json: true
+            })
+        );
+        assert_eq!(
+            parse("hainfo -x").unwrap_err().0,
+            "hainfo: unknown argument `-x`; options: -v, --json"
+        );
+        assert_eq!(
+            parse("hadiff rules.ron"),
+            Ok(Request::HaDiff {
+                file: "rules.ron".into()
+            })
+        );
+        assert!(parse("hadiff").is_err());
+        assert_eq!(
+            parse("hasync file 7 rules.ron"),
+            Ok(Request::HaSync(SyncStep::File {
+                transfer: 7,
+                name: "rules.ron".into()
+            }))
+        );
+        assert!(parse("hasync -v").is_err(), "the console runs the steps");
+        assert_eq!(parse("enha"), Ok(Request::Enha));
+        assert_eq!(
+            parse("hasynctest --json"),
+            Ok(Request::HaSyncTest { json: true })
+        );
+    }
+
+    #[test]
+    fn help_fits_one_screen_of_80_columns() {
+        assert!(HELP.lines().count() <= 24, "{}", HELP.lines().count());
+        assert!(HELP.lines().all(|l| l.len() <= 80));
     }
 
     #[test]
@@ -406,17 +606,16 @@ mod tests {
             ("", "empty request; `help` lists the commands".into()),
             ("   ", "empty request; `help` lists the commands".into()),
             (
-                "hainfo",
-                "unknown command `hainfo`; commands: counters, conns, rules, sync, reload, help".into(),
+                "hastatus",
+                "unknown command `hastatus`; `help` lists the commands".into(),
             ),
             (
                 "Counters",
-                "unknown command `Counters`; commands: counters, conns, rules, sync, reload, help".into(),
+                "unknown command `Counters`; `help` lists the commands".into(),
             ),
             (
                 "\u{1b}[2J",
-                "unknown command `\\u{1b}[2J`; commands: counters, conns, rules, sync, reload, help"
-                    .into(),
+                "unknown command `\\u{1b}[2J`; `help` lists the commands".into(),
             ),
             ("rules all", "rules takes no arguments, got `all`".into()),
             ("reload now", "reload takes no arguments, got `now`".into()),
@@ -427,7 +626,7 @@ mod tests {
             ),
             (
                 "counters --zero",
-                "counters: unknown option `--zero`; options: --nonzero".into(),
+                "counters: unknown option `--zero`; options: --nonzero, --json".into(),
             ),
             (
                 "conns udp",

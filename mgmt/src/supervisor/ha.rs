@@ -1,0 +1,723 @@
+//! The supervisor's HA console commands (`hainfo`, `hamode --json`,
+//! `hasynctest`, `hadiff`, the steps of `hasync`, `enha`) and its answers to
+//! the partner daemon's questions ([`crate::peer::Ask`]).
+//!
+//! A command that needs the partner's figures asks through the peer relay
+//! and waits for the answers without holding up the supervisor (like a
+//! `conns` listing): [`Asking`] keeps the question until the answers came or
+//! their time ran out, then the command's answer is composed.
+
+use super::*;
+use crate::confsync::{self, FileDigest, Record, Staging, SyncedFile};
+use crate::console::hainfo;
+use crate::console::hasync::{Row, StepAnswer};
+use crate::console::request::SyncStep;
+use crate::node::{ConfigState, NodeStatus, SyncFigures};
+use crate::peer::{Ask, PEER_TIMEOUT};
+use std::fmt::Write as _;
+
+/// How long a file's staging or a commit may take on the partner (a full
+/// rules file is 32 MiB); within the control socket's [`COMMAND_TIMEOUT`].
+///
+/// [`COMMAND_TIMEOUT`]: crate::control::COMMAND_TIMEOUT
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// What composes a command's answer once the partner answered (or not).
+type Finish<U> = Box<dyn FnOnce(&mut State<U>, Vec<Reply>) -> Reply + Send>;
+
+/// A command waiting for the partner's answers.
+pub(super) struct Asking<U> {
+    waits: Vec<Receiver<Reply>>,
+    got: Vec<Option<Reply>>,
+    deadline: Instant,
+    pub(super) reply: Sender<Reply>,
+    finish: Finish<U>,
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Reply {
+    serde_json::to_string(v).map_err(|e| e.to_string())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(r: &Reply) -> Result<T, String> {
+    let text = r.as_ref().map_err(Clone::clone)?;
+    serde_json::from_str(text).map_err(|e| format!("the partner's answer did not parse: {e}"))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn text_answer(text: String) -> Reply {
+    Ok(if text.ends_with('\n') {
+        text
+    } else {
+        text + "\n"
+    })
+}
+
+impl<U: Managed> State<U> {
+    /// Loads the configuration sync record; at the first start the files of
+    /// that moment are the reference. Tells the election the revision.
+    pub(super) fn with_record(mut self) -> Self {
+        if let Some(dir) = &self.settings.state_dir {
+            self.record = Record::load(dir);
+        }
+        if self.record.reference.is_none() {
+            self.record.reference = Some(self.revision());
+            self.save_record();
+        }
+        self.files_changed();
+        self
+    }
+
+    fn save_record(&self) {
+        if let Some(dir) = &self.settings.state_dir {
+            if let Err(e) = self.record.save(dir) {
+                tracing::warn!("configuration sync record in {}: {e}", dir.display());
+            }
+        }
+    }
+
+    fn files(&self) -> Vec<SyncedFile> {
+        confsync::files(self.settings.rules_path.as_deref())
+    }
+
+    fn revision(&self) -> String {
+        confsync::revision(&confsync::digests(&self.files()))
+    }
+
+    /// The synchronised files changed (or may have): the heartbeats carry
+    /// the new revision.
+    pub(super) fn files_changed(&self) {
+        if let Some(ha) = &self.settings.ha {
+            ha.params
+                .set_config_revision(confsync::revision_u32(&self.revision()));
+        }
+    }
+
+    fn config_state(&self) -> ConfigState {
+        let files = confsync::digests(&self.files());
+        let revision = confsync::revision(&files);
+        let r = &self.record;
+        ConfigState {
+            changed: r.reference.as_deref() != Some(revision.as_str()),
+            revision,
+            files,
+            last_sync: r.last_sync,
+            sync_id: r.sync_id,
+            last_result: r.last_result.clone(),
+        }
+    }
+
+    fn local_node(&self) -> NodeStatus {
+        let id = &self.settings.identity;
+        NodeStatus {
+            serial: id.serial.clone(),
+            model: id.model.clone(),
+            version: id.version.clone(),
+            boot: id.boot,
+            ha: self
+                .settings
+                .ha
+                .as_ref()
+                .and_then(|h| (h.snapshot)())
+                .map(|s| s.node),
+            config: self.config_state(),
+        }
+    }
+
+    fn local_sync(&self) -> SyncFigures {
+        let snapshot = self.settings.ha.as_ref().and_then(|h| (h.snapshot)());
+        let (bulk, digests) =
+            snapshot.map_or_else(|| ("-".to_owned(), "-".to_owned()), |s| (s.bulk, s.digests));
+        SyncFigures::of(
+            &self.settings.identity.serial,
+            &self.counters(),
+            &bulk,
+            &digests,
+        )
+    }
+
+    fn peer_serial(&self) -> String {
+        self.settings
+            .ha
+            .as_ref()
+            .map_or_else(String::new, |h| h.running.peer_serial_str().to_owned())
+    }
+
+    /// Asks the partner `asks` (in order), then answers `reply` with what
+    /// `finish` makes of the answers.
+    fn ask_partner(
+        &mut self,
+        asks: Vec<Ask>,
+        timeout: Duration,
+        reply: Sender<Reply>,
+        finish: Finish<U>,
+    ) {
+        let Some(ha) = &self.settings.ha else {
+            let answer = finish(self, vec![Err(answer::NO_PARTNER.into()); asks.len()]);
+            let _ = reply.send(answer);
+            return;
+        };
+        let waits: Vec<Receiver<Reply>> =
+            asks.into_iter().map(|a| ha.peer.ask(a, timeout)).collect();
+        self.asking.push(Asking {
+            got: vec![None; waits.len()],
+            waits,
+            // The relay answers every question by its own deadline; this
+            // one only guards against a relay that stopped.
+            deadline: Instant::now() + timeout + Duration::from_secs(1),
+            reply,
+            finish,
+        });
+    }
+
+    /// Commands whose partner answers all came (or whose time ran out).
+    pub(super) fn answered(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.asking.len() {
+            let a = &mut self.asking[i];
+            for (wait, got) in a.waits.iter().zip(a.got.iter_mut()) {
+                if got.is_none() {
+                    match wait.try_recv() {
+                        Ok(r) => *got = Some(r),
+                        Err(crossbeam::channel::TryRecvError::Empty) => {}
+                        Err(crossbeam::channel::TryRecvError::Disconnected) => {
+                            *got = Some(Err(crate::peer::unreachable("the sync task stopped")));
+                        }
+                    }
+                }
+            }
+            if a.got.iter().all(Option::is_some) || now >= a.deadline {
+                let a = self.asking.swap_remove(i);
+                let got = a
+                    .got
+                    .into_iter()
+                    .map(|g| {
+                        g.unwrap_or_else(|| Err(crate::peer::unreachable("no answer in time")))
+                    })
+                    .collect();
+                let answer = (a.finish)(self, got);
+                let _ = a.reply.send(answer);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// A console command of the HA side: answered now (`Some`), or later
+    /// once the partner answered (`None`).
+    pub(super) fn ha_console(
+        &mut self,
+        request: Request,
+        reply: Sender<Reply>,
+    ) -> Option<(Reply, Sender<Reply>)> {
+        match request {
+            Request::Mode { .. } => {
+                let node = self.local_node();
+                let answer = match node.ha {
+                    Some(ha) => json(&serde_json::json!({
+                        "serial": node.serial, "mode": ha.mode, "forced": ha.forced,
+                        "reason": ha.reason, "since": ha.mode_since,
+                    }))
+                    .map(|t| t + "\n"),
+                    None => Err(answer::NO_PARTNER.into()),
+                };
+                Some((answer, reply))
+            }
+            Request::HaInfo { verbose, json } => {
+                let asks = if verbose {
+                    vec![Ask::Node, Ask::SyncStats]
+                } else {
+                    vec![Ask::Node]
+                };
+                self.ask_partner(
+                    asks,
+                    PEER_TIMEOUT,
+                    reply,
+                    Box::new(move |s, got| s.hainfo(verbose, json, &got)),
+                );
+                None
+            }
+            Request::HaSyncTest { json } => {
+                self.ask_partner(
+                    vec![Ask::Files],
+                    PEER_TIMEOUT,
+                    reply,
+                    Box::new(move |s, got| s.hasynctest(json, &got[0])),
+                );
+                None
+            }
+            Request::HaDiff { file } => {
+                if !self.files().iter().any(|f| f.name == file) {
+                    return Some((Err(self.no_such_file(&file)), reply));
+                }
+                self.ask_partner(
+                    vec![Ask::File { name: file.clone() }],
+                    PEER_TIMEOUT,
+                    reply,
+                    Box::new(move |s, got| s.hadiff(&file, &got[0])),
+                );
+                None
+            }
+            Request::HaSync(step) => self.hasync_step(step, reply),
+            Request::Enha => Some((self.enha(), reply)),
+            _ => Some((Err("not an HA console command".into()), reply)),
+        }
+    }
+
+    fn no_such_file(&self, name: &str) -> String {
+        let names: Vec<String> = self.files().into_iter().map(|f| f.name).collect();
+        if names.is_empty() {
+            format!("no synchronised file `{name}`: this unit synchronises none (it runs without --rules)")
+        } else {
+            format!(
+                "no synchronised file `{name}`; the files: {}",
+                names.join(", ")
+            )
+        }
+    }
+
+    fn hainfo(&mut self, verbose: bool, as_json: bool, got: &[Reply]) -> Reply {
+        let local = self.local_node();
+        let peer = self.peer_serial();
+        let partner: Result<NodeStatus, String> = parse(&got[0]);
+        let mut progress = String::new();
+        if verbose {
+            progress.push_str("requesting node status\nrequesting sync stats\n");
+            let _ = writeln!(
+                progress,
+                "{} node(s) connected",
+                1 + usize::from(partner.is_ok())
+            );
+            let _ = writeln!(progress, "got node status from {}", local.serial);
+            match &partner {
+                Ok(p) => {
+                    let _ = writeln!(progress, "got node status from {}", p.serial);
+                }
+                Err(e) => {
+                    let _ = writeln!(progress, "{peer}: {e}");
+                }
+            }
+        }
+        let partner_ref = partner.as_ref().map_err(|e| (peer.as_str(), e.as_str()));
+        let ours = verbose.then(|| self.local_sync());
+        let theirs: Option<Result<SyncFigures, String>> = verbose.then(|| parse(&got[1]));
+        if let (Some(_), Some(t)) = (&ours, &theirs) {
+            let _ = writeln!(progress, "got sync status from {}", local.serial);
+            if t.is_ok() {
+                let _ = writeln!(progress, "got sync status from {peer}");
+            }
+        }
+        let sync = match (&ours, &theirs) {
+            (Some(o), Some(t)) => Some((o, t.as_ref().map_err(|e| (peer.as_str(), e.as_str())))),
+            _ => None,
+        };
+        if as_json {
+            return Ok(hainfo::json(&local, partner_ref, sync));
+        }
+        text_answer(progress + &hainfo::text(&local, partner_ref, sync))
+    }
+
+    fn hasynctest(&self, as_json: bool, got: &Reply) -> Reply {
+        let theirs: Vec<FileDigest> = parse(got)?;
+        let ours = confsync::digests(&self.files());
+        let differ = confsync::differing(&ours, &theirs);
+        if as_json {
+            let list: Vec<_> = differ
+                .iter()
+                .map(|(name, how)| serde_json::json!({"name": name, "how": how}))
+                .collect();
+            return json(&serde_json::json!({ "differ": list })).map(|t| t + "\n");
+        }
+        Ok(differ
+            .iter()
+            .map(|(name, how)| format!("{name}: {how}\n"))
+            .collect())
+    }
+
+    fn hadiff(&self, name: &str, got: &Reply) -> Reply {
+        let theirs: Option<String> = parse(got)?;
+        let path = self
+            .files()
+            .into_iter()
+            .find(|f| f.name == name)
+            .map(|f| f.path)
+            .ok_or_else(|| self.no_such_file(name))?;
+        let ours =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let theirs = theirs.unwrap_or_default();
+        let local = format!("{}:{name}", self.settings.identity.serial);
+        let remote = format!("{}:{name}", self.peer_serial());
+        Ok(similar::TextDiff::from_lines(&ours, &theirs)
+            .unified_diff()
+            .header(&local, &remote)
+            .to_string())
+    }
+
+    /// One step of `hasync` (see [`crate::console::hasync`]).
+    fn hasync_step(
+        &mut self,
+        step: SyncStep,
+        reply: Sender<Reply>,
+    ) -> Option<(Reply, Sender<Reply>)> {
+        let me = self.settings.identity.serial.clone();
+        let peer = self.peer_serial();
+        if self.settings.ha.is_none() {
+            return Some((Err(answer::NO_PARTNER.into()), reply));
+        }
+        match step {
+            SyncStep::Begin => {
+                let files = self.files();
+                if files.is_empty() {
+                    return Some((
+                        Err(self
+                            .no_such_file("")
+                            .replace("no synchronised file ``: ", "nothing to synchronise: ")),
+                        reply,
+                    ));
+                }
+                for f in &files {
+                    if let Err(e) = self.validate(&f.name, None) {
+                        return Some((Err(format!("{e} (fix it here before hasync)")), reply));
+                    }
+                }
+                let names: Vec<String> = files.into_iter().map(|f| f.name).collect();
+                let answer = StepAnswer {
+                    transfer: Some(transfer_id()),
+                    files: names.clone(),
+                    rows: vec![Row::ok(
+                        &me,
+                        "pre-commands",
+                        format!("{} file(s) valid: {}", names.len(), names.join(", ")),
+                    )],
+                    ..StepAnswer::default()
+                };
+                Some((json(&answer), reply))
+            }
+            SyncStep::Link => {
+                self.ask_partner(
+                    vec![Ask::Node],
+                    PEER_TIMEOUT,
+                    reply,
+                    Box::new(move |s, got| {
+                        let p: NodeStatus = parse(&got[0])?;
+                        let local = s.local_node();
+                        let link = local
+                            .ha
+                            .as_ref()
+                            .and_then(|h| h.links.iter().find(|l| l.ok))
+                            .map_or_else(
+                                || "an HA link".to_owned(),
+                                |l| format!("HA link {}", l.port),
+                            );
+                        let differ = confsync::differing(&local.config.files, &p.config.files);
+                        let mut rows = vec![Row::ok(
+                            &me,
+                            "link evaluation",
+                            format!("{} reached over {link}", p.serial),
+                        )];
+                        rows.push(Row::ok(
+                            &me,
+                            "link evaluation",
+                            if differ.is_empty() {
+                                "the files agree already".to_owned()
+                            } else {
+                                format!(
+                                    "differ: {}",
+                                    differ
+                                        .iter()
+                                        .map(|(n, _)| n.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            },
+                        ));
+                        json(&StepAnswer {
+                            sync_id: Some(local.config.sync_id.max(p.config.sync_id) + 1),
+                            rows,
+                            ..StepAnswer::default()
+                        })
+                    }),
+                );
+                None
+            }
+            SyncStep::File { transfer, name } => {
+                let Some(file) = self.files().into_iter().find(|f| f.name == name) else {
+                    return Some((Err(self.no_such_file(&name)), reply));
+                };
+                let text = match std::fs::read_to_string(&file.path) {
+                    Ok(t) => t,
+                    Err(e) => return Some((Err(format!("{}: {e}", file.path.display())), reply)),
+                };
+                let (bytes, sha) = (text.len(), confsync::sha256(text.as_bytes()));
+                self.ask_partner(
+                    vec![Ask::Stage {
+                        transfer,
+                        name: name.clone(),
+                        text,
+                    }],
+                    TRANSFER_TIMEOUT,
+                    reply,
+                    Box::new(move |s, got| match &got[0] {
+                        Ok(_) => json(&StepAnswer {
+                            rows: vec![Row::ok(
+                                &me,
+                                "file",
+                                format!(
+                                    "{name}: {bytes} bytes, sha256 {}…, valid on {peer}",
+                                    &sha[..12]
+                                ),
+                            )],
+                            ..StepAnswer::default()
+                        }),
+                        Err(e) => Err(s.sync_failed(format!("{name}: refused by {peer}: {e}"))),
+                    }),
+                );
+                None
+            }
+            SyncStep::Commit { transfer, sync_id } => {
+                self.ask_partner(
+                    vec![Ask::Commit { transfer, sync_id }],
+                    TRANSFER_TIMEOUT,
+                    reply,
+                    Box::new(move |s, got| {
+                        let rows: Vec<Row> = match parse(&got[0]) {
+                            Ok(rows) => rows,
+                            Err(e) => {
+                                return Err(
+                                    s.sync_failed(format!("service reactivation on {peer}: {e}"))
+                                )
+                            }
+                        };
+                        json(&StepAnswer {
+                            rows,
+                            ..StepAnswer::default()
+                        })
+                    }),
+                );
+                None
+            }
+            SyncStep::Post { sync_id, .. } => {
+                self.record = Record {
+                    sync_id,
+                    last_sync: Some(unix_now()),
+                    last_result: Some("ok".into()),
+                    reference: Some(self.revision()),
+                };
+                self.save_record();
+                tracing::info!(target: crate::election_task::HA_LOG, "configuration sync {sync_id} to {peer}: done");
+                let answer = StepAnswer {
+                    rows: vec![Row::ok(
+                        &me,
+                        "post-commands",
+                        format!("configuration sync {sync_id} recorded"),
+                    )],
+                    ..StepAnswer::default()
+                };
+                Some((json(&answer), reply))
+            }
+        }
+    }
+
+    /// A failed sync, recorded and logged; returns the error text.
+    fn sync_failed(&mut self, why: String) -> String {
+        self.record.last_result = Some("failed".into());
+        self.save_record();
+        tracing::warn!(target: crate::election_task::HA_LOG, "configuration sync failed: {why}");
+        why
+    }
+
+    /// Checks a synchronised file's text (this member's own when `None`)
+    /// the way putting it in force would.
+    fn validate(&self, name: &str, text: Option<&str>) -> Result<(), String> {
+        let own;
+        let text = match text {
+            Some(t) => t,
+            None => {
+                let path = self
+                    .files()
+                    .into_iter()
+                    .find(|f| f.name == name)
+                    .map(|f| f.path)
+                    .ok_or_else(|| self.no_such_file(name))?;
+                own = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                &own
+            }
+        };
+        rules::parse(text, name, self.interface_names())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The partner daemon's question; the answer is JSON.
+    pub(super) fn peer_asks(&mut self, ask: Ask) -> Reply {
+        match ask {
+            Ask::Node => json(&self.local_node()),
+            Ask::SyncStats => json(&self.local_sync()),
+            Ask::Files => json(&confsync::digests(&self.files())),
+            Ask::File { name } => {
+                let file = self.files().into_iter().find(|f| f.name == name);
+                let text = file.and_then(|f| std::fs::read_to_string(f.path).ok());
+                json(&text)
+            }
+            Ask::Stage {
+                transfer,
+                name,
+                text,
+            } => {
+                if !self.files().iter().any(|f| f.name == name) {
+                    return Err(self.no_such_file(&name));
+                }
+                self.validate(&name, Some(&text))?;
+                let now = Instant::now();
+                if !self.staging.as_ref().is_some_and(|s| s.is(transfer, now)) {
+                    self.staging = Some(Staging::begin(transfer, now));
+                }
+                if let Some(s) = self.staging.as_mut() {
+                    s.keep(&name, text);
+                }
+                json(&"staged")
+            }
+            Ask::Commit { transfer, sync_id } => self.commit(transfer, sync_id),
+        }
+    }
+
+    /// Puts every file staged for `transfer` in force, all or nothing.
+    fn commit(&mut self, transfer: u64, sync_id: u64) -> Reply {
+        let me = self.settings.identity.serial.clone();
+        let staged = match self.staging.take() {
+            Some(s) if s.is(transfer, Instant::now()) => s.into_files(),
+            _ => {
+                return Err(
+                    "nothing staged for this transfer (it timed out or another began)".into(),
+                )
+            }
+        };
+        // Validated when staged; checked again all together before anything is written.
+        for (name, text) in &staged {
+            self.validate(name, Some(text))?;
+        }
+        let mut rows = Vec::new();
+        for (name, text) in staged {
+            // Only the rules file travels: validated above, so this writes and applies.
+            let done = self.apply_rules(Origin::Partner, &text)?;
+            rows.push(Row::ok(
+                &me,
+                "service reactivation",
+                format!("{name}: {done}"),
+            ));
+        }
+        rows.push(Row::ok(&me, "service reactivation", self.reread_ha()?));
+        self.record = Record {
+            sync_id,
+            last_sync: Some(unix_now()),
+            last_result: Some("ok".into()),
+            reference: Some(self.revision()),
+        };
+        self.save_record();
+        tracing::info!(target: crate::election_task::HA_LOG, "configuration sync {sync_id} received from the partner: in force");
+        json(&rows)
+    }
+
+    /// `enha`: the HA parameters re-read, then the one-line status.
+    fn enha(&mut self) -> Reply {
+        let what = self.reread_ha()?;
+        let node = self.local_node();
+        let status = node.ha.map_or_else(
+            || "no election yet".to_owned(),
+            |h| {
+                format!(
+                    "{} ({}), quality {}.{:02} %, priority {}",
+                    h.mode,
+                    h.reason,
+                    h.quality / 100,
+                    h.quality % 100,
+                    h.priority
+                )
+            },
+        );
+        text_answer(format!(
+            "{what}\nsupervisor: running; unit {}: {status}",
+            node.serial
+        ))
+    }
+
+    /// Reads the unit configuration file again and puts its HA parameters
+    /// that change without a restart in force (priority, interface
+    /// weights); says what changed, and what needs a restart.
+    fn reread_ha(&mut self) -> Result<String, String> {
+        let Some(ha) = self.settings.ha.as_mut() else {
+            return Err(answer::NO_PARTNER.into());
+        };
+        let (path, profile) = &ha.config;
+        let config = crate::config::UnitConfig::load(path, profile)
+            .map_err(|e| format!("HA parameters not re-read, nothing changed: {e}"))?;
+        let Some(new) = config.ha else {
+            return Err(format!(
+                "HA parameters not re-read, nothing changed: {} has no `ha` section any more (that needs a restart)",
+                path.display()
+            ));
+        };
+        let old = &ha.running;
+        let mut said = Vec::new();
+        if new.election.priority != old.election.priority {
+            said.push(format!(
+                "priority {} → {}",
+                old.election.priority, new.election.priority
+            ));
+            ha.params.set_priority(new.election.priority);
+        }
+        if new.election.weights != old.election.weights {
+            said.push(format!(
+                "interface weights {:?} → {:?}",
+                old.election.weights, new.election.weights
+            ));
+            if let Some(h) = &ha.health {
+                h.set_weights(new.election.weights.clone());
+            }
+        }
+        let restart = new.serial != old.serial
+            || new.peer_serial != old.peer_serial
+            || new.links != old.links
+            || new.psk_file != old.psk_file
+            || new.sync_port != old.sync_port
+            || new.sync != old.sync
+            || new.election.listen != old.election.listen
+            || new.election.probe != old.election.probe;
+        let mut running = new;
+        if restart {
+            // Only what was applied counts as running.
+            let mut kept = old.clone();
+            kept.election.priority = running.election.priority;
+            kept.election.weights = std::mem::take(&mut running.election.weights);
+            running = kept;
+        }
+        ha.running = running;
+        let mut text = format!(
+            "HA parameters re-read from {}: {}",
+            path.display(),
+            if said.is_empty() {
+                "nothing changed".to_owned()
+            } else {
+                said.join(", ")
+            }
+        );
+        if restart {
+            text.push_str("; serials, HA links, key, sync tuning, listen time and probes change at the next restart");
+        }
+        tracing::info!(target: crate::election_task::HA_LOG, "{text}");
+        Ok(text)
+    }
+}
+
+/// A number for a transfer, unlikely to repeat across restarts.
+fn transfer_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    u64::try_from(nanos & u128::from(u64::MAX)).unwrap_or(0) ^ u64::from(std::process::id()) << 40
+}
