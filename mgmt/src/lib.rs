@@ -15,7 +15,7 @@
 //!               and the election (heartbeats in, role out)
 //!  health     ── health: links, disks, TPM → the quality factor        file and device I/O
 //!  workers    ── workers::Worker, one per worker lcore                  polling
-//!  supervisor ── supervisor::Supervisor: rules, role, counters file     commands in order
+//!  supervisor ── supervisor::Supervisor: rules, role, counters files    commands in order
 //!  control    ── control::ControlServer: the socket, every client       transport only
 //!  signals    ── SIGHUP → supervisor; SIGTERM/SIGINT → stop
 //!  log        ── log::init: a writer thread; lines dropped, never waited for
@@ -44,6 +44,8 @@
 //!   HA event log file.
 //! * [`thread`]: control-plane threads, on the profile's control CPUs.
 //! * [`counters_file`]: the counters, rewritten to a file every second.
+//! * [`prometheus`]: the same counters in Prometheus' text format, for
+//!   node_exporter's textfile collector.
 //! * [`atomic_file`]: replacing a file so readers never see half of one.
 #![forbid(unsafe_code)]
 // Output goes through `log`/`tracing`, whose write errors never stop a unit.
@@ -61,6 +63,7 @@ pub mod health;
 pub mod lock;
 pub mod log;
 pub mod main_lcore;
+pub mod prometheus;
 pub mod rules;
 pub mod supervisor;
 pub mod sync_task;
