@@ -15,7 +15,7 @@
 //!               and the election (heartbeats in, role out)
 //!  health     ── health: links, disks, TPM → the quality factor        file and device I/O
 //!  workers    ── workers::Worker, one per worker lcore                  polling
-//!  supervisor ── supervisor::Supervisor: rules, role, counters file     commands in order
+//!  supervisor ── supervisor::Supervisor: rules, role, counters files    commands in order
 //!  control    ── control::ControlServer: the socket, every client       transport only
 //!  signals    ── SIGHUP → supervisor; SIGTERM/SIGINT → stop
 //!  log        ── log::init: a writer thread; lines dropped, never waited for
@@ -44,6 +44,8 @@
 //!   HA event log file.
 //! * [`thread`]: control-plane threads, on the profile's control CPUs.
 //! * [`counters_file`]: the counters, rewritten to a file every second.
+//! * [`prometheus`]: the same counters in Prometheus' text format, for
+//!   node_exporter's textfile collector.
 //! * [`atomic_file`]: replacing a file so readers never see half of one.
 //! * [`peer`]: the daemons' questions and answers over the HA link.
 //! * [`node`]: what a member says of itself (`hainfo`'s figures).
@@ -67,6 +69,7 @@ pub mod log;
 pub mod main_lcore;
 pub mod node;
 pub mod peer;
+pub mod prometheus;
 pub mod rules;
 pub mod supervisor;
 pub mod sync_task;

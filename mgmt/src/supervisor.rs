@@ -15,16 +15,21 @@
 //! | [`Command::ApplyRules`] | validates a rules text (from this unit's console or from the partner), and only if it is valid writes it as the rules file (atomically) and puts it in force |
 //! | [`Command::SetRole`] | forces this unit's role, or clears the force (the election acts on it at its next round) |
 //!
-//! Its own duties run between commands: the counters file is rewritten
-//! every [`COUNTERS_FILE_EVERY`]. Nothing it does waits on a client: a slow
-//! or silent client is the transport's problem ([`crate::control`]), and a
-//! listing never waits for the workers (it is polled). A command's answer is
-//! `Ok(text)` or `Err(why)`; the console shows the latter as `error: why`.
+//! Its own duties run between commands: the counters file, and its
+//! Prometheus twin ([`crate::prometheus`]), are rewritten every
+//! [`COUNTERS_FILE_EVERY`]; the latter is removed when the supervisor stops,
+//! lest node_exporter go on exporting a stopped unit's last values (an
+//! active role among them) as live. Nothing it does waits on a client: a
+//! slow or silent client is the transport's problem ([`crate::control`]),
+//! and a listing never waits for the workers (it is polled). A command's
+//! answer is `Ok(text)` or `Err(why)`; the console shows the latter as
+//! `error: why`.
 
 use crate::console::{answer, request::Request, Target};
+use crate::prometheus::UnitLabels;
 use crate::rules;
 use crate::unit::UnitHandle;
-use crate::{atomic_file, counters_file};
+use crate::{atomic_file, counters_file, prometheus};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
 use dataplane::control::{ConnFilter, Listing};
 use dataplane::filter::RuleSet;
@@ -33,7 +38,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often the counters file is rewritten.
+/// How often the counters file (and the Prometheus file) is rewritten.
 pub const COUNTERS_FILE_EVERY: Duration = Duration::from_secs(1);
 /// How long a `conns` listing waits for the workers before answering with
 /// what it has.
@@ -143,6 +148,11 @@ pub struct Settings<U> {
     pub rules: Option<Arc<RuleSet>>,
     /// Rewrite the counters into this file.
     pub counters_file: Option<PathBuf>,
+    /// Rewrite the counters into this file in Prometheus' text format, and
+    /// remove it at stop.
+    pub prometheus_file: Option<PathBuf>,
+    /// What the Prometheus file labels every sample with.
+    pub unit_labels: UnitLabels,
     /// Counters of the rest of the control plane.
     pub extra_counters: Vec<CounterSource>,
     /// Synchronisation's status text (`None`: no partner configured).
@@ -377,10 +387,17 @@ impl<U: Managed> State<U> {
         while let Ok(Message::Command(_, reply)) = rx.try_recv() {
             let _ = reply.send(Err(STOPPING.into()));
         }
+        if let Some(path) = &self.settings.prometheus_file {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("prometheus file {}: {e}", path.display()),
+            }
+        }
     }
 
     /// What is due at `now`: finished listings and partner questions
-    /// answered, the counters file.
+    /// answered, the counters files.
     fn duties(&mut self, now: Instant) {
         self.answered(now);
         let mut i = 0;
@@ -396,10 +413,26 @@ impl<U: Managed> State<U> {
         }
         if now >= self.next_counters_write {
             self.next_counters_write = now + COUNTERS_FILE_EVERY;
-            if let Some(path) = &self.settings.counters_file {
-                if let Err(e) = counters_file::write(path, &self.counters()) {
-                    tracing::warn!("counters file {}: {e}", path.display());
-                }
+            self.write_counters();
+        }
+    }
+
+    /// Rewrites the counters file and the Prometheus file, one look at the
+    /// counters for both; a failure is logged and tried again next time.
+    fn write_counters(&self) {
+        let s = &self.settings;
+        if s.counters_file.is_none() && s.prometheus_file.is_none() {
+            return;
+        }
+        let counters = self.counters();
+        if let Some(path) = &s.counters_file {
+            if let Err(e) = counters_file::write(path, &counters) {
+                tracing::warn!("counters file {}: {e}", path.display());
+            }
+        }
+        if let Some(path) = &s.prometheus_file {
+            if let Err(e) = prometheus::write(path, &counters, &s.unit_labels) {
+                tracing::warn!("prometheus file {}: {e}", path.display());
             }
         }
     }
@@ -563,13 +596,15 @@ pub(crate) mod fake {
         }
     }
 
-    /// A supervisor over `unit` with no rules file.
-    pub(crate) fn start(unit: FakeUnit) -> Supervisor {
-        let settings = Settings {
+    /// Settings over `unit` with no rules file, no files written.
+    pub(crate) fn settings(unit: FakeUnit) -> Settings<FakeUnit> {
+        Settings {
             unit,
             rules_path: None,
             rules: None,
             counters_file: None,
+            prometheus_file: None,
+            unit_labels: UnitLabels::default(),
             extra_counters: Vec::new(),
             sync_status: None,
             ha_mode: None,
@@ -578,8 +613,12 @@ pub(crate) mod fake {
             identity: Identity::default(),
             ha: None,
             state_dir: None,
-        };
-        Supervisor::start(settings, &[]).unwrap()
+        }
+    }
+
+    /// A supervisor over `unit` with no rules file.
+    pub(crate) fn start(unit: FakeUnit) -> Supervisor {
+        Supervisor::start(settings(unit), &[]).unwrap()
     }
 }
 
@@ -619,6 +658,10 @@ mod tests {
                 rules_path: Some(rules_path),
                 rules: Some(Arc::new(rules)),
                 counters_file: Some(dir.join("counters")),
+                prometheus_file: Some(dir.join("tandem.prom")),
+                unit_labels: UnitLabels {
+                    serial: Some("TNDM-A".into()),
+                },
                 extra_counters: vec![Box::new(|out| out.push(("control.x".into(), 3)))],
                 sync_status: Some(Box::new(|| "partner TNDM-B: not heard yet\n".into())),
                 ha_mode: Some(Box::new(|| "mode: passive\n".into())),
@@ -694,6 +737,43 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "worker0.rx_packets 7\ncontrol.x 3\n"
         );
+    }
+
+    #[test]
+    fn the_prometheus_file_is_written_beside_it_and_removed_at_stop() {
+        let mut lab = Lab::new();
+        let path = lab.dir.join("tandem.prom");
+        let deadline = Instant::now() + T;
+        while !path.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\ntandem_worker_rx_packets_total{serial=\"TNDM-A\",worker=\"0\"} 7\n")
+                && text.ends_with("\ntandem_control_x_total{serial=\"TNDM-A\"} 3\n"),
+            "{text}"
+        );
+        lab.supervisor.take().unwrap().stop();
+        assert!(!path.exists(), "removed at stop");
+    }
+
+    #[test]
+    fn a_prometheus_file_that_cannot_be_written_stops_nothing() {
+        let unit = FakeUnit::new(1);
+        let settings = Settings {
+            prometheus_file: Some("/nonexistent-dir/tandem.prom".into()),
+            ..fake::settings(unit)
+        };
+        let supervisor = Supervisor::start(settings, &[]).unwrap();
+        // The first write was tried before the first command was taken.
+        assert_eq!(
+            supervisor.handle().ask(
+                Command::Console(crate::console::request::parse("counters").unwrap()),
+                T
+            ),
+            Ok("worker0.rx_packets 7\n".into())
+        );
+        supervisor.stop();
     }
 
     #[test]

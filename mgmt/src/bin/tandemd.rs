@@ -15,6 +15,7 @@ use mgmt::control::ControlServer;
 use mgmt::election_task::{ForceCell, HaParams};
 use mgmt::health::{self, Watched, WatchedLink};
 use mgmt::main_lcore::MainLoop;
+use mgmt::prometheus::UnitLabels;
 use mgmt::supervisor::{
     Command, CounterSource, HaControl, Identity, Origin, Settings, Supervisor, SupervisorHandle,
 };
@@ -52,6 +53,14 @@ struct Args {
     /// Rewrite the counters into this file every second and at exit.
     #[arg(long)]
     counters_file: Option<PathBuf>,
+    /// Rewrite the counters into this file every second in Prometheus' text
+    /// format, for node_exporter's textfile collector: name it `*.prom`, in
+    /// the directory of the collector's `--collector.textfile.directory`.
+    /// Metrics are named `tandem_*`, labelled with the unit's `serial` (from
+    /// the `ha` section) and the worker, port, link or drop reason. Removed
+    /// when the unit stops, so a stopped unit's values do not look live.
+    #[arg(long)]
+    prometheus_file: Option<PathBuf>,
     /// Append the HA event log (role changes and their reasons, partner and
     /// links lost and back, bulks, quality, forced mode) to this file too.
     #[arg(long)]
@@ -191,6 +200,14 @@ fn main() -> ExitCode {
         rules_path: args.rules.clone(),
         rules: ruleset.clone(),
         counters_file: args.counters_file.clone(),
+        prometheus_file: args.prometheus_file.clone(),
+        unit_labels: UnitLabels {
+            serial: config
+                .ha
+                .as_ref()
+                .map(|ha| ha.serial_str().to_string())
+                .filter(|s| !s.is_empty()),
+        },
         extra_counters: extra_counters(),
         force: config.ha.is_some().then(|| Arc::clone(&force)),
         ha_log: args.ha_log.clone(),
