@@ -82,6 +82,56 @@ pub struct ConnFilter {
     pub port: Option<u16>,
     /// State name, case-insensitive (`established`).
     pub state: Option<String>,
+    /// Synchronisation state.
+    pub sync: Option<SyncState>,
+}
+
+/// A connection's synchronisation with the partner, as the console shows it
+/// (from its flags, [`crate::conntrack::conn::flag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    /// This unit's own, told to the partner (`live`).
+    Live,
+    /// The partner's, held ready for a takeover (`larval`).
+    Larval,
+    /// Not synchronised: its rule says `sync: false` (`no:rule`).
+    NotByRule,
+    /// Not synchronised yet: younger than `ha.sync.min_age_s` (`no:young`).
+    NotYet,
+}
+
+impl SyncState {
+    /// Every state, in the order the console lists them.
+    pub const ALL: [SyncState; 4] = [
+        SyncState::Live,
+        SyncState::Larval,
+        SyncState::NotByRule,
+        SyncState::NotYet,
+    ];
+
+    /// The state of an entry with these flags.
+    pub fn of(flags: u8) -> SyncState {
+        use crate::conntrack::conn::flag;
+        if flags & flag::LARVAL != 0 {
+            SyncState::Larval
+        } else if flags & flag::SYNC_LATER != 0 {
+            SyncState::NotYet
+        } else if flags & flag::SYNC != 0 {
+            SyncState::Live
+        } else {
+            SyncState::NotByRule
+        }
+    }
+
+    /// The console's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncState::Live => "live",
+            SyncState::Larval => "larval",
+            SyncState::NotByRule => "no:rule",
+            SyncState::NotYet => "no:young",
+        }
+    }
 }
 
 impl ConnFilter {
@@ -100,6 +150,7 @@ impl ConnFilter {
                 .state
                 .as_ref()
                 .is_none_or(|s| s.eq_ignore_ascii_case(conn.l4.name()))
+            && self.sync.is_none_or(|s| s == SyncState::of(conn.flags))
     }
 }
 
@@ -284,6 +335,32 @@ mod tests {
             proto: Some(6),
             ..Default::default()
         }));
+        assert!(!f(ConnFilter {
+            sync: Some(SyncState::Larval),
+            ..Default::default()
+        }));
+        assert!(f(ConnFilter {
+            sync: Some(SyncState::NotByRule),
+            ..Default::default()
+        }));
+    }
+
+    #[test]
+    fn the_sync_state_follows_the_flags() {
+        use crate::conntrack::conn::flag;
+        assert_eq!(SyncState::of(flag::SYNC), SyncState::Live);
+        assert_eq!(SyncState::of(flag::SYNC | flag::RESEND), SyncState::Live);
+        assert_eq!(
+            SyncState::of(flag::SYNC | flag::LARVAL | flag::ADOPTED),
+            SyncState::Larval
+        );
+        assert_eq!(
+            SyncState::of(flag::SYNC | flag::ADOPTED),
+            SyncState::Live,
+            "taken over"
+        );
+        assert_eq!(SyncState::of(flag::SYNC_LATER), SyncState::NotYet);
+        assert_eq!(SyncState::of(0), SyncState::NotByRule);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! comparison of an active unit's table with its passive partner's.
 //!
 //! The listing is one header line, one row per connection
-//! (`W PROTO SOURCE -> DESTINATION STATE RULE IN OUT AGE EXPIRES FLAGS`), and
+//! (`W PROTO SOURCE -> DESTINATION STATE RULE IN OUT AGE EXPIRES SYNC FLAGS`), and
 //! `N connection(s)`; a last line says when a worker had more connections
 //! than the `limit` asked for, which [`parse`] refuses (a table cut short
 //! cannot be compared).
@@ -64,6 +64,8 @@ pub struct Entry {
     pub in_iface: String,
     /// The interface it leaves by.
     pub out_iface: String,
+    /// Its synchronisation: `live`, `larval`, `no:rule`, `no:young`.
+    pub sync: String,
     /// Its flags: `sync`, `resend`, `log`, `larval`, `sync-later`, `id=N`.
     pub flags: Vec<String>,
 }
@@ -126,10 +128,10 @@ pub fn parse(text: &str) -> Result<Vec<Entry>> {
             return Err(bad("the listing was cut short by its limit".to_string()));
         }
         let w: Vec<&str> = line.split_whitespace().collect();
-        if w.len() != 12 || w[3] != "->" {
+        if w.len() != 13 || w[3] != "->" {
             return Err(bad(format!("a row of another shape: {line:?}")));
         }
-        let flags: Vec<String> = match w[11] {
+        let flags: Vec<String> = match w[12] {
             "-" => Vec::new(),
             f => f.split(',').map(str::to_string).collect(),
         };
@@ -152,6 +154,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>> {
             },
             in_iface: w[7].to_string(),
             out_iface: w[8].to_string(),
+            sync: w[11].to_string(),
             flags,
         });
     }
@@ -291,10 +294,10 @@ mod tests {
     use super::*;
 
     const A: &str = "\
-W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT    AGE  EXPIRES  FLAGS
-0  icmp   198.18.1.2        ->  198.18.2.2       ICMP_REPLIED  0     data0  data1  3s   431997s  sync,log,id=77
-0  udp    198.18.1.2:5353   ->  198.18.2.2:5353  UDP_REPLIED   -     data0  data1  3s   431997s  -
-1  tcp    198.18.1.2:40000  ->  198.18.2.2:80    ESTABLISHED   0     data0  data1  3s   431997s  sync
+W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT    AGE  EXPIRES  SYNC     FLAGS
+0  icmp   198.18.1.2        ->  198.18.2.2       ICMP_REPLIED  0     data0  data1  3s   431997s  live     sync,log,id=77
+0  udp    198.18.1.2:5353   ->  198.18.2.2:5353  UDP_REPLIED   -     data0  data1  3s   431997s  no:rule  -
+1  tcp    198.18.1.2:40000  ->  198.18.2.2:80    ESTABLISHED   0     data0  data1  3s   431997s  live     sync
 3 connection(s)
 ";
 
@@ -308,6 +311,10 @@ W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT 
             ConnKey::new("tcp", "198.18.1.2:40000", "198.18.2.2:80")
         );
         assert_eq!(e[0].flags, ["sync", "log", "id=77"]);
+        assert_eq!(
+            (e[0].sync.as_str(), e[1].sync.as_str()),
+            ("live", "no:rule")
+        );
         assert_eq!(e[1].rule, None);
         assert!(e[1].flags.is_empty());
         assert_eq!(e[2].worker, 1);

@@ -315,6 +315,7 @@ impl LabBuilder {
                     rules: rules.clone(),
                     ha_log: None,
                     state_dir: dir.path().join("state"),
+                    prometheus: dir.path().join("tandem.prom"),
                 };
                 self.say(format_args!(
                     "booting the unit in {}: {} --profile {} --config {} --file-prefix {} --counters-file {} --control {}{}",

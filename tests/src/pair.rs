@@ -502,6 +502,7 @@ impl PairBuilder {
                 rules: Some(rules),
                 ha_log: Some(udir.join("ha.log")),
                 state_dir: udir.join("state"),
+                prometheus: udir.join("tandem.prom"),
             };
             slots.push(Slot {
                 daemon: None,
@@ -980,7 +981,12 @@ impl PairLab {
         &self.slot(unit).launch.config
     }
 
-    /// A unit's rules file.
+    /// The unit's Prometheus textfile (`tandemd --prometheus-file`).
+    pub fn prometheus_path(&self, unit: Unit) -> &Path {
+        &self.slot(unit).launch.prometheus
+    }
+
+    /// The unit's rules file.
     pub fn rules_path(&self, unit: Unit) -> &Path {
         self.slot(unit)
             .launch

@@ -146,6 +146,8 @@ pub struct Launch {
     /// Where it keeps its state between boots (`--state-dir`), in the lab's
     /// own directory.
     pub state_dir: PathBuf,
+    /// Where it writes its counters for Prometheus (`--prometheus-file`).
+    pub prometheus: PathBuf,
 }
 
 /// A running `tandemd`, stopped (SIGTERM, then SIGKILL) on drop.
@@ -196,6 +198,8 @@ impl Tandemd {
             launch.control.as_os_str(),
             "--state-dir".as_ref(),
             launch.state_dir.as_os_str(),
+            "--prometheus-file".as_ref(),
+            launch.prometheus.as_os_str(),
         ];
         if let Some(rules) = &launch.rules {
             args.extend(["--rules".as_ref(), rules.as_os_str()]);

@@ -6,7 +6,7 @@
 
 use super::request::{proto_name, Request, HELP};
 use dataplane::conntrack::conn::flag;
-use dataplane::control::ConnInfo;
+use dataplane::control::{ConnInfo, SyncState};
 use dataplane::filter::meta::{ICMP, ICMPV6};
 use dataplane::filter::RuleSet;
 use std::fmt::Write as _;
@@ -164,6 +164,7 @@ pub fn conns(mut list: Vec<ConnInfo>, limit: usize, interfaces: &[String]) -> St
         "OUT",
         "AGE",
         "EXPIRES",
+        "SYNC",
         "FLAGS",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_string()).collect()];
@@ -184,6 +185,7 @@ pub fn conns(mut list: Vec<ConnInfo>, limit: usize, interfaces: &[String]) -> St
             iface(interfaces, c.out_iface),
             format!("{}s", c.age),
             format!("{}s", c.expires_in),
+            SyncState::of(c.flags).name().to_string(),
             flags(c),
         ]);
     }
@@ -335,10 +337,10 @@ mod tests {
         ];
         let text = conns(list, 10, &f.names);
         let want = "\
-W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT    AGE  EXPIRES  FLAGS
-0  icmp   198.18.1.2        ->  198.18.2.2       ICMP_REPLIED  0     data0  data1  3s   431997s  sync,log,id=77
-0  udp    198.18.1.2:5353   ->  198.18.2.2:5353  UDP_REPLIED   -     data0  data1  3s   431997s  -
-1  tcp    198.18.1.2:40000  ->  198.18.2.2:80    ESTABLISHED   0     data0  data1  3s   431997s  sync
+W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT    AGE  EXPIRES  SYNC     FLAGS
+0  icmp   198.18.1.2        ->  198.18.2.2       ICMP_REPLIED  0     data0  data1  3s   431997s  live     sync,log,id=77
+0  udp    198.18.1.2:5353   ->  198.18.2.2:5353  UDP_REPLIED   -     data0  data1  3s   431997s  no:rule  -
+1  tcp    198.18.1.2:40000  ->  198.18.2.2:80    ESTABLISHED   0     data0  data1  3s   431997s  live     sync
 3 connection(s)
 ";
         assert_eq!(text, want, "{text}");

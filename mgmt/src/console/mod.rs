@@ -11,7 +11,7 @@
 //! | request | answer |
 //! | --- | --- |
 //! | `counters [--nonzero] [PATTERN]` | `name value` per counter, names padded so values line up; only names containing PATTERN |
-//! | `conns [proto P] [addr IP] [port N] [state S] [limit N]` | a header, one aligned row per connection (`W PROTO SOURCE -> DESTINATION STATE RULE IN OUT AGE EXPIRES FLAGS`), then `N connection(s)` |
+//! | `conns [proto P] [addr IP] [port N] [state S] [sync S] [limit N]` | a header, one aligned row per connection (`W PROTO SOURCE -> DESTINATION STATE RULE IN OUT AGE EXPIRES SYNC FLAGS`; `SYNC`: `live`, `larval`, `no:rule` (its rule says `sync: false`), `no:young` (younger than `ha.sync.min_age_s`)), then `N connection(s)` |
 //! | `rules` | the rules in force, as `RuleSet::listing` shows them |
 //! | `reload` | reads the rules file again, like SIGHUP: the result, or `error: ...` with `file:line:column` |
 //! | `help` | the command list |

@@ -5,7 +5,7 @@
 
 use dataplane::conntrack::conn::{L4State, Pseudo};
 use dataplane::conntrack::tcp::TcpState;
-use dataplane::control::ConnFilter;
+use dataplane::control::{ConnFilter, SyncState};
 use dataplane::filter::meta::{ICMP, ICMPV6, SCTP, TCP, UDP};
 use std::fmt;
 use std::net::IpAddr;
@@ -147,8 +147,8 @@ commands (on the console each is a command of its own: hainfo, hamode, ...):
   sync                   synchronisation: links, bulks, digests, key age
   counters [--nonzero] [--json] [PATTERN]
                          the counters whose names contain PATTERN
-  conns [proto P] [addr IP] [port N] [state S] [limit N]
-                         tracked connections (per worker, default 1000)
+  conns [proto P] [addr IP] [port N] [state S] [sync live|larval|no:rule|
+        no:young] [limit N]   tracked connections and their sync state
   rules                  the rules in force, numbered as conns shows them
   reload                 read the rules file again (as SIGHUP does)
   help                   this list
@@ -374,13 +374,13 @@ fn parse_counters(args: &[&str]) -> Result<Request, BadRequest> {
 }
 
 fn parse_conns(args: &[&str]) -> Result<Request, BadRequest> {
-    const FILTERS: &str = "proto, addr, port, state, limit";
+    const FILTERS: &str = "proto, addr, port, state, sync, limit";
     let mut filter = ConnFilter::default();
     let mut limit: Option<usize> = None;
     let mut seen: Vec<&str> = Vec::new();
     let mut words = args.iter();
     while let Some(&key) = words.next() {
-        if !["proto", "addr", "port", "state", "limit"].contains(&key) {
+        if !["proto", "addr", "port", "state", "sync", "limit"].contains(&key) {
             return bad(format!(
                 "conns: unknown filter `{}`; filters: {FILTERS}",
                 printable(key)
@@ -407,6 +407,16 @@ fn parse_conns(args: &[&str]) -> Result<Request, BadRequest> {
             "port" => match value.parse::<u16>() {
                 Ok(p) => filter.port = Some(p),
                 Err(_) => return bad(format!("conns: bad port `{shown}`: expected 0-65535")),
+            },
+            "sync" => match SyncState::ALL.iter().find(|s| s.name() == value) {
+                Some(s) => filter.sync = Some(*s),
+                None => {
+                    let names: Vec<&str> = SyncState::ALL.iter().map(|s| s.name()).collect();
+                    return bad(format!(
+                        "conns: unknown sync state `{shown}`; sync states: {}",
+                        names.join(", ")
+                    ));
+                }
             },
             "state" => {
                 let names = state_names();
@@ -571,7 +581,8 @@ mod tests {
     #[test]
     fn conns_defaults_and_every_filter() {
         assert_eq!(conns("conns"), (ConnFilter::default(), DEFAULT_CONN_LIMIT));
-        let (f, limit) = conns("conns proto tcp addr 198.18.2.2 port 80 state established limit 5");
+        let (f, limit) =
+            conns("conns proto tcp addr 198.18.2.2 port 80 state established sync larval limit 5");
         assert_eq!(
             f,
             ConnFilter {
@@ -579,6 +590,7 @@ mod tests {
                 addr: Some("198.18.2.2".parse().unwrap()),
                 port: Some(80),
                 state: Some("ESTABLISHED".into()),
+                sync: Some(SyncState::Larval),
             }
         );
         assert_eq!(limit, 5);
@@ -630,7 +642,8 @@ mod tests {
             ),
             (
                 "conns udp",
-                "conns: unknown filter `udp`; filters: proto, addr, port, state, limit".into(),
+                "conns: unknown filter `udp`; filters: proto, addr, port, state, sync, limit"
+                    .into(),
             ),
             ("conns port", "conns: `port` needs a value".into()),
             ("conns port 80 port 81", "conns: `port` given twice".into()),
