@@ -127,6 +127,29 @@ Config revision   <rev>                         <rev>
         "",
         "the same rules on both"
     );
+    // enha: the priority re-read without a restart; a bad file changes nothing.
+    let config = std::fs::read_to_string(lab.config_path(Unit::A)).unwrap();
+    let raised = config.replace("forced: Some(Active)", "forced: Some(Active), priority: 7");
+    assert_ne!(raised, config);
+    std::fs::write(lab.config_path(Unit::A), &raised).unwrap();
+    let enha = ctl(&lab, Unit::A, &["enha"]);
+    assert!(
+        enha.contains(": priority 0 → 7\n")
+            && enha.ends_with("supervisor: running; unit TNDM-LAB-A: active (forced), quality 100.00 %, priority 7\n"),
+        "{enha}"
+    );
+    std::fs::write(
+        lab.config_path(Unit::A),
+        raised.replace("priority: 7", "priority: 700"),
+    )
+    .unwrap();
+    let refused = lab.ctl(Unit::A, &["enha"]).unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused}");
+    assert!(
+        refused.stderr.contains("nothing changed") && refused.stderr.contains("unit.ron:"),
+        "{refused}"
+    );
+    std::fs::write(lab.config_path(Unit::A), &config).unwrap();
 
     lab.stop(Unit::B).unwrap();
     let mut last = String::new();
@@ -160,8 +183,29 @@ fn the_commands_read_well_in_a_real_80_column_terminal() {
     let _one = one_lab_at_a_time();
     let lab = pair();
     let tandemctl = tandem_tests::tandemd::locate_tandemctl().unwrap();
-    let hainfo = lab.dir().join("hainfo");
-    std::os::unix::fs::symlink(&tandemctl, &hainfo).unwrap();
+    let bin = lab.dir().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let installed = std::process::Command::new(&tandemctl)
+        .arg("--install-links")
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "{installed:?}");
+    for name in [
+        "hainfo",
+        "hamode",
+        "hasync",
+        "hasynctest",
+        "hadiff",
+        "enha",
+        "halog",
+        "haactive",
+        "hapassive",
+        "hareset",
+    ] {
+        assert!(bin.join(name).exists(), "{name} installed");
+    }
+    let hainfo = bin.join("hainfo");
     let socket = lab.tandemd(Unit::A).unwrap().control_path().to_path_buf();
     for (name, command) in [
         (

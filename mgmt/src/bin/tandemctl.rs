@@ -38,8 +38,16 @@ struct Args {
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+    /// Link every console command (hainfo, hamode, ...) to this binary in
+    /// DIR (e.g. /usr/local/sbin), so that operators type `hainfo`; then exit.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    install_links: Option<PathBuf>,
     /// The command and its arguments, e.g. `conns proto tcp port 80`.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        required_unless_present = "install_links",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     command: Vec<String>,
 }
 
@@ -99,6 +107,7 @@ fn main() -> ExitCode {
         Some(name) => ConsoleArgs::try_parse().map(|c| Args {
             socket: c.socket,
             timeout: c.timeout,
+            install_links: None,
             command: std::iter::once(name.to_owned()).chain(c.args).collect(),
         }),
         None => Args::try_parse(),
@@ -120,7 +129,47 @@ fn main() -> ExitCode {
     run(&args).unwrap_or_else(|code| code)
 }
 
+/// Links every console command to this binary in `dir` (an existing link
+/// of that name is replaced; any other file is left and reported).
+fn install_links(dir: &std::path::Path) -> Result<ExitCode, ExitCode> {
+    let me = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            emit(
+                io::stderr(),
+                &format!("tandemctl: where is this binary? {e}\n"),
+            )?;
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut failed = false;
+    for name in CONSOLE_COMMANDS {
+        let link = dir.join(name);
+        let is_link = std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            let _ = std::fs::remove_file(&link);
+        }
+        match std::os::unix::fs::symlink(&me, &link) {
+            Ok(()) => emit(
+                io::stdout(),
+                &format!("{} -> {}\n", link.display(), me.display()),
+            )?,
+            Err(e) => {
+                failed = true;
+                emit(
+                    io::stderr(),
+                    &format!("tandemctl: {}: {e}\n", link.display()),
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::from(u8::from(failed)))
+}
+
 fn run(args: &Args) -> Result<ExitCode, ExitCode> {
+    if let Some(dir) = &args.install_links {
+        return install_links(dir);
+    }
     if let Some(w) = args
         .command
         .iter()

@@ -627,6 +627,9 @@ impl<U: Managed> State<U> {
     fn enha(&mut self) -> Reply {
         let what = self.reread_ha()?;
         let node = self.local_node();
+        // The election takes the new priority at its next round; the
+        // published view may be older than that.
+        let priority = self.settings.ha.as_ref().map_or(0, |h| h.params.priority());
         let status = node.ha.map_or_else(
             || "no election yet".to_owned(),
             |h| {
@@ -636,7 +639,7 @@ impl<U: Managed> State<U> {
                     h.reason,
                     h.quality / 100,
                     h.quality % 100,
-                    h.priority
+                    priority
                 )
             },
         );
