@@ -282,6 +282,7 @@ impl Supervisor {
 struct PendingListing {
     listing: Listing,
     limit: usize,
+    json: bool,
     deadline: Instant,
     reply: Sender<Reply>,
 }
@@ -405,7 +406,12 @@ impl<U: Managed> State<U> {
             let done = self.listings[i].listing.poll();
             if done || now >= self.listings[i].deadline {
                 let p = self.listings.swap_remove(i);
-                let text = answer::conns(p.listing.into_found(), p.limit, self.interface_names());
+                let found = p.listing.into_found();
+                let text = if p.json {
+                    answer::conns_json(&found, p.limit, self.interface_names())
+                } else {
+                    answer::conns(found, p.limit, self.interface_names())
+                };
                 let _ = p.reply.send(Ok(text));
             } else {
                 i += 1;
@@ -439,11 +445,16 @@ impl<U: Managed> State<U> {
 
     fn execute(&mut self, command: Command, reply: Sender<Reply>) {
         let answer = match command {
-            Command::Console(Request::Conns { filter, limit }) => {
+            Command::Console(Request::Conns {
+                filter,
+                limit,
+                json,
+            }) => {
                 let listing = self.settings.unit.list_connections(&filter, limit);
                 self.listings.push(PendingListing {
                     listing,
                     limit,
+                    json,
                     deadline: Instant::now() + LISTING_WAIT,
                     reply,
                 });
@@ -455,6 +466,7 @@ impl<U: Managed> State<U> {
             Command::Console(
                 r @ (Request::HaInfo { .. }
                 | Request::Mode { json: true }
+                | Request::Sync { json: true }
                 | Request::HaSyncTest { .. }
                 | Request::HaDiff { .. }
                 | Request::HaSync(_)

@@ -316,6 +316,24 @@ fn a_rules_change_on_the_active_is_shown_synchronised_and_enforced_after_a_takeo
     std::fs::write(lab.rules_path(Unit::A), &new_rules).unwrap();
     ctl(&lab, Unit::A, &["reload"]);
     assert!(fetches(&lab), "the active enforces its new rules");
+    // The connection's copy on the passive, by its sync state, in JSON.
+    poll_until_detail("the fetch's connection larval on B", SETTLE, || {
+        let listed = ctl(
+            &lab,
+            Unit::B,
+            &["conns", "port", "8080", "sync", "larval", "--json"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        Ok((v["count"].as_u64() >= Some(1)).then_some(()).ok_or(listed))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sync: serde_json::Value =
+        serde_json::from_str(&ctl(&lab, Unit::A, &["sync", "--json"])).unwrap();
+    assert_eq!(
+        (sync["ha"]["mode"].as_str(), sync["serial"].as_str()),
+        (Some("active"), Some("TNDM-LAB-A"))
+    );
+    assert!(sync["sync"]["records_sent"].is_u64(), "{sync}");
     let info = ctl(&lab, Unit::A, &["hainfo"]);
     assert!(info.contains("Is conf sync      no "), "{info}");
     assert!(

@@ -1106,7 +1106,7 @@ fn a_second_unit_cannot_take_the_control_socket() {
     assert_eq!(out.status.code(), Some(2), "refused before sending:\n{out}");
     assert_eq!(
         out.stderr,
-        "error: counters: unknown option `--all`; options: --nonzero\n"
+        "error: counters: unknown option `--all`; options: --nonzero, --json\n"
     );
     let out = lab.ctl(&["counters", "no-such-counter"]).unwrap();
     assert_eq!(out.status.code(), Some(1), "refused by the unit:\n{out}");

@@ -57,7 +57,7 @@ pub fn immediate(request: &Request, target: &dyn Target) -> Option<String> {
                     .to_string()
             }
         },
-        Request::Sync => target.sync_status().unwrap_or_else(|| {
+        Request::Sync { json: false } => target.sync_status().unwrap_or_else(|| {
             "no partner: the unit runs alone (its configuration has no `ha` section)\n".into()
         }),
         Request::Mode { json: false } => target.ha_mode().unwrap_or_else(|| error(NO_PARTNER)),
@@ -66,6 +66,7 @@ pub fn immediate(request: &Request, target: &dyn Target) -> Option<String> {
         | Request::Force(_)
         | Request::HaLog { .. }
         | Request::Mode { json: true }
+        | Request::Sync { json: true }
         | Request::HaInfo { .. }
         | Request::HaSyncTest { .. }
         | Request::HaDiff { .. }
@@ -144,6 +145,49 @@ fn flags(c: &ConnInfo) -> String {
     }
 }
 
+/// The workers whose listing reached `limit` (there may be more).
+fn workers_at_limit(list: &[ConnInfo], limit: usize) -> Vec<usize> {
+    let mut full: Vec<usize> = Vec::new();
+    for c in list {
+        let n = list.iter().filter(|d| d.worker == c.worker).count();
+        if n >= limit && !full.contains(&c.worker) {
+            full.push(c.worker);
+        }
+    }
+    full
+}
+
+/// `conns --json`: `{"connections": [...], "count": N, "limit": L,
+/// "workers_at_limit": [...]}`, each connection with the table's columns
+/// (`worker`, `proto`, `src`, `sport`, `dst`, `dport`, `state`, `rule`
+/// (null: none), `in`, `out`, `age_s`, `expires_s`, `sync`, `flags`).
+pub fn conns_json(list: &[ConnInfo], limit: usize, interfaces: &[String]) -> String {
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "worker": c.worker,
+                "proto": proto_name(c.proto).map_or_else(|| c.proto.to_string(), str::to_string),
+                "src": c.src.to_string(), "sport": c.sport,
+                "dst": c.dst.to_string(), "dport": c.dport,
+                "state": c.state,
+                "rule": (c.rule != u16::MAX).then_some(c.rule),
+                "in": iface(interfaces, c.in_iface), "out": iface(interfaces, c.out_iface),
+                "age_s": c.age, "expires_s": c.expires_in,
+                "sync": SyncState::of(c.flags).name(),
+                "flags": flags(c).split(',').filter(|f| *f != "-").collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "connections": rows,
+        "count": list.len(),
+        "limit": limit,
+        "workers_at_limit": workers_at_limit(list, limit),
+    });
+    format!("{v}\n")
+}
+
 /// The `conns` table: a header, one aligned row per connection (sorted by
 /// worker, then 5-tuple), and `N connection(s)`. Workers that hit `limit`
 /// are named on a last line.
@@ -208,13 +252,7 @@ pub fn conns(mut list: Vec<ConnInfo>, limit: usize, interfaces: &[String]) -> St
         out.push('\n');
     }
     let _ = writeln!(out, "{} connection(s)", list.len());
-    let mut full: Vec<usize> = Vec::new();
-    for c in &list {
-        let n = list.iter().filter(|d| d.worker == c.worker).count();
-        if n >= limit && !full.contains(&c.worker) {
-            full.push(c.worker);
-        }
-    }
+    let full = workers_at_limit(&list, limit);
     if !full.is_empty() {
         let names: Vec<String> = full.iter().map(usize::to_string).collect();
         let _ = writeln!(
@@ -335,6 +373,15 @@ mod tests {
             udp,
             ping,
         ];
+        let json: serde_json::Value =
+            serde_json::from_str(&conns_json(&list, 10, &f.names)).unwrap();
+        assert_eq!(json["count"], 3);
+        assert_eq!(json["connections"][1]["sync"], "no:rule");
+        assert_eq!(json["connections"][1]["rule"], serde_json::Value::Null);
+        assert_eq!(
+            json["connections"][2]["flags"],
+            serde_json::json!(["sync", "log", "id=77"])
+        );
         let text = conns(list, 10, &f.names);
         let want = "\
 W  PROTO  SOURCE                DESTINATION      STATE         RULE  IN     OUT    AGE  EXPIRES  SYNC     FLAGS

@@ -27,17 +27,22 @@ pub enum Request {
         /// Answer in JSON (an object of name: value).
         json: bool,
     },
-    /// `conns [proto P] [addr IP] [port N] [state S] [limit N]`.
+    /// `conns [proto P] [addr IP] [port N] [state S] [sync S] [limit N] [--json]`.
     Conns {
         /// Which connections.
         filter: ConnFilter,
         /// At most this many per worker.
         limit: usize,
+        /// Answer in JSON.
+        json: bool,
     },
     /// `rules`.
     Rules,
-    /// `sync`.
-    Sync,
+    /// `sync [--json]`.
+    Sync {
+        /// Answer in JSON: this member's election view and sync figures.
+        json: bool,
+    },
     /// `reload`.
     Reload,
     /// `hamode [--json]`: this unit's role, and whether it is forced.
@@ -144,11 +149,11 @@ commands (on the console each is a command of its own: hainfo, hamode, ...):
   hadiff FILE            unified diff of FILE: this unit (---), partner (+++)
   enha                   re-read the HA parameters without a restart
   halog [-n N]           the last N lines of the HA event log (default 50)
-  sync                   synchronisation: links, bulks, digests, key age
+  sync [--json]          synchronisation: links, bulks, digests, key age
   counters [--nonzero] [--json] [PATTERN]
                          the counters whose names contain PATTERN
   conns [proto P] [addr IP] [port N] [state S] [sync live|larval|no:rule|
-        no:young] [limit N]   tracked connections and their sync state
+        no:young] [limit N] [--json]   tracked connections, their sync state
   rules                  the rules in force, numbered as conns shows them
   reload                 read the rules file again (as SIGHUP does)
   help                   this list
@@ -221,7 +226,7 @@ pub fn parse(line: &str) -> Result<Request, BadRequest> {
         "counters" => parse_counters(&args),
         "conns" => parse_conns(&args),
         "rules" => no_args("rules", &args, Request::Rules),
-        "sync" => no_args("sync", &args, Request::Sync),
+        "sync" => with_json("sync", &args, &[], |json, _| Request::Sync { json }),
         "reload" => no_args("reload", &args, Request::Reload),
         "hamode" => with_json("hamode", &args, &[], |json, _| Request::Mode { json }),
         "hainfo" => with_json("hainfo", &args, &["-v"], |json, v| Request::HaInfo {
@@ -378,7 +383,8 @@ fn parse_conns(args: &[&str]) -> Result<Request, BadRequest> {
     let mut filter = ConnFilter::default();
     let mut limit: Option<usize> = None;
     let mut seen: Vec<&str> = Vec::new();
-    let mut words = args.iter();
+    let json = args.contains(&"--json");
+    let mut words = args.iter().filter(|w| **w != "--json");
     while let Some(&key) = words.next() {
         if !["proto", "addr", "port", "state", "sync", "limit"].contains(&key) {
             return bad(format!(
@@ -443,6 +449,7 @@ fn parse_conns(args: &[&str]) -> Result<Request, BadRequest> {
     Ok(Request::Conns {
         filter,
         limit: limit.unwrap_or(DEFAULT_CONN_LIMIT),
+        json,
     })
 }
 
@@ -459,7 +466,7 @@ mod tests {
 
     fn conns(line: &str) -> (ConnFilter, usize) {
         match parse(line) {
-            Ok(Request::Conns { filter, limit }) => (filter, limit),
+            Ok(Request::Conns { filter, limit, .. }) => (filter, limit),
             other => panic!("`{line}`: {other:?}"),
         }
     }

@@ -227,6 +227,14 @@ impl<U: Managed> State<U> {
                 };
                 Some((answer, reply))
             }
+            Request::Sync { .. } => {
+                let node = self.local_node();
+                let answer = json(&serde_json::json!({
+                    "serial": node.serial, "ha": node.ha, "sync": self.local_sync(),
+                }))
+                .map(|t| t + "\n");
+                Some((answer, reply))
+            }
             Request::HaInfo { verbose, json } => {
                 let asks = if verbose {
                     vec![Ask::Node, Ask::SyncStats]
@@ -501,13 +509,7 @@ impl<U: Managed> State<U> {
                 None
             }
             SyncStep::Post { sync_id, .. } => {
-                self.record = Record {
-                    sync_id,
-                    last_sync: Some(unix_now()),
-                    last_result: Some("ok".into()),
-                    reference: Some(self.revision()),
-                };
-                self.save_record();
+                self.synced(sync_id);
                 tracing::info!(target: crate::election_task::HA_LOG, "configuration sync {sync_id} to {peer}: done");
                 let answer = StepAnswer {
                     rows: vec![Row::ok(
@@ -520,6 +522,18 @@ impl<U: Managed> State<U> {
                 Some((json(&answer), reply))
             }
         }
+    }
+
+    /// Configuration sync `sync_id` done: recorded, with the files of now as
+    /// the reference.
+    fn synced(&mut self, sync_id: u64) {
+        self.record = Record {
+            sync_id,
+            last_sync: Some(unix_now()),
+            last_result: Some("ok".into()),
+            reference: Some(self.revision()),
+        };
+        self.save_record();
     }
 
     /// A failed sync, recorded and logged; returns the error text.
@@ -612,13 +626,7 @@ impl<U: Managed> State<U> {
             ));
         }
         rows.push(Row::ok(&me, "service reactivation", self.reread_ha()?));
-        self.record = Record {
-            sync_id,
-            last_sync: Some(unix_now()),
-            last_result: Some("ok".into()),
-            reference: Some(self.revision()),
-        };
-        self.save_record();
+        self.synced(sync_id);
         tracing::info!(target: crate::election_task::HA_LOG, "configuration sync {sync_id} received from the partner: in force");
         json(&rows)
     }
