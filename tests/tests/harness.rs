@@ -209,7 +209,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --counters-file) counters="$2"; shift ;;
         --config) config="$2"; shift ;;
-        --profile|--file-prefix|--control|--rules) shift ;;
+        --profile|--file-prefix|--control|--rules|--state-dir|--prometheus-file) shift ;;
         *) echo "unexpected argument $1" >&2; exit 2 ;;
     esac
     shift

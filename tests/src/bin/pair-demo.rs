@@ -44,18 +44,16 @@ fn main() -> ExitCode {
     demo::exit("pair-demo", run(&args))
 }
 
-/// Both units' roles and sync, as `tandemctl sync` says them.
-fn status(lab: &PairLab) {
-    for unit in Unit::BOTH {
-        match lab.ctl(unit, &["sync"]) {
-            Ok(out) if out.success() => {
-                println!("-- {unit} (tandemctl sync):");
-                for line in out.stdout.lines().take(5) {
-                    println!("   {line}");
-                }
+/// Both members side by side, as the console's `hainfo` on `unit` shows them.
+fn status(lab: &PairLab, unit: Unit) {
+    match lab.ctl(unit, &["hainfo"]) {
+        Ok(out) if out.success() => {
+            println!("-- hainfo on {unit}:");
+            for line in out.stdout.lines() {
+                println!("   {line}");
             }
-            _ => println!("-- {unit}: not running"),
         }
+        _ => println!("-- {unit}: not running"),
     }
 }
 
@@ -87,7 +85,7 @@ fn run(args: &Args) -> Result<(), DemoError> {
             "it held the other's table first"
         }
     );
-    status(&lab);
+    status(&lab, first);
 
     step(
         2,
@@ -184,7 +182,7 @@ fn run(args: &Args) -> Result<(), DemoError> {
     }
 
     step(5, "status after the takeover");
-    status(&lab);
+    status(&lab, second);
     println!("-- {second}'s HA event log:");
     for line in lab.ha_log(second).lines() {
         println!("   {line}");
@@ -196,7 +194,7 @@ fn run(args: &Args) -> Result<(), DemoError> {
     );
     lab.start(first)?;
     lab.wait_roles(second, settle)?;
-    status(&lab);
+    status(&lab, first);
     println!("-- {first}'s HA event log (both boots):");
     for line in lab.ha_log(first).lines() {
         println!("   {line}");
