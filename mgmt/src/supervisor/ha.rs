@@ -615,6 +615,9 @@ impl<U: Managed> State<U> {
         for (name, text) in &staged {
             self.validate(name, Some(text))?;
         }
+        // This unit's own configuration file is read first: refused, it
+        // changes nothing, and nothing else has changed yet.
+        let reread = self.reread_ha()?;
         let mut rows = Vec::new();
         for (name, text) in staged {
             // Only the rules file travels: validated above, so this writes and applies.
@@ -625,7 +628,7 @@ impl<U: Managed> State<U> {
                 format!("{name}: {done}"),
             ));
         }
-        rows.push(Row::ok(&me, "service reactivation", self.reread_ha()?));
+        rows.push(Row::ok(&me, "service reactivation", reread));
         self.synced(sync_id);
         tracing::info!(target: crate::election_task::HA_LOG, "configuration sync {sync_id} received from the partner: in force");
         json(&rows)
