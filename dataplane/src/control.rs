@@ -5,11 +5,13 @@
 //! A listing is a [`ConnQuery`] the worker answers itself, a slice of the
 //! table per loop iteration (so a million entries never stall forwarding),
 //! sending matches back over a channel and `None` when done. New rules
-//! arrive as an `Arc<RuleSet>` the worker swaps in between two bursts.
+//! arrive as an `Arc<RuleSet>` the worker swaps in between two bursts, and
+//! the pair's shared configuration as an `Arc<LiveConfig>` likewise.
 
-use crate::conntrack::conn::Conn;
+use crate::conntrack::conn::{Conn, Timeouts};
 use crate::conntrack::{FlowKey, Side};
 use crate::filter::RuleSet;
+use crate::forward::RouterConfig;
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use crossbeam::queue::ArrayQueue;
 use std::net::IpAddr;
@@ -164,10 +166,25 @@ pub struct ConnQuery {
     pub reply: Sender<Option<ConnInfo>>,
 }
 
+/// The part of a unit's configuration a running worker takes without a
+/// restart: what the two units of a pair share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveConfig {
+    /// The interfaces' virtual IPs and MACs, and the static routes; the
+    /// ports and their own addresses must be the running ones
+    /// (`Router::reconfigure`).
+    pub router: RouterConfig,
+    /// The connection timeouts (`Firewall::set_timeouts`).
+    pub timeouts: Timeouts,
+}
+
 /// One worker's inboxes from the control thread.
 pub struct WorkerInbox {
     /// New rules to put in force.
     pub rules: ArrayQueue<Arc<RuleSet>>,
+    /// New shared configuration to put in force; each is whole, so a newer
+    /// one may push an older one out (`force_push`).
+    pub config: ArrayQueue<Arc<LiveConfig>>,
     /// Connection listings to answer.
     pub queries: ArrayQueue<ConnQuery>,
 }
@@ -176,6 +193,7 @@ impl Default for WorkerInbox {
     fn default() -> Self {
         Self {
             rules: ArrayQueue::new(4),
+            config: ArrayQueue::new(4),
             queries: ArrayQueue::new(16),
         }
     }

@@ -196,6 +196,8 @@ worker_counters! {
     sync_purged: "Adopted entries a bulk did not refresh, dropped at its end.",
     digest_matches: "Digest checks that agreed with the partner.",
     digest_mismatches: "Digest checks that found a difference (the shard is asked for again).",
+    config_applied: "Shared configurations (virtual IPs and MACs, routes, timeouts) put in force without a restart.",
+    config_refused: "Shared configurations refused, nothing changed: other ports or own addresses than the running ones, or a route whose gateway is on no subnet.",
     idle_sleeps: "Times the worker slept because it found nothing to do.",
 }
 

@@ -13,7 +13,8 @@
 //! * [`filter`]: the rules (first match wins, default block).
 //! * [`firewall`]: the stateful filter a routed packet passes: its entry
 //!   decides, else the rules.
-//! * [`control`]: what the control plane may ask a worker (rules, listings).
+//! * [`control`]: what the control plane may ask a worker (rules, listings,
+//!   the shared configuration).
 //! * [`counters`]: per-worker counters, one per drop reason.
 #![forbid(unsafe_code)]
 // Output goes through `log`/`tracing`, whose write errors never stop a unit.

@@ -31,7 +31,7 @@ use crate::rules;
 use crate::unit::UnitHandle;
 use crate::{atomic_file, counters_file, prometheus};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
-use dataplane::control::{ConnFilter, Listing};
+use dataplane::control::{ConnFilter, Listing, LiveConfig};
 use dataplane::filter::RuleSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -119,6 +119,8 @@ pub trait Managed: Send + 'static {
     fn interface_names(&self) -> &[String];
     /// Puts rules in force on every worker.
     fn set_rules(&self, rules: &Arc<RuleSet>);
+    /// Puts the shared part of a configuration in force on every worker.
+    fn set_config(&self, config: &Arc<LiveConfig>);
     /// Asks the workers for a connection listing.
     fn list_connections(&self, filter: &ConnFilter, limit: usize) -> Listing;
 }
@@ -132,6 +134,9 @@ impl Managed for UnitHandle {
     }
     fn set_rules(&self, rules: &Arc<RuleSet>) {
         UnitHandle::set_rules(self, rules);
+    }
+    fn set_config(&self, config: &Arc<LiveConfig>) {
+        UnitHandle::set_config(self, config);
     }
     fn list_connections(&self, filter: &ConnFilter, limit: usize) -> Listing {
         UnitHandle::list_connections(self, filter, limit)
@@ -580,6 +585,7 @@ pub(crate) mod fake {
         pub names: Vec<String>,
         pub inboxes: Vec<Arc<WorkerInbox>>,
         pub rules_set: Arc<Mutex<Vec<Arc<RuleSet>>>>,
+        pub configs_set: Arc<Mutex<Vec<Arc<LiveConfig>>>>,
     }
 
     impl FakeUnit {
@@ -589,6 +595,7 @@ pub(crate) mod fake {
                 names: vec!["data0".into(), "data1".into()],
                 inboxes: (0..workers).map(|_| Arc::default()).collect(),
                 rules_set: Arc::default(),
+                configs_set: Arc::default(),
             }
         }
     }
@@ -602,6 +609,9 @@ pub(crate) mod fake {
         }
         fn set_rules(&self, rules: &Arc<RuleSet>) {
             self.rules_set.lock().unwrap().push(Arc::clone(rules));
+        }
+        fn set_config(&self, config: &Arc<LiveConfig>) {
+            self.configs_set.lock().unwrap().push(Arc::clone(config));
         }
         fn list_connections(&self, filter: &ConnFilter, limit: usize) -> Listing {
             Listing::ask(self.inboxes.iter().map(|i| &**i), filter, limit)

@@ -16,7 +16,7 @@
 use crate::config::UnitConfig;
 use crate::lock::{self, LockError, UnitLocks};
 use dataplane::conntrack::event::{EventQueue, InboundQueue};
-use dataplane::control::{ConnFilter, Listing};
+use dataplane::control::{ConnFilter, Listing, LiveConfig};
 use dataplane::filter::RuleSet;
 use dataplane::forward::router::Interface;
 use dataplane::wire::EthernetAddress;
@@ -332,6 +332,15 @@ impl UnitHandle {
     pub fn set_rules(&self, rules: &Arc<RuleSet>) {
         for w in &self.0.workers {
             w.inbox.rules.force_push(Arc::clone(rules));
+        }
+    }
+
+    /// Puts the shared part of a configuration in force on every worker,
+    /// without a restart; connections are kept. A worker refuses one whose
+    /// ports or own addresses are not the running ones (`config_refused`).
+    pub fn set_config(&self, config: &Arc<LiveConfig>) {
+        for w in &self.0.workers {
+            w.inbox.config.force_push(Arc::clone(config));
         }
     }
 

@@ -15,11 +15,11 @@
 //!
 //! The unit's role ([`crate::ha`]): every worker follows live/passive at the
 //! start of each poll; worker 0 alone also sends the gratuitous ARP the
-//! control plane asks for (a round per poll) and, while asked, the partner
-//! probe every [`PROBE_INTERVAL_NS`].
+//! control plane asks for, or a new shared configuration calls for (a round
+//! per poll), and, while asked, the partner probe every [`PROBE_INTERVAL_NS`].
 
 use crate::links::WorkerLinks;
-use dataplane::control::ActiveQuery;
+use dataplane::control::{ActiveQuery, LiveConfig};
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::forward::router::Learned;
 use dataplane::forward::{BufPool, IfIndex, Router};
@@ -63,6 +63,11 @@ pub const POLL_INTERVAL_NS: u64 = 10_000_000;
 /// probe must have several chances to be answered in that half; 200
 /// requests a second per partner address cost nothing, and only then.
 pub const PROBE_INTERVAL_NS: u64 = 5_000_000;
+/// Rounds of gratuitous ARP worker 0 sends, live, when a new shared
+/// configuration moves a virtual IP or MAC: as many as a takeover's
+/// (`mgmt::election_task::GARP_ROUNDS`), hosts and switches having to move
+/// just as much.
+pub const RECONFIGURE_GARP_ROUNDS: u32 = 5;
 /// Attempts to hand a burst to a full tx queue before dropping the rest.
 const TX_ATTEMPTS: usize = 4;
 /// Items from the sync lcore a worker installs per poll: bounded, so a bulk
@@ -318,8 +323,12 @@ impl Worker {
 }
 
 impl Worker {
-    /// Takes new rules and listing requests, and publishes the shard's gauges.
+    /// Takes a new shared configuration, new rules and listing requests, and
+    /// publishes the shard's gauges.
     fn control(&mut self) {
+        if let Some(cfg) = self.links.inbox.config.pop() {
+            self.reconfigure(&cfg);
+        }
         let Some(fw) = self.router.firewall_mut() else {
             return;
         };
@@ -335,6 +344,25 @@ impl Worker {
             self.query = self.links.inbox.queries.pop().map(ActiveQuery::new);
         }
         fw.publish(&self.counters);
+    }
+
+    /// Puts a shared configuration in force, whole or not at all: a refusal
+    /// changes nothing and is only counted (a worker does not log).
+    /// When a virtual IP or MAC moved, a live worker 0 announces them as on
+    /// a takeover; the other workers take the configuration at their own
+    /// next control round, within [`POLL_INTERVAL_NS`].
+    fn reconfigure(&mut self, cfg: &LiveConfig) {
+        let Ok(moved) = self.router.reconfigure(&cfg.router) else {
+            self.counters.config_refused.inc();
+            return;
+        };
+        if let Some(fw) = self.router.firewall_mut() {
+            fw.set_timeouts(cfg.timeouts);
+        }
+        self.counters.config_applied.inc();
+        if moved && self.index == 0 && self.router.live() {
+            self.garp_rounds = self.garp_rounds.saturating_add(RECONFIGURE_GARP_ROUNDS);
+        }
     }
 }
 

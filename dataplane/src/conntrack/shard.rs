@@ -332,6 +332,14 @@ impl Shard {
         &self.timeouts
     }
 
+    /// Puts new timeouts in force: new entries, and the next packet of an
+    /// entry already there, take their expiry from them; until its next
+    /// packet an entry keeps the expiry it has (Linux conntrack does the same
+    /// when its sysctl timeouts change).
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
+    }
+
     /// What the shard counted.
     pub fn stats(&self) -> ShardStats {
         self.stats

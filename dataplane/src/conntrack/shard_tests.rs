@@ -286,6 +286,41 @@ fn udp_becomes_replied_with_the_longer_timeout() {
     assert_eq!(s.expire(6 + 120), 1);
 }
 
+/// The expiry of `flow`'s entry.
+fn expiry_of(s: &Shard, flow: &Flow) -> u32 {
+    let t = s.table();
+    t.expiry(t.find(&flow.key, t.hash(&flow.key)).unwrap())
+}
+
+#[test]
+fn new_timeouts_apply_to_new_entries_and_next_packets_not_at_once() {
+    let mut s = shard(16, 64);
+    let (old, new) = (udp(true, 33000), udp(true, 33001));
+    s.create(&old, adm(true), 0).unwrap();
+    s.create(&tcp(true, 40000, SYN, 1000, 0), adm(true), 0)
+        .unwrap();
+    let mut short = Timeouts {
+        udp_unreplied: 5,
+        udp_replied: 10,
+        ..Timeouts::default()
+    };
+    short.tcp.syn_sent = 7;
+    s.set_timeouts(short);
+    assert_eq!(*s.timeouts(), short);
+    assert_eq!(expiry_of(&s, &old), 30, "kept until its next packet");
+    assert_eq!(expiry_of(&s, &tcp(true, 40000, SYN, 1000, 0)), 120);
+    s.create(&new, adm(true), 1).unwrap();
+    assert_eq!(expiry_of(&s, &new), 1 + 5);
+    s.create(&tcp(true, 40001, SYN, 1000, 0), adm(true), 1)
+        .unwrap();
+    assert_eq!(expiry_of(&s, &tcp(true, 40001, SYN, 1000, 0)), 1 + 7);
+    assert_eq!(s.track(&udp(false, 33000), 2), Tracked::Pass);
+    assert_eq!(expiry_of(&s, &old), 2 + 10, "its reply took the new value");
+    assert_eq!(s.expire(11), 2, "the new ones, at 6 and 8");
+    assert_eq!(s.expire(119), 1, "the replied one, at 12");
+    assert_eq!(s.expire(120), 1, "the old SYN_SENT, at 120");
+}
+
 #[test]
 fn an_echo_reply_never_creates_a_connection() {
     let mut s = shard(16, 64);

@@ -20,6 +20,7 @@ pub mod related;
 
 pub use packet::flow_key_of_frame;
 
+use crate::conntrack::conn::Timeouts;
 use crate::conntrack::shard::{Admission, Flow, L4Packet, Refused, Shard, Tracked};
 use crate::conntrack::tcp::{Segment, TcpInvalid};
 use crate::counters::{DropReason, WorkerCounters};
@@ -78,6 +79,12 @@ impl Firewall {
         }
         self.rules = rules;
         Ok(())
+    }
+
+    /// Puts new connection timeouts in force; entries keep their expiry
+    /// until their next packet ([`Shard::set_timeouts`]).
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.shard.set_timeouts(timeouts);
     }
 
     /// Whether [`Firewall::set_rules`] would take new rules now.

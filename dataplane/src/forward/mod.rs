@@ -25,7 +25,7 @@ pub mod token_bucket;
 
 pub use prefix::Ipv4Prefix;
 pub use route::{IfIndex, Route, RouteTable};
-pub use router::{BufPool, PacketBuf, Router};
+pub use router::{BufPool, PacketBuf, ReconfigureError, Router};
 
 use crate::wire::EthernetAddress;
 use std::net::Ipv4Addr;
@@ -53,7 +53,8 @@ pub struct StaticRoute {
     pub via: Ipv4Addr,
 }
 
-/// What the router is told at boot (validated by the config loader).
+/// What the router is told at boot (validated by the config loader); a
+/// running router takes a new one's shared part with `Router::reconfigure`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouterConfig {
     /// Data interfaces, in port order.

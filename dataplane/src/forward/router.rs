@@ -207,9 +207,48 @@ struct Hop {
 /// A neighbour learnt by one worker, to be told to the others.
 pub type Learned = (Ipv4Addr, IfIndex, EthernetAddress);
 
+/// Why [`Router::reconfigure`] refused a configuration; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconfigureError {
+    /// The data interfaces are the unit's ports: their number is fixed.
+    #[error("{given} data interfaces, the unit runs {running}")]
+    InterfaceCount {
+        /// Interfaces the unit runs.
+        running: usize,
+        /// Interfaces in the configuration.
+        given: usize,
+    },
+    /// Interface `index` is another port than the one the unit runs there.
+    #[error("data interface {index} is port {given}, the unit runs {running} there")]
+    Port {
+        /// The interface's index.
+        index: IfIndex,
+        /// The port the unit runs.
+        running: String,
+        /// The port in the configuration.
+        given: String,
+    },
+    /// A port's own address is the unit's, not the pair's: it stays.
+    #[error("port {port}: address {given}, the unit runs {running}")]
+    Address {
+        /// The port.
+        port: String,
+        /// The address the unit runs.
+        running: Ipv4Prefix,
+        /// The address in the configuration.
+        given: Ipv4Prefix,
+    },
+    /// A static route whose gateway is on none of the interfaces' subnets.
+    #[error("route {0}: gateway on no subnet")]
+    BadRoute(usize),
+}
+
 /// The routing state and logic of one worker.
 pub struct Router<B> {
     ifaces: Vec<Interface>,
+    /// The interfaces' port names, as configured at boot: what
+    /// [`Router::reconfigure`] holds a new configuration to.
+    ports: Vec<String>,
     routes: RouteTable,
     neighbors: NeighborCache<HeldFrame<B>>,
     icmp_errors: TokenBucket,
@@ -241,6 +280,7 @@ impl<B: PacketBuf> Router<B> {
     ) -> Result<Self, usize> {
         Ok(Self {
             ifaces,
+            ports: cfg.interfaces.iter().map(|i| i.port.clone()).collect(),
             routes: cfg.route_table()?,
             neighbors: NeighborCache::new(Limits::default()),
             icmp_errors: TokenBucket::new(ICMP_ERROR_RATE, ICMP_ERROR_BURST),
@@ -270,6 +310,56 @@ impl<B: PacketBuf> Router<B> {
     /// Whether the router is live.
     pub fn live(&self) -> bool {
         self.live
+    }
+
+    /// Puts the pair's part of `cfg` in force without a restart: each
+    /// interface's virtual IP and MAC (claimed as [`Router::set_live`] says)
+    /// and the static routes. The ports (their MACs, their MTUs) and their
+    /// own addresses are the unit's: a `cfg` that changes the ports or the
+    /// addresses is refused, as is a route whose gateway is on no subnet,
+    /// and then nothing changes. The subnets stay, so the neighbour cache
+    /// (and the frames it holds) and the counters do.
+    /// Returns whether a virtual IP or MAC changed: a live unit then
+    /// announces them ([`Router::announce`]), so hosts and switches move.
+    pub fn reconfigure(&mut self, cfg: &RouterConfig) -> Result<bool, ReconfigureError> {
+        self.same_interfaces(cfg)?;
+        let routes = cfg.route_table().map_err(ReconfigureError::BadRoute)?;
+        let mut changed = false;
+        for (ifc, new) in self.ifaces.iter_mut().zip(&cfg.interfaces) {
+            changed |= (ifc.virtual_ip, ifc.virtual_mac) != (new.virtual_ip, new.virtual_mac);
+            ifc.virtual_ip = new.virtual_ip;
+            ifc.virtual_mac = new.virtual_mac;
+            ifc.claim(self.live);
+        }
+        self.routes = routes;
+        Ok(changed)
+    }
+
+    /// Whether `cfg` has the interfaces the router runs: as many, on the
+    /// same ports, with the same own addresses.
+    fn same_interfaces(&self, cfg: &RouterConfig) -> Result<(), ReconfigureError> {
+        let (running, given) = (self.ifaces.len(), cfg.interfaces.len());
+        if running != given {
+            return Err(ReconfigureError::InterfaceCount { running, given });
+        }
+        for (index, (ifc, new)) in self.ifaces.iter().zip(&cfg.interfaces).enumerate() {
+            let port = self.ports.get(index).map_or("", String::as_str);
+            if new.port != port {
+                return Err(ReconfigureError::Port {
+                    index,
+                    running: port.to_string(),
+                    given: new.port.clone(),
+                });
+            }
+            if new.address != ifc.address {
+                return Err(ReconfigureError::Address {
+                    port: new.port.clone(),
+                    running: ifc.address,
+                    given: new.address,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The partner's own interface addresses, for [`Router::probe`] and to

@@ -961,6 +961,192 @@ fn a_passive_router_announces_nothing_and_a_dry_pool_is_counted() {
     assert_eq!(lab.dropped(DropReason::NoMbuf), 1);
 }
 
+// ------------------------------------------------------------------ reconfiguration
+
+const NEW_VIP0: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 253);
+const NEW_VMAC0: EthernetAddress = EthernetAddress([0x02, 0, 0x5e, 0x10, 0, 0x03]);
+const ELSEWHERE: Ipv4Addr = Ipv4Addr::new(198, 20, 0, 1);
+
+/// `config()` with data0's virtual IP and MAC moved, and the route to
+/// 198.19.0.0/16 replaced by one to 198.20.0.0/16.
+fn new_config() -> RouterConfig {
+    let mut cfg = config();
+    cfg.interfaces[0].virtual_ip = Some(NEW_VIP0);
+    cfg.interfaces[0].virtual_mac = Some(NEW_VMAC0);
+    cfg.routes = vec![StaticRoute {
+        prefix: "198.20.0.0/16".parse().unwrap(),
+        via: SERVER,
+    }];
+    cfg
+}
+
+/// The ARP reply among `out`, as (sender MAC, sender IP).
+fn arp_reply_of(out: &[(usize, Vec<u8>)]) -> (EthernetAddress, Ipv4Addr) {
+    assert_eq!(out.len(), 1, "one ARP reply");
+    let r = ArpRepr::parse(&ArpPacket::new_checked(&out[0].1[14..]).unwrap()).unwrap();
+    assert_eq!(r.operation, ArpOperation::Reply);
+    (r.source_hardware_addr, r.source_protocol_addr)
+}
+
+#[test]
+fn a_moved_virtual_ip_is_answered_and_the_old_one_is_not() {
+    let mut lab = lab();
+    assert_eq!(
+        lab.router.reconfigure(&config()),
+        Ok(false),
+        "nothing moved"
+    );
+    assert_eq!(lab.router.reconfigure(&new_config()), Ok(true));
+    let who_has = |ip| arp(ArpOperation::Request, CLIENT_MAC, CLIENT, ip);
+    let out = lab.rx(0, who_has(NEW_VIP0), 0);
+    assert_eq!(arp_reply_of(&out), (NEW_VMAC0, NEW_VIP0));
+    assert!(lab.rx(0, who_has(VIP0), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::ArpNotForUs), 1);
+
+    let out = lab.rx(0, echo_to(NEW_VIP0, NEW_VMAC0), 0);
+    assert_eq!(out.len(), 1, "an echo reply from the new virtual IP");
+    let (f, ip) = ip_of(&out[0].1);
+    assert_eq!((f.src_addr(), ip.src_addr), (NEW_VMAC0, NEW_VIP0));
+    assert!(lab.rx(0, echo_to(VIP0, VMAC0), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::NotForUs), 1, "the old virtual MAC");
+    assert_eq!(lab.counters.echo_replies_sent.get(), 1);
+
+    lab.router.announce(&mut lab.pool, &mut lab.out);
+    let out = std::mem::take(&mut lab.out);
+    let r = ArpRepr::parse(&ArpPacket::new_checked(&out[0].1[14..]).unwrap()).unwrap();
+    assert_eq!(
+        (r.source_hardware_addr, r.source_protocol_addr),
+        (NEW_VMAC0, NEW_VIP0),
+        "the announcement names the new ones"
+    );
+}
+
+#[test]
+fn a_passive_router_claims_neither_the_old_nor_the_new_virtual_ip() {
+    let mut lab = passive_lab();
+    assert_eq!(lab.router.reconfigure(&new_config()), Ok(true));
+    let who_has = |ip| arp(ArpOperation::Request, CLIENT_MAC, CLIENT, ip);
+    assert!(lab.rx(0, who_has(NEW_VIP0), 0).is_empty());
+    assert!(lab.rx(0, echo_to(NEW_VIP0, NEW_VMAC0), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::Standby), 2, "left to the partner");
+    assert!(lab.rx(0, who_has(VIP0), 0).is_empty());
+    assert_eq!(lab.dropped(DropReason::ArpNotForUs), 1, "no one's now");
+    lab.router.announce(&mut lab.pool, &mut lab.out);
+    assert!(lab.out.is_empty());
+    // taking over claims the new ones
+    lab.router.set_live(true);
+    let out = lab.rx(0, who_has(NEW_VIP0), 0);
+    assert_eq!(arp_reply_of(&out), (NEW_VMAC0, NEW_VIP0));
+}
+
+#[test]
+fn a_new_route_is_used_and_a_removed_one_is_not() {
+    let mut lab = lab();
+    lab.knows_server();
+    assert_eq!(lab.rx(0, udp_from_client(ELSEWHERE, 64), 0).len(), 1);
+    assert_eq!(lab.dropped(DropReason::NoRoute), 1, "no route yet");
+    lab.router.reconfigure(&new_config()).unwrap();
+    // to the new virtual MAC: the old one is no longer the unit's
+    let via_new_vmac = |dst| {
+        let mut frame = udp_from_client(dst, 64);
+        frame[0..6].copy_from_slice(&NEW_VMAC0.0);
+        frame
+    };
+    let out = lab.rx(0, via_new_vmac(ELSEWHERE), 0);
+    let (f, ip) = ip_of(&out[0].1);
+    assert_eq!(
+        (out.len(), out[0].0, f.dst_addr(), ip.dst_addr),
+        (1, 1, SERVER_MAC, ELSEWHERE),
+        "through the new route's gateway"
+    );
+    let out = lab.rx(0, via_new_vmac(REMOTE), 0);
+    assert_eq!(icmp_of(&out[0].1).0, Icmpv4Message::DstUnreachable);
+    assert_eq!(lab.dropped(DropReason::NoRoute), 2, "the old route is gone");
+}
+
+#[test]
+fn a_refused_configuration_changes_nothing() {
+    use super::router::ReconfigureError;
+    let mut lab = lab();
+    lab.knows_server();
+    let mut fewer = new_config();
+    fewer.interfaces.pop();
+    let mut renamed = new_config();
+    renamed.interfaces[1].port = "data7".into();
+    let mut readdressed = new_config();
+    readdressed.interfaces[1].address = "198.18.3.1/24".parse().unwrap();
+    let mut bad_gateway = new_config();
+    bad_gateway.routes.push(StaticRoute {
+        prefix: "198.21.0.0/16".parse().unwrap(),
+        via: Ipv4Addr::new(10, 0, 0, 1),
+    });
+    let refusals = [
+        (
+            fewer,
+            ReconfigureError::InterfaceCount {
+                running: 2,
+                given: 1,
+            },
+        ),
+        (
+            renamed,
+            ReconfigureError::Port {
+                index: 1,
+                running: "data1".into(),
+                given: "data7".into(),
+            },
+        ),
+        (
+            readdressed,
+            ReconfigureError::Address {
+                port: "data1".into(),
+                running: "198.18.2.1/24".parse().unwrap(),
+                given: "198.18.3.1/24".parse().unwrap(),
+            },
+        ),
+        (bad_gateway, ReconfigureError::BadRoute(1)),
+    ];
+    for (cfg, why) in refusals {
+        assert_eq!(lab.router.reconfigure(&cfg), Err(why));
+    }
+    let who_has = |ip| arp(ArpOperation::Request, CLIENT_MAC, CLIENT, ip);
+    assert_eq!(arp_reply_of(&lab.rx(0, who_has(VIP0), 0)), (VMAC0, VIP0));
+    assert!(lab.rx(0, who_has(NEW_VIP0), 0).is_empty());
+    assert_eq!(lab.rx(0, udp_from_client(REMOTE, 64), 0)[0].0, 1, "routed");
+    assert_eq!(lab.counters.forwarded.get(), 1);
+    assert_eq!(lab.rx(0, udp_from_client(ELSEWHERE, 64), 0).len(), 1);
+    assert_eq!(lab.dropped(DropReason::NoRoute), 1, "no new route");
+}
+
+#[test]
+fn held_frames_and_neighbours_survive_a_reconfiguration() {
+    let mut lab = lab();
+    lab.rx(0, arp(ArpOperation::Request, CLIENT_MAC, CLIENT, UNIT0), 0);
+    assert_eq!(lab.rx(0, udp_from_client(SERVER, 64), 0).len(), 1, "ARP");
+    lab.router.reconfigure(&new_config()).unwrap();
+    let reply = arp(
+        ArpOperation::Reply,
+        SERVER_MAC,
+        SERVER,
+        Ipv4Addr::new(198, 18, 2, 1),
+    );
+    let out = lab.rx(1, reply, 1000);
+    assert_eq!(out.len(), 1, "the held frame is released");
+    assert_eq!(ip_of(&out[0].1).1.dst_addr, SERVER);
+    // the client, learnt before, is still known: no ARP request for it
+    let back = ipv4(
+        SERVER,
+        CLIENT,
+        64,
+        IpProtocol::Udp,
+        &[0x30, 0x39, 0, 0x35, 0, 8, 0, 0],
+    );
+    let out = lab.rx(1, eth(VMAC1, SERVER_MAC, EtherType::Ipv4, &back), 2000);
+    let (f, _) = ip_of(&out[0].1);
+    assert_eq!((out.len(), f.dst_addr()), (1, CLIENT_MAC));
+    assert_eq!(lab.counters.forwarded.get(), 2, "the counters stay");
+}
+
 // ------------------------------------------------------------------ the partner probe
 
 const PARTNER0: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 3);
