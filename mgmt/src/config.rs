@@ -19,7 +19,10 @@
 //! )
 //! ```
 //!
-//! Without `ha` the unit runs alone. The section's fields, defaults and
+//! The part both members of a pair have alike (virtual addresses, routes,
+//! timeouts, election weights and sync tuning) may be written in a file of
+//! its own, [`shared`] (`tandemd --shared`), which `hasync` sends to the
+//! partner. Without `ha` the unit runs alone. The section's fields, defaults and
 //! ranges are described in [`ha`].
 //!
 //! Loading checks everything before anything is used: a file that does not
@@ -50,6 +53,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 pub mod ha;
+pub mod shared;
 
 pub use ha::{HaConfig, HaLinkConfig, HaRole, SyncTuning};
 
@@ -189,10 +193,18 @@ struct File<'a> {
     interfaces: Vec<InterfaceFile>,
     #[serde(default, borrow, deserialize_with = "at_most_routes")]
     routes: Vec<RouteFile<'a>>,
-    #[serde(default)]
-    timeouts: TimeoutsFile,
+    #[serde(default, deserialize_with = "written")]
+    timeouts: Option<TimeoutsFile>,
     #[serde(default)]
     ha: Option<ha::HaFile>,
+}
+
+/// A section written as itself (`timeouts: (...)`, not `Some((...))`):
+/// `None` stands for one left out, through `#[serde(default)]`.
+pub(crate) fn written<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// The longest timeout accepted: a year, far beyond any sane setting, and
@@ -296,8 +308,72 @@ impl UnitConfig {
         Self::parse(&source, &path.display().to_string(), profile)
     }
 
+    /// Reads and validates `path` with the shared file `shared`
+    /// ([`shared`](mod@shared): the part both members of a pair have alike).
+    pub fn load_with_shared(
+        path: &Path,
+        shared: &Path,
+        profile: &Profile,
+    ) -> Result<Self, ConfigError> {
+        let read_one = |p: &Path| {
+            read(
+                p,
+                MAX_CONFIG_BYTES,
+                |file, source| ConfigError::Io { file, source },
+                |file, at| ConfigError::Invalid { file, at },
+            )
+        };
+        let (source, shared_source) = (read_one(path)?, read_one(shared)?);
+        Self::parse_with_shared(
+            &source,
+            &path.display().to_string(),
+            Some((&shared_source, &shared.display().to_string())),
+            profile,
+        )
+    }
+
     /// Validates `source`, naming it `file` in errors.
     pub fn parse(source: &str, file: &str, profile: &Profile) -> Result<Self, ConfigError> {
+        Self::parse_with_shared(source, file, None, profile)
+    }
+
+    /// Validates `source` (named `file`) with a shared file's text and name,
+    /// if any; a refusal names the file that holds the value refused.
+    pub fn parse_with_shared(
+        source: &str,
+        file: &str,
+        shared: Option<(&str, &str)>,
+        profile: &Profile,
+    ) -> Result<Self, ConfigError> {
+        let refused = |file: &str, source: &str, (field, reason): Invalid| ConfigError::Invalid {
+            file: file.into(),
+            at: diagnostic::at_path(source, &field, reason),
+        };
+        let mut raw = Self::raw(source, file)?;
+        let origins = match shared {
+            None => shared::Origins::default(),
+            Some((text, name)) => {
+                let theirs: shared::SharedFile =
+                    ron::from_str(text).map_err(|e| ConfigError::Invalid {
+                        file: name.into(),
+                        at: diagnostic::from_ron_error(text, &e),
+                    })?;
+                shared::merge(&mut raw, theirs).map_err(|(place, why)| match place {
+                    shared::In::Unit => refused(file, source, why),
+                    shared::In::Shared => refused(name, text, why),
+                })?
+            }
+        };
+        validate(&raw, profile).map_err(|(field, reason)| {
+            match (origins.shared_path(&field), shared) {
+                (Some(path), Some((text, name))) => refused(name, text, (path, reason)),
+                _ => refused(file, source, (field, reason)),
+            }
+        })
+    }
+
+    /// The unit file as written.
+    fn raw<'a>(source: &'a str, file: &str) -> Result<File<'a>, ConfigError> {
         if let Some(at) = blank(
             source,
             "a unit configuration needs at least `(interfaces: [...])`",
@@ -307,13 +383,9 @@ impl UnitConfig {
                 at,
             });
         }
-        let raw: File = ron::from_str(source).map_err(|e| ConfigError::Invalid {
+        ron::from_str(source).map_err(|e| ConfigError::Invalid {
             file: file.into(),
             at: diagnostic::from_ron_error(source, &e),
-        })?;
-        validate(&raw, profile).map_err(|(field, reason)| ConfigError::Invalid {
-            file: file.into(),
-            at: diagnostic::at_path(source, &field, reason),
         })
     }
 }
@@ -443,7 +515,10 @@ fn validate(raw: &File<'_>, profile: &Profile) -> Result<UnitConfig, Invalid> {
         }
         routes.push(StaticRoute { prefix, via });
     }
-    let timeouts = raw.timeouts.to_timeouts()?;
+    let timeouts = raw
+        .timeouts
+        .as_ref()
+        .map_or_else(|| Ok(Timeouts::default()), TimeoutsFile::to_timeouts)?;
     let ha = match &raw.ha {
         None => None,
         Some(f) => Some(ha::validate(f, profile, &interfaces)?),
@@ -566,6 +641,76 @@ pub(crate) mod tests {
         );
         assert_eq!(c.router.routes[0].via, Ipv4Addr::new(198, 18, 2, 2));
         assert!(c.router.route_table().is_ok());
+    }
+
+    /// GOOD's unit part: its own addresses, no virtual address, no route.
+    const UNIT_PART: &str = r#"(
+    interfaces: [
+        (port: "data0", address: "198.18.1.1/24"),
+        (port: "data1", address: "198.18.2.1/24"),
+    ],
+)
+"#;
+
+    /// GOOD's shared part.
+    const SHARED_PART: &str = r#"(
+    interfaces: [
+        (port: "data0", virtual_ip: Some("198.18.1.254"), virtual_mac: Some("02:00:5e:10:00:01")),
+    ],
+    routes: [
+        (prefix: "198.19.0.0/16", via: "198.18.2.2"),
+    ],
+    timeouts: (udp_replied: 77),
+)
+"#;
+
+    fn with_shared(unit: &str, shared: &str) -> Result<UnitConfig, String> {
+        UnitConfig::parse_with_shared(unit, "unit.ron", Some((shared, "shared.ron")), &profile())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_shared_file_completes_the_unit_file() {
+        let whole = UnitConfig::parse(GOOD, "unit.ron", &profile()).unwrap();
+        let merged = with_shared(UNIT_PART, SHARED_PART).unwrap();
+        assert_eq!(merged.router, whole.router);
+        assert_eq!(merged.timeouts.udp_replied, 77);
+        assert_eq!(with_shared(UNIT_PART, "()").unwrap().router.routes, []);
+    }
+
+    #[test]
+    fn a_refusal_names_the_file_that_holds_the_value() {
+        assert_eq!(
+            with_shared(UNIT_PART, &SHARED_PART.replace("198.18.2.2", "198.18.9.2")).unwrap_err(),
+            "shared.ron:6:40: routes[0].via: gateway 198.18.9.2 is on no connected subnet"
+        );
+        assert_eq!(
+            with_shared(UNIT_PART, &SHARED_PART.replace("198.18.1.254", "198.18.9.254")).unwrap_err(),
+            "shared.ron:3:37: interfaces[0].virtual_ip: 198.18.9.254 is not a host address of 198.18.1.1/24"
+        );
+        assert_eq!(
+            with_shared(UNIT_PART, &SHARED_PART.replace("\"data0\"", "\"data7\"")).unwrap_err(),
+            "shared.ron:3:16: interfaces[0].port: `data7` is not a data interface of the unit file"
+        );
+        assert_eq!(
+            with_shared(
+                UNIT_PART,
+                &SHARED_PART.replace("udp_replied: 77", "udp_replied: 0")
+            )
+            .unwrap_err(),
+            "shared.ron:8:29: timeouts.udp_replied: 0 s is not in 1..=31622400"
+        );
+        assert_eq!(
+            with_shared(GOOD, SHARED_PART).unwrap_err(),
+            "unit.ron:4:22: interfaces[0].virtual_ip: also written in the shared file (--shared); write it in one of the two"
+        );
+        assert_eq!(
+            with_shared(UNIT_PART, "(ha: Some((sync: (min_age_s: 1))))").unwrap_err(),
+            "shared.ron:1:6: ha: the unit file has no `ha` section: a unit alone shares nothing"
+        );
+        assert!(with_shared(UNIT_PART, "(rotes: [])")
+            .unwrap_err()
+            .starts_with("shared.ron:1:2: rotes: unknown field `rotes`"));
     }
 
     /// One change at a time, each with its exact message.

@@ -2,9 +2,11 @@
 //! `hadiff`): which files travel, how they are compared, what each member
 //! records of the last sync, and the receiving side's staging area.
 //!
-//! * **What travels**: the rules file (`tandemd --rules`), by its file name.
-//!   The unit configuration file stays per unit (serials, HA link and data
-//!   addresses, profile); its shared part does not travel yet.
+//! * **What travels**: the rules file (`tandemd --rules`) and the shared
+//!   configuration file (`tandemd --shared`: virtual addresses, routes,
+//!   timeouts, election weights, sync tuning; [`crate::config::shared`]), by
+//!   their file names. The unit file stays each unit's own (serials, HA link
+//!   and data addresses, priority, probes, profile).
 //! * **Compared by digest**: SHA-256 of each file's bytes; the member's
 //!   configuration revision is 8 hex digits of the digest over every file's
 //!   name and digest, and its first 32 bits are the heartbeat's
@@ -42,16 +44,19 @@ pub struct SyncedFile {
     pub path: PathBuf,
 }
 
-/// The files this member synchronises: its rules file, if it has one.
-pub fn files(rules_path: Option<&Path>) -> Vec<SyncedFile> {
-    rules_path
+/// The files this member synchronises: its shared configuration file and
+/// its rules file, those it has.
+pub fn files(rules_path: Option<&Path>, shared_path: Option<&Path>) -> Vec<SyncedFile> {
+    [shared_path, rules_path]
+        .into_iter()
+        .flatten()
         .map(|p| SyncedFile {
-            name: p
-                .file_name()
-                .map_or_else(|| "rules".into(), |n| n.to_string_lossy().into_owned()),
+            name: p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
             path: p.to_path_buf(),
         })
-        .into_iter()
         .collect()
 }
 

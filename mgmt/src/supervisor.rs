@@ -176,6 +176,9 @@ pub struct Settings<U> {
     pub ha: Option<HaControl>,
     /// Where the configuration sync record is kept (`None`: not kept).
     pub state_dir: Option<PathBuf>,
+    /// The unit's configuration files (`enha` and the shared file read them
+    /// again; `None`: not known, as in tests).
+    pub files: Option<UnitFiles>,
 }
 
 /// Who a unit is.
@@ -204,9 +207,6 @@ pub struct HaControl {
     pub params: Arc<crate::election_task::HaParams>,
     /// Where the interface weights go (`enha`).
     pub health: Option<Arc<crate::health::Health>>,
-    /// The unit configuration file and the profile it is read against
-    /// (`enha` reads it again).
-    pub config: (PathBuf, hw_profiles::Profile),
     /// The HA section in force.
     pub running: crate::config::HaConfig,
 }
@@ -544,7 +544,22 @@ impl<U: Managed> State<U> {
         }
     }
 
+    /// `reload` and SIGHUP: the shared file (if any), then the rules.
     fn reload(&mut self, origin: Origin) -> Reply {
+        let Some(shared) = self.reload_shared(origin) else {
+            return self.reload_rules(origin);
+        };
+        let shared = shared?;
+        if self.settings.rules_path.is_none() {
+            return Ok(shared);
+        }
+        match self.reload_rules(origin) {
+            Ok(rules) => Ok(format!("{shared}\n{rules}")),
+            Err(e) => Err(format!("{shared}; {e}")),
+        }
+    }
+
+    fn reload_rules(&mut self, origin: Origin) -> Reply {
         let path = self.rules_path()?;
         let set = rules::load(&path, self.interface_names()).map_err(|e| refused(origin, e))?;
         Ok(self.put_in_force(set, origin, "reloaded"))
@@ -562,6 +577,9 @@ impl<U: Managed> State<U> {
 }
 
 mod ha;
+mod shared;
+
+pub use shared::UnitFiles;
 
 /// A refused rules change, logged with who asked.
 fn refused(origin: Origin, why: impl std::fmt::Display) -> String {
@@ -635,6 +653,7 @@ pub(crate) mod fake {
             identity: Identity::default(),
             ha: None,
             state_dir: None,
+            files: None,
         }
     }
 
@@ -692,6 +711,7 @@ mod tests {
                 identity: Identity::default(),
                 ha: None,
                 state_dir: None,
+                files: None,
             };
             let supervisor = Some(Supervisor::start(settings, &[]).unwrap());
             Lab {

@@ -316,6 +316,7 @@ impl LabBuilder {
                     ha_log: None,
                     state_dir: dir.path().join("state"),
                     prometheus: dir.path().join("tandem.prom"),
+                    shared: None,
                 };
                 self.say(format_args!(
                     "booting the unit in {}: {} --profile {} --config {} --file-prefix {} --counters-file {} --control {}{}",

@@ -281,6 +281,7 @@ pub struct PairBuilder {
     start: bool,
     ready_timeout: Duration,
     narrate: bool,
+    shared: bool,
 }
 
 impl Default for PairBuilder {
@@ -295,11 +296,20 @@ impl Default for PairBuilder {
             start: true,
             ready_timeout: tandemd::READY_TIMEOUT,
             narrate: false,
+            shared: false,
         }
     }
 }
 
 impl PairBuilder {
+    /// The virtual addresses and the static route in a shared configuration
+    /// file of each unit (`shared.ron`, `tandemd --shared`), as `hasync`
+    /// synchronises it, instead of in `unit.ron`.
+    pub fn shared_file(mut self, on: bool) -> Self {
+        self.shared = on;
+        self
+    }
+
     /// The `tandemd` binary (default: [`tandemd::locate`]).
     pub fn tandemd(mut self, path: impl Into<PathBuf>) -> Self {
         self.tandemd = Some(path.into());
@@ -479,16 +489,23 @@ impl PairBuilder {
                 source,
             })?;
             let config = udir.join("unit.ron");
-            write_file(
-                &config,
-                &unit_config(
-                    unit,
-                    &psk,
-                    self.sync_tuning.as_deref(),
-                    self.election.as_deref(),
-                    self.data == DataWiring::Switched,
-                ),
-            )?;
+            let text = unit_config(
+                unit,
+                &psk,
+                self.sync_tuning.as_deref(),
+                self.election.as_deref(),
+                self.data == DataWiring::Switched,
+            );
+            let shared = if self.shared {
+                let (own, shared) = split_shared(&text);
+                write_file(&config, &own)?;
+                let path = udir.join("shared.ron");
+                write_file(&path, &shared)?;
+                Some(path)
+            } else {
+                write_file(&config, &text)?;
+                None
+            };
             let rules = udir.join("rules.ron");
             write_file(&rules, &rules_text)?;
             let launch = Launch {
@@ -503,6 +520,7 @@ impl PairBuilder {
                 ha_log: Some(udir.join("ha.log")),
                 state_dir: udir.join("state"),
                 prometheus: udir.join("tandem.prom"),
+                shared,
             };
             slots.push(Slot {
                 daemon: None,
@@ -735,6 +753,41 @@ fn unit_config(
         psk = psk.display(),
         port = addr::SYNC_PORT,
     )
+}
+
+/// A unit configuration of [`unit_config`] split in two: the unit's own
+/// part, and the shared file with the virtual addresses and the routes.
+fn split_shared(text: &str) -> (String, String) {
+    let virtuals = [(plan::VIP0, plan::VMAC0), (plan::VIP1, plan::VMAC1)];
+    let mut own = text.to_string();
+    for (ip, mac) in virtuals {
+        own = own.replace(
+            &format!(", virtual_ip: Some(\"{ip}\"), virtual_mac: Some(\"{mac}\")"),
+            "",
+        );
+    }
+    let routes = format!(
+        "    routes: [\n        (prefix: \"{}\", via: \"{}\"),\n    ],\n",
+        plan::STATIC_PREFIX,
+        plan::STATIC_VIA
+    );
+    assert!(own.contains(&routes), "unit_config's routes moved: {own}");
+    own = own.replace(&routes, "");
+    let shared = format!(
+        "// Shared by both units (tandemd --shared; hasync sends it to the partner).
+(
+    interfaces: [
+        (port: \"data0\", virtual_ip: Some(\"{}\"), virtual_mac: Some(\"{}\")),
+        (port: \"data1\", virtual_ip: Some(\"{}\"), virtual_mac: Some(\"{}\")),
+    ],
+{routes})
+",
+        plan::VIP0,
+        plan::VMAC0,
+        plan::VIP1,
+        plan::VMAC1
+    );
+    (own, shared)
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
@@ -979,6 +1032,12 @@ impl PairLab {
     /// A unit's configuration file.
     pub fn config_path(&self, unit: Unit) -> &Path {
         &self.slot(unit).launch.config
+    }
+
+    /// The unit's shared configuration file, when the lab has one
+    /// ([`PairBuilder::shared_file`]).
+    pub fn shared_path(&self, unit: Unit) -> Option<&Path> {
+        self.slot(unit).launch.shared.as_deref()
     }
 
     /// The unit's Prometheus textfile (`tandemd --prometheus-file`).

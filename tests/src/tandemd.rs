@@ -148,6 +148,8 @@ pub struct Launch {
     pub state_dir: PathBuf,
     /// Where it writes its counters for Prometheus (`--prometheus-file`).
     pub prometheus: PathBuf,
+    /// The shared configuration file (`--shared`), if any.
+    pub shared: Option<PathBuf>,
 }
 
 /// A running `tandemd`, stopped (SIGTERM, then SIGKILL) on drop.
@@ -203,6 +205,9 @@ impl Tandemd {
         ];
         if let Some(rules) = &launch.rules {
             args.extend(["--rules".as_ref(), rules.as_os_str()]);
+        }
+        if let Some(shared) = &launch.shared {
+            args.extend(["--shared".as_ref(), shared.as_os_str()]);
         }
         if let Some(log) = &launch.ha_log {
             args.extend(["--ha-log".as_ref(), log.as_os_str()]);

@@ -21,6 +21,9 @@ use tandem_tests::{plan, PairLab, Unit};
 const SETTLE: Duration = Duration::from_secs(60);
 /// The web port a rules change opens.
 const NEW_PORT: u16 = 8080;
+/// The TIME_WAIT timeout a shared configuration change sets, in seconds
+/// (Linux's default: 120).
+const TIME_WAIT_S: u64 = 77;
 
 static ONE_LAB: Mutex<()> = Mutex::new(());
 
@@ -31,6 +34,7 @@ fn one_lab_at_a_time() -> MutexGuard<'static, ()> {
 fn pair() -> PairLab {
     let lab = PairLab::builder()
         .data(DataWiring::Switched)
+        .shared_file(true)
         .build()
         .unwrap_or_else(|e| panic!("building the pair lab: {e}"));
     lab.wait_roles(Unit::A, SETTLE)
@@ -314,7 +318,19 @@ fn a_rules_change_on_the_active_is_shown_synchronised_and_enforced_after_a_takeo
 
     let new_rules = rules_with_new_port();
     std::fs::write(lab.rules_path(Unit::A), &new_rules).unwrap();
-    ctl(&lab, Unit::A, &["reload"]);
+    let shared_path = lab.shared_path(Unit::A).unwrap().to_path_buf();
+    let new_shared = std::fs::read_to_string(&shared_path).unwrap().replace(
+        "    routes: [",
+        &format!("    timeouts: (tcp_time_wait: {TIME_WAIT_S}),\n    routes: ["),
+    );
+    std::fs::write(&shared_path, &new_shared).unwrap();
+    let reloaded = ctl(&lab, Unit::A, &["reload"]);
+    assert!(
+        reloaded.starts_with(
+            "shared configuration reloaded: 2 virtual address(es), 1 route(s)\nrules reloaded: 8 rule(s)"
+        ),
+        "{reloaded}"
+    );
     assert!(fetches(&lab), "the active enforces its new rules");
     // The connection's copy on the passive, by its sync state, in JSON.
     poll_until_detail("the fetch's connection larval on B", SETTLE, || {
@@ -342,7 +358,10 @@ fn a_rules_change_on_the_active_is_shown_synchronised_and_enforced_after_a_takeo
         ),
         "{info}"
     );
-    assert_eq!(ctl(&lab, Unit::A, &["hasynctest"]), "rules.ron: differs\n");
+    assert_eq!(
+        ctl(&lab, Unit::A, &["hasynctest"]),
+        "shared.ron: differs\nrules.ron: differs\n"
+    );
     let diff = ctl(&lab, Unit::A, &["hadiff", "rules.ron"]);
     assert!(
         diff.starts_with("--- TNDM-LAB-A:rules.ron\n+++ TNDM-LAB-B:rules.ron\n")
@@ -417,14 +436,17 @@ fn a_rules_change_on_the_active_is_shown_synchronised_and_enforced_after_a_takeo
         );
     }
     assert!(
-        synced.contains(
-            "TNDM-LAB-B   | service reactivation | + | rules.ron: rules applied: 8 rule(s)"
-        ),
-        "the partner reloaded: {synced}"
+        synced.contains("TNDM-LAB-B   | service reactivation | + | shared.ron: shared configuration applied: 2 virtual address(es), 1 route(s)\n")
+            && synced.contains("TNDM-LAB-B   | service reactivation | + | rules.ron: rules applied: 8 rule(s)"),
+        "the partner put both in force: {synced}"
     );
     assert_eq!(
         std::fs::read_to_string(lab.rules_path(Unit::B)).unwrap(),
         new_rules
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.shared_path(Unit::B).unwrap()).unwrap(),
+        new_shared
     );
     assert_eq!(
         ctl(&lab, Unit::A, &["hasynctest"]),
@@ -447,5 +469,21 @@ fn a_rules_change_on_the_active_is_shown_synchronised_and_enforced_after_a_takeo
         Ok(fetches(&lab).then_some(()).ok_or_else(String::new))
     })
     .unwrap_or_else(|e| panic!("B does not pass port 8080: {e}\n{}", lab.context()));
+    // B's own new connection closed with the timeouts A sent (shared.ron).
+    poll_until_detail("B's connection in TIME_WAIT", SETTLE, || {
+        let listed = ctl(
+            &lab,
+            Unit::B,
+            &["conns", "port", "8080", "state", "time_wait", "--json"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        let fresh = v["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["sync"] == "live" && c["expires_s"].as_u64() <= Some(TIME_WAIT_S));
+        Ok(fresh.then_some(()).ok_or(listed))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     drop(web);
 }

@@ -43,6 +43,11 @@ struct Args {
     /// Firewall rules (RON). Without it the unit routes without filtering.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// The part of the configuration both units of a pair share (RON:
+    /// virtual addresses, routes, timeouts, election weights, sync tuning),
+    /// which `hasync` sends to the partner; the rest stays in --config.
+    #[arg(long)]
+    shared: Option<PathBuf>,
     /// Control socket for `tandemctl` (a unix socket, root only).
     #[arg(long, default_value = mgmt::control::DEFAULT_SOCKET)]
     control: PathBuf,
@@ -82,7 +87,11 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
-    let config = match UnitConfig::load(&args.config, &profile) {
+    let loaded = match &args.shared {
+        Some(shared) => UnitConfig::load_with_shared(&args.config, shared, &profile),
+        None => UnitConfig::load(&args.config, &profile),
+    };
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -239,12 +248,16 @@ fn main() -> ExitCode {
                 snapshot: Box::new(move || p.lock().ok().and_then(|p| p.ha.clone())),
                 params: Arc::clone(&params),
                 health: health.clone(),
-                config: (args.config.clone(), profile.clone()),
                 running: ha.clone(),
             }
         }),
         // Only a member of a pair has configuration syncs to record.
         state_dir: config.ha.is_some().then(|| args.state_dir.clone()),
+        files: Some(mgmt::supervisor::UnitFiles {
+            unit: args.config.clone(),
+            shared: args.shared.clone(),
+            profile: profile.clone(),
+        }),
     };
     let (supervisor, control) = match start_control_plane(settings, control, &cpus) {
         Ok(started) => started,

@@ -260,9 +260,9 @@ pub(crate) struct HaFile {
     #[serde(deserialize_with = "at_most_links")]
     links: Vec<LinkFile>,
     #[serde(default)]
-    sync: SyncFile,
+    pub(super) sync: SyncFile,
     #[serde(default)]
-    election: election::ElectionFile,
+    pub(super) election: election::ElectionFile,
 }
 
 fn at_most_links<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LinkFile>, D::Error> {
@@ -279,9 +279,9 @@ struct LinkFile {
 
 /// `ha.sync` as written; a value left out is `None`, so that a refusal can
 /// say when the number it names is the default.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct SyncFile {
+pub(crate) struct SyncFile {
     #[serde(deserialize_with = "written")]
     flush_delay_us: Option<i64>,
     #[serde(deserialize_with = "written")]
@@ -301,8 +301,15 @@ struct SyncFile {
 /// A number that was written (`5`, not `Some(5)`): `None` stands for one
 /// left out, through `#[serde(default)]`. Signed, so that a negative number
 /// is refused with the range it should be in.
-fn written<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn written<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     i64::deserialize(d).map(Some)
+}
+
+impl SyncFile {
+    /// Nothing written.
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == SyncFile::default()
+    }
 }
 
 /// `value`, or the default when it was left out, if it is in range.
@@ -566,6 +573,41 @@ mod tests {
         UnitConfig::parse(text, "unit.ron", &profile())
             .unwrap_or_else(|e| panic!("{e}"))
             .ha
+    }
+
+    /// The shared file may hold the election's weights and listen time and
+    /// the sync tuning; a value in both files is refused where the unit file
+    /// has it.
+    #[test]
+    fn the_shared_file_holds_weights_listen_time_and_sync_tuning() {
+        let own = ha_with(
+            "listen_ms: 500, probe: [\"198.18.1.2\"], weights: [(weight: 75, port: \"data1\")]",
+            "probe: [\"198.18.1.2\"]",
+        );
+        let own = own.replace(
+            "        sync: (\n            flush_delay_us: 1000,\n            flush_updates: 4,\n            digest_interval_ms: 2000,\n            bulk_timeout_ms: 10000,\n            heartbeat_interval_ms: 10,\n            link_dead_ms: 30,\n            min_age_s: 0,\n        ),\n",
+            "",
+        );
+        let shared = "(ha: Some((election: (listen_ms: 500, weights: [(weight: 75, port: \"data1\")]), sync: (min_age_s: 3))))";
+        let parse = |unit: &str| {
+            UnitConfig::parse_with_shared(
+                unit,
+                "unit.ron",
+                Some((shared, "shared.ron")),
+                &profile(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        let ha = parse(&own).unwrap().ha.unwrap();
+        assert_eq!(ha.election.weights, [100, 75]);
+        assert_eq!(ha.election.listen, Duration::from_millis(500));
+        assert_eq!((ha.sync.min_age_s, ha.election.priority), (3, 10));
+        let both = parse(GOOD_HA).unwrap_err();
+        assert!(
+            both.starts_with("unit.ron:")
+                && both.contains("ha.sync: also written in the shared file"),
+            "{both}"
+        );
     }
 
     #[test]

@@ -81,7 +81,12 @@ impl<U: Managed> State<U> {
     }
 
     fn files(&self) -> Vec<SyncedFile> {
-        confsync::files(self.settings.rules_path.as_deref())
+        let shared = self
+            .settings
+            .files
+            .as_ref()
+            .and_then(|f| f.shared.as_deref());
+        confsync::files(self.settings.rules_path.as_deref(), shared)
     }
 
     fn revision(&self) -> String {
@@ -562,6 +567,9 @@ impl<U: Managed> State<U> {
                 &own
             }
         };
+        if self.is_shared_file(name) {
+            return self.read_config(Some(text)).map(|_| ());
+        }
         rules::parse(text, name, self.interface_names())
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -615,12 +623,22 @@ impl<U: Managed> State<U> {
         for (name, text) in &staged {
             self.validate(name, Some(text))?;
         }
-        // This unit's own configuration file is read first: refused, it
-        // changes nothing, and nothing else has changed yet.
-        let reread = self.reread_ha()?;
+        // The shared file first (the HA parameters are read with it), then
+        // the rules: all were validated together above.
         let mut rows = Vec::new();
-        for (name, text) in staged {
-            // Only the rules file travels: validated above, so this writes and applies.
+        let (shared, rules): (Vec<_>, Vec<_>) = staged
+            .into_iter()
+            .partition(|(name, _)| self.is_shared_file(name));
+        for (name, text) in shared {
+            let done = self.apply_shared(Origin::Partner, &text)?;
+            rows.push(Row::ok(
+                &me,
+                "service reactivation",
+                format!("{name}: {done}"),
+            ));
+        }
+        rows.push(Row::ok(&me, "service reactivation", self.reread_ha()?));
+        for (name, text) in rules {
             let done = self.apply_rules(Origin::Partner, &text)?;
             rows.push(Row::ok(
                 &me,
@@ -628,7 +646,6 @@ impl<U: Managed> State<U> {
                 format!("{name}: {done}"),
             ));
         }
-        rows.push(Row::ok(&me, "service reactivation", reread));
         self.synced(sync_id);
         tracing::info!(target: crate::election_task::HA_LOG, "configuration sync {sync_id} received from the partner: in force");
         json(&rows)
@@ -664,16 +681,19 @@ impl<U: Managed> State<U> {
     /// that change without a restart in force (priority, interface
     /// weights); says what changed, and what needs a restart.
     fn reread_ha(&mut self) -> Result<String, String> {
+        if self.settings.ha.is_none() {
+            return Err(answer::NO_PARTNER.into());
+        }
+        let config = self
+            .read_config(None)
+            .map_err(|e| format!("HA parameters not re-read, nothing changed: {e}"))?;
+        let path = self.unit_file_name();
         let Some(ha) = self.settings.ha.as_mut() else {
             return Err(answer::NO_PARTNER.into());
         };
-        let (path, profile) = &ha.config;
-        let config = crate::config::UnitConfig::load(path, profile)
-            .map_err(|e| format!("HA parameters not re-read, nothing changed: {e}"))?;
         let Some(new) = config.ha else {
             return Err(format!(
-                "HA parameters not re-read, nothing changed: {} has no `ha` section any more (that needs a restart)",
-                path.display()
+                "HA parameters not re-read, nothing changed: {path} has no `ha` section any more (that needs a restart)"
             ));
         };
         let old = &ha.running;
@@ -712,8 +732,7 @@ impl<U: Managed> State<U> {
         }
         ha.running = running;
         let mut text = format!(
-            "HA parameters re-read from {}: {}",
-            path.display(),
+            "HA parameters re-read from {path}: {}",
             if said.is_empty() {
                 "nothing changed".to_owned()
             } else {

@@ -70,14 +70,14 @@ pub(crate) struct ElectionFile {
     priority: Option<i64>,
     forced: Option<HaRole>,
     #[serde(deserialize_with = "written")]
-    listen_ms: Option<i64>,
+    pub(crate) listen_ms: Option<i64>,
     probe: Vec<String>,
-    weights: Vec<WeightFile>,
+    pub(crate) weights: Vec<WeightFile>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WeightFile {
+pub(crate) struct WeightFile {
     port: String,
     weight: i64,
 }
