@@ -577,6 +577,7 @@ impl<U: Managed> State<U> {
 }
 
 mod ha;
+mod hasync;
 mod shared;
 
 pub use shared::UnitFiles;
