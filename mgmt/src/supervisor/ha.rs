@@ -270,14 +270,7 @@ impl<U: Managed> State<U> {
 
     fn hadiff(&self, name: &str, got: &Reply) -> Reply {
         let theirs: Option<String> = parse(got)?;
-        let path = self
-            .files()
-            .into_iter()
-            .find(|f| f.name == name)
-            .map(|f| f.path)
-            .ok_or_else(|| self.no_such_file(name))?;
-        let ours =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let ours = self.read_synced(name)?;
         let theirs = theirs.unwrap_or_default();
         let local = format!("{}:{name}", self.settings.identity.serial);
         let remote = format!("{}:{name}", self.peer_serial());

@@ -180,12 +180,9 @@ impl<U: Managed> State<U> {
                 None
             }
             SyncStep::File { transfer, name } => {
-                let Some(file) = self.files().into_iter().find(|f| f.name == name) else {
-                    return Some((Err(self.no_such_file(&name)), reply));
-                };
-                let text = match std::fs::read_to_string(&file.path) {
+                let text = match self.read_synced(&name) {
                     Ok(t) => t,
-                    Err(e) => return Some((Err(format!("{}: {e}", file.path.display())), reply)),
+                    Err(e) => return Some((Err(e), reply)),
                 };
                 let (bytes, sha) = (text.len(), confsync::sha256(text.as_bytes()));
                 self.ask_partner(
@@ -271,6 +268,17 @@ impl<U: Managed> State<U> {
         why
     }
 
+    /// The text of this member's synchronised file `name`.
+    pub(super) fn read_synced(&self, name: &str) -> Result<String, String> {
+        let path = self
+            .files()
+            .into_iter()
+            .find(|f| f.name == name)
+            .map(|f| f.path)
+            .ok_or_else(|| self.no_such_file(name))?;
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     /// Checks a synchronised file's text (this member's own when `None`)
     /// the way putting it in force would.
     pub(super) fn validate(&self, name: &str, text: Option<&str>) -> Result<(), String> {
@@ -278,14 +286,7 @@ impl<U: Managed> State<U> {
         let text = match text {
             Some(t) => t,
             None => {
-                let path = self
-                    .files()
-                    .into_iter()
-                    .find(|f| f.name == name)
-                    .map(|f| f.path)
-                    .ok_or_else(|| self.no_such_file(name))?;
-                own = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                own = self.read_synced(name)?;
                 &own
             }
         };
