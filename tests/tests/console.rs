@@ -172,11 +172,24 @@ Config revision   <rev>                         <rev>
             && text.contains("Main link         198.18.254.1: FAIL            -\n"),
         "{text}"
     );
-    let out = lab.ctl(Unit::A, &["hasynctest"]).unwrap();
+    const GONE: &str = "partner unreachable: the partner is not heard on any HA link";
+    for command in [&["hasynctest"][..], &["hadiff", "rules.ron"]] {
+        let out = lab.ctl(Unit::A, command).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out}");
+        assert_eq!(out.stderr, format!("error: {GONE}\n"), "{command:?}");
+    }
+    let out = lab.ctl(Unit::A, &["hasync"]).unwrap();
     assert_eq!(out.status.code(), Some(1), "{out}");
     assert_eq!(
-        out.stderr,
-        "error: partner unreachable: the partner is not heard on any HA link\n"
+        out.stdout,
+        format!(
+            "\
+Source       | Step                 | P | Info
+TNDM-LAB-A   | pre-commands         | + | 2 file(s) valid: shared.ron, rules.ron
+TNDM-LAB-A   | link evaluation      | ! | {GONE}
+FAILED: {GONE}
+"
+        )
     );
 }
 

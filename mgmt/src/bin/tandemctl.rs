@@ -268,7 +268,7 @@ fn hasync(args: &Args, options: &[String]) -> Result<ExitCode, ExitCode> {
             closed = emit(io::stdout(), &format!("{line}\n")).err();
         }
     };
-    let ok = mgmt::console::hasync::run("local", &mut ask, &mut out, verbose, json);
+    let ok = mgmt::console::hasync::run(&mut ask, &mut out, verbose, json);
     if let Some(code) = closed {
         return Err(code);
     }

@@ -80,10 +80,10 @@ pub fn row_text(r: &Row) -> String {
 }
 
 /// Runs the steps: `ask(request line)` asks the local unit (its answer, or
-/// the error text); `out(line)` prints one line. Returns whether the sync
-/// succeeded.
+/// the error text); `out(line)` prints one line. A failed step's row names
+/// the local unit by the serial its first answer gave (`local` before).
+/// Returns whether the sync succeeded.
 pub fn run(
-    me: &str,
     ask: &mut dyn FnMut(&str) -> Result<String, String>,
     out: &mut dyn FnMut(&str),
     verbose: bool,
@@ -92,6 +92,7 @@ pub fn run(
     if !json {
         out(HEADER);
     }
+    let mut me = "local".to_owned();
     let mut step = |request: &str, name: &str| -> Option<StepAnswer> {
         let started = Instant::now();
         let answer = ask(request).and_then(|text| {
@@ -101,6 +102,9 @@ pub fn run(
         let took = started.elapsed().as_millis();
         match answer {
             Ok(a) => {
+                if let Some(first) = a.rows.first().filter(|_| name == "pre-commands") {
+                    me.clone_from(&first.source);
+                }
                 if json {
                     out(&serde_json::to_string(&a).unwrap_or_default());
                 } else {
@@ -124,7 +128,7 @@ pub fn run(
                     out(&serde_json::json!({"failed": name, "error": why}).to_string());
                 } else {
                     out(&row_text(&Row {
-                        source: me.to_owned(),
+                        source: me.clone(),
                         step: name.to_owned(),
                         ok: false,
                         info: why.clone(),
@@ -183,7 +187,6 @@ mod tests {
         let mut asked = Vec::new();
         let mut lines = Vec::new();
         let ok = run(
-            "A",
             &mut |req| {
                 asked.push(req.to_owned());
                 match req {
@@ -229,11 +232,11 @@ mod tests {
     fn a_failed_step_ends_the_sync_with_its_reason() {
         let mut lines = Vec::new();
         let ok = run(
-            "A",
             &mut |req| match req {
                 "hasync begin" => answer(StepAnswer {
                     transfer: Some(1),
                     files: vec!["rules.ron".into()],
+                    rows: vec![Row::ok("A", "pre-commands", "1 file(s) valid".into())],
                     ..StepAnswer::default()
                 }),
                 "hasync link" => answer(StepAnswer::default()),
@@ -245,7 +248,7 @@ mod tests {
         );
         assert!(!ok);
         assert_eq!(
-            lines[1..],
+            lines[2..],
             [
                 "A            | file                 | ! | rules.ron: refused by B: rules.ron:3:7: bad",
                 "FAILED: rules.ron: refused by B: rules.ron:3:7: bad"
