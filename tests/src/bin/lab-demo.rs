@@ -91,17 +91,7 @@ fn run(args: &Args) -> Result<(), DemoError> {
             args.size_mb
         ),
     );
-    let www = lab.dir().join("www");
-    std::fs::create_dir_all(&www)?;
-    let blob = www.join("blob");
-    blob::write_random(&blob, args.size_mb * 1_000_000)?;
-    let http = services::http_server(
-        lab.server(),
-        &www,
-        plan::SERVER_IP,
-        80,
-        &lab.dir().join("http"),
-    )?;
+    let (http, blob) = demo::serve_blob(lab.server(), lab.dir(), args.size_mb)?;
     let got = lab.dir().join("got");
     let got_arg = got.to_string_lossy().into_owned();
     let url = format!("http://{}:80/blob", plan::SERVER_IP);
@@ -158,9 +148,10 @@ fn run(args: &Args) -> Result<(), DemoError> {
 
     if firewall {
         step(5, "a port the rules block: the client tries TCP 8080");
+        // The same directory on another port.
         let _blocked = services::http_server(
             lab.server(),
-            &www,
+            blob.parent().unwrap_or(lab.dir()),
             plan::SERVER_IP,
             8080,
             &lab.dir().join("http-8080"),

@@ -19,7 +19,7 @@ use clap::Parser;
 use tandem_tests::demo::{self, check_removed, step, DemoError};
 use tandem_tests::failover::{Probe, ProbeServer};
 use tandem_tests::pair::DataWiring;
-use tandem_tests::{blob, plan, services, PairLab, Unit};
+use tandem_tests::{blob, plan, PairLab, Unit};
 
 /// Builds an HA pair lab, fails it over under load and shows what happened.
 #[derive(Parser, Debug)]
@@ -94,17 +94,7 @@ fn run(args: &Args) -> Result<(), DemoError> {
             args.size_mb, args.rate_mb
         ),
     );
-    let www = lab.dir().join("www");
-    std::fs::create_dir_all(&www)?;
-    let blob = www.join("blob");
-    blob::write_random(&blob, args.size_mb * 1_000_000)?;
-    let _http = services::http_server(
-        lab.server(),
-        &www,
-        plan::SERVER_IP,
-        80,
-        &lab.dir().join("http"),
-    )?;
+    let (_http, blob) = demo::serve_blob(lab.server(), lab.dir(), args.size_mb)?;
     let _probe_server = ProbeServer::start(
         lab.server(),
         plan::SERVER_IP,
