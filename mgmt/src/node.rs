@@ -10,6 +10,13 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Now, in Unix seconds (UTC), as every time here is given.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The name and version of `hainfo --json`'s schema.
 pub const HAINFO_SCHEMA: &str = "tandem.hainfo/1";
 

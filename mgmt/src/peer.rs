@@ -132,7 +132,7 @@ pub struct PeerRelay {
     waiting: HashMap<u64, (Sender<Reply>, Instant)>,
     serving: Vec<(u64, Receiver<Reply>)>,
     /// Messages from the partner that were not an envelope of this version.
-    pub refused: u64,
+    refused: u64,
 }
 
 /// A relay and the client that feeds it; `supervisor` is set once the
@@ -156,7 +156,25 @@ fn encode(e: &Envelope) -> Vec<u8> {
     serde_json::to_vec(e).unwrap_or_default()
 }
 
+/// Sends the answer to the partner's question `id`. Unsent (the link went
+/// down meanwhile), the asker times out.
+fn answer(engine: &mut Engine, id: u64, answer: Reply) {
+    let bytes = encode(&Envelope {
+        version: PEER_PROTOCOL,
+        id,
+        body: Body::Answer(answer),
+    });
+    let _ = engine.send_mgmt(bytes);
+}
+
 impl PeerRelay {
+    /// `sync.peer_refused`: messages of the partner's daemon that were not
+    /// a peer protocol envelope of this version (dropped; a question of
+    /// another version is answered with the reason).
+    pub fn counters(&self, out: &mut Vec<(String, u64)>) {
+        out.push(("sync.peer_refused".into(), self.refused));
+    }
+
     /// One round: questions out, messages in, answers ready, timeouts.
     pub fn round(&mut self, engine: &mut Engine) {
         let now = Instant::now();
@@ -181,18 +199,12 @@ impl PeerRelay {
             self.received(engine, &bytes);
         }
         self.serving.retain(|(id, rx)| {
-            let answer = match rx.try_recv() {
+            let reply = match rx.try_recv() {
                 Ok(a) => a,
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => Err("the partner's unit stopped".into()),
             };
-            let bytes = encode(&Envelope {
-                version: PEER_PROTOCOL,
-                id: *id,
-                body: Body::Answer(answer),
-            });
-            // Unsent (the link went down meanwhile): the asker times out.
-            let _ = engine.send_mgmt(bytes);
+            answer(engine, *id, reply);
             false
         });
         self.waiting.retain(|_, (reply, deadline)| {
@@ -210,12 +222,7 @@ impl PeerRelay {
             Ok(e) => {
                 self.refused += 1;
                 if matches!(e.body, Body::Ask(_)) {
-                    let answer = Envelope {
-                        version: PEER_PROTOCOL,
-                        id: e.id,
-                        body: Body::Answer(Err(version_mismatch(e.version))),
-                    };
-                    let _ = engine.send_mgmt(encode(&answer));
+                    answer(engine, e.id, Err(version_mismatch(e.version)));
                 }
                 return;
             }
@@ -237,14 +244,11 @@ impl PeerRelay {
                 Some(s) => self
                     .serving
                     .push((envelope.id, s.submit(Command::Peer(ask)))),
-                None => {
-                    let answer = Envelope {
-                        version: PEER_PROTOCOL,
-                        id: envelope.id,
-                        body: Body::Answer(Err("the partner's unit is starting".into())),
-                    };
-                    let _ = engine.send_mgmt(encode(&answer));
-                }
+                None => answer(
+                    engine,
+                    envelope.id,
+                    Err("the partner's unit is starting".into()),
+                ),
             },
         }
     }

@@ -347,9 +347,11 @@ impl SyncTask {
             p.counters(&mut counters);
         }
         self.election.counters(now_ns, &mut counters);
-        let status = self.status_text(&self.engine.status(now_ns), now_ns);
+        self.relay.counters(&mut counters);
+        let st = self.engine.status(now_ns);
+        let status = self.status_text(&st, now_ns);
         let mode = self.election.mode_text(now_ns);
-        let ha = self.snapshot(now_ns);
+        let ha = self.snapshot(&st, now_ns);
         if let Ok(mut p) = self.published.try_lock() {
             p.counters = counters;
             p.status = status;
@@ -359,12 +361,9 @@ impl SyncTask {
     }
 
     /// The view `hainfo` shows, times in Unix seconds.
-    fn snapshot(&self, now_ns: u64) -> HaSnapshot {
-        let unix_now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+    fn snapshot(&self, st: &Status, now_ns: u64) -> HaSnapshot {
+        let unix_now = crate::node::unix_now();
         let at = |ns: u64| unix_now.saturating_sub(now_ns.saturating_sub(ns) / 1_000_000_000);
-        let st = self.engine.status(now_ns);
         let e = self.election.election();
         let waiting = matches!(
             st.bulk_in,

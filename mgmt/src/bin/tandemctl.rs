@@ -252,14 +252,13 @@ fn hasync(args: &Args, options: &[String]) -> Result<ExitCode, ExitCode> {
         }
     }
     let timeout = Duration::from_secs(args.timeout);
-    let mut unit_unreachable = None;
+    let mut unit_unreachable = false;
     let mut ask = |line: &str| match control::request(&args.socket, &versioned(line), timeout) {
         Ok(answer) if answer.starts_with("error:") => Err(answer),
         Ok(answer) => Ok(answer),
         Err(e) => {
-            let why = unreachable(&args.socket, &e);
-            unit_unreachable = Some(why.clone());
-            Err(why)
+            unit_unreachable = true;
+            Err(unreachable(&args.socket, &e))
         }
     };
     let mut closed = None;
@@ -274,7 +273,7 @@ fn hasync(args: &Args, options: &[String]) -> Result<ExitCode, ExitCode> {
     }
     Ok(match (ok, unit_unreachable) {
         (true, _) => ExitCode::SUCCESS,
-        (false, Some(_)) => ExitCode::from(3),
-        (false, None) => ExitCode::from(1),
+        (false, true) => ExitCode::from(3),
+        (false, false) => ExitCode::from(1),
     })
 }

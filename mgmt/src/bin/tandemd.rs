@@ -237,9 +237,7 @@ fn main() -> ExitCode {
                 .map_or_else(String::new, |ha| ha.serial_str().to_owned()),
             model: profile.model.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            boot: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            boot: mgmt::node::unix_now(),
         },
         ha: config.ha.as_ref().zip(published.as_ref()).map(|(ha, p)| {
             let p = Arc::clone(p);

@@ -11,7 +11,7 @@
 use super::*;
 use crate::confsync::{self, FileDigest, Staging};
 use crate::console::hainfo;
-use crate::node::{NodeStatus, SyncFigures};
+use crate::node::{HaSnapshot, NodeStatus, SyncFigures};
 use crate::peer::{Ask, PEER_TIMEOUT};
 use std::fmt::Write as _;
 
@@ -45,6 +45,12 @@ fn text_answer(text: String) -> Reply {
 }
 
 impl<U: Managed> State<U> {
+    /// What the sync task last published (`None`: no partner configured).
+    fn ha_snapshot(&self) -> Option<HaSnapshot> {
+        self.settings.ha.as_ref().and_then(|h| (h.snapshot)())
+    }
+
+    /// This member's status; reads and hashes its synchronised files.
     pub(super) fn local_node(&self) -> NodeStatus {
         let id = &self.settings.identity;
         NodeStatus {
@@ -52,18 +58,13 @@ impl<U: Managed> State<U> {
             model: id.model.clone(),
             version: id.version.clone(),
             boot: id.boot,
-            ha: self
-                .settings
-                .ha
-                .as_ref()
-                .and_then(|h| (h.snapshot)())
-                .map(|s| s.node),
+            ha: self.ha_snapshot().map(|s| s.node),
             config: self.config_state(),
         }
     }
 
     pub(super) fn local_sync(&self) -> SyncFigures {
-        let snapshot = self.settings.ha.as_ref().and_then(|h| (h.snapshot)());
+        let snapshot = self.ha_snapshot();
         let (bulk, digests) =
             snapshot.map_or_else(|| ("-".to_owned(), "-".to_owned()), |s| (s.bulk, s.digests));
         SyncFigures::of(
@@ -150,10 +151,10 @@ impl<U: Managed> State<U> {
     ) -> Option<(Reply, Sender<Reply>)> {
         match request {
             Request::Mode { .. } => {
-                let node = self.local_node();
-                let answer = match node.ha {
-                    Some(ha) => json(&serde_json::json!({
-                        "serial": node.serial, "mode": ha.mode, "forced": ha.forced,
+                let serial = &self.settings.identity.serial;
+                let answer = match self.ha_snapshot() {
+                    Some(HaSnapshot { node: ha, .. }) => json(&serde_json::json!({
+                        "serial": serial, "mode": ha.mode, "forced": ha.forced,
                         "reason": ha.reason, "since": ha.mode_since,
                     }))
                     .map(|t| t + "\n"),
@@ -162,9 +163,10 @@ impl<U: Managed> State<U> {
                 Some((answer, reply))
             }
             Request::Sync { .. } => {
-                let node = self.local_node();
                 let answer = json(&serde_json::json!({
-                    "serial": node.serial, "ha": node.ha, "sync": self.local_sync(),
+                    "serial": self.settings.identity.serial,
+                    "ha": self.ha_snapshot().map(|s| s.node),
+                    "sync": self.local_sync(),
                 }))
                 .map(|t| t + "\n");
                 Some((answer, reply))
@@ -286,11 +288,7 @@ impl<U: Managed> State<U> {
             Ask::Node => json(&self.local_node()),
             Ask::SyncStats => json(&self.local_sync()),
             Ask::Files => json(&confsync::digests(&self.files())),
-            Ask::File { name } => {
-                let file = self.files().into_iter().find(|f| f.name == name);
-                let text = file.and_then(|f| std::fs::read_to_string(f.path).ok());
-                json(&text)
-            }
+            Ask::File { name } => json(&self.read_synced(&name).ok()),
             Ask::Stage {
                 transfer,
                 name,
@@ -311,6 +309,23 @@ impl<U: Managed> State<U> {
             }
             Ask::Commit { transfer, sync_id } => self.commit(transfer, sync_id),
         }
+    }
+
+    /// Puts new interface weights in force (the health probes weigh with
+    /// them from their next round) and keeps them as running; says the
+    /// change, if any.
+    pub(super) fn put_weights(&mut self, weights: &[u16]) -> Option<String> {
+        let ha = self.settings.ha.as_mut()?;
+        let running = &mut ha.running.election.weights;
+        if running.as_slice() == weights {
+            return None;
+        }
+        let said = format!("interface weights {running:?} → {weights:?}");
+        if let Some(h) = &ha.health {
+            h.set_weights(weights.to_vec());
+        }
+        *running = weights.to_vec();
+        Some(said)
     }
 
     /// `enha`: the HA parameters re-read, then the one-line status.
@@ -350,32 +365,25 @@ impl<U: Managed> State<U> {
             .read_config(None)
             .map_err(|e| format!("HA parameters not re-read, nothing changed: {e}"))?;
         let path = self.unit_file_name();
-        let Some(ha) = self.settings.ha.as_mut() else {
-            return Err(answer::NO_PARTNER.into());
-        };
         let Some(new) = config.ha else {
             return Err(format!(
                 "HA parameters not re-read, nothing changed: {path} has no `ha` section any more (that needs a restart)"
             ));
         };
-        let old = &ha.running;
         let mut said = Vec::new();
-        if new.election.priority != old.election.priority {
-            said.push(format!(
-                "priority {} → {}",
-                old.election.priority, new.election.priority
-            ));
-            ha.params.set_priority(new.election.priority);
-        }
-        if new.election.weights != old.election.weights {
-            said.push(format!(
-                "interface weights {:?} → {:?}",
-                old.election.weights, new.election.weights
-            ));
-            if let Some(h) = &ha.health {
-                h.set_weights(new.election.weights.clone());
+        if let Some(ha) = self.settings.ha.as_mut() {
+            let running = &mut ha.running.election.priority;
+            if new.election.priority != *running {
+                said.push(format!("priority {running} → {}", new.election.priority));
+                ha.params.set_priority(new.election.priority);
+                *running = new.election.priority;
             }
         }
+        said.extend(self.put_weights(&new.election.weights));
+        let Some(ha) = self.settings.ha.as_mut() else {
+            return Err(answer::NO_PARTNER.into());
+        };
+        let old = &ha.running;
         let restart = new.serial != old.serial
             || new.peer_serial != old.peer_serial
             || new.links != old.links
@@ -384,15 +392,11 @@ impl<U: Managed> State<U> {
             || new.sync != old.sync
             || new.election.listen != old.election.listen
             || new.election.probe != old.election.probe;
-        let mut running = new;
-        if restart {
-            // Only what was applied counts as running.
-            let mut kept = old.clone();
-            kept.election.priority = running.election.priority;
-            kept.election.weights = std::mem::take(&mut running.election.weights);
-            running = kept;
+        // Only what was applied counts as running: with a change that needs
+        // a restart, the priority and weights just put in force.
+        if !restart {
+            ha.running = new;
         }
-        ha.running = running;
         let mut text = format!(
             "HA parameters re-read from {path}: {}",
             if said.is_empty() {

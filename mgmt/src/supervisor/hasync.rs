@@ -8,7 +8,7 @@ use super::*;
 use crate::confsync::{self, Record, SyncedFile};
 use crate::console::hasync::{Row, StepAnswer};
 use crate::console::request::SyncStep;
-use crate::node::{ConfigState, NodeStatus};
+use crate::node::{unix_now, ConfigState, NodeStatus};
 use crate::peer::{Ask, PEER_TIMEOUT};
 
 /// How long a file's staging or a commit may take on the partner (a full
@@ -19,12 +19,6 @@ const TRANSFER_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// Why a unit has no file to synchronise.
 const NO_FILES: &str = "this unit synchronises none (it runs without --rules and --shared)";
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 impl<U: Managed> State<U> {
     /// Loads the configuration sync record; at the first start the files of

@@ -99,13 +99,12 @@ impl<U: Managed> State<U> {
             router: config.router.clone(),
             timeouts: config.timeouts,
         }));
-        if let (Some(ha), Some(new)) = (&self.settings.ha, &config.ha) {
-            if let Some(h) = &ha.health {
-                h.set_weights(new.election.weights.clone());
-            }
-        }
+        let weights = config
+            .ha
+            .as_ref()
+            .and_then(|ha| self.put_weights(&ha.election.weights));
         self.files_changed();
-        let text = format!(
+        let mut text = format!(
             "shared configuration {what}: {} virtual address(es), {} route(s)",
             config
                 .router
@@ -115,6 +114,9 @@ impl<U: Managed> State<U> {
                 .count(),
             config.router.routes.len()
         );
+        if let Some(w) = weights {
+            text.push_str(&format!("; {w}"));
+        }
         tracing::info!("{text} (from the {})", origin.name());
         text
     }
